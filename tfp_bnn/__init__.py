@@ -1,0 +1,67 @@
+"""tfp_bnn: Bayesian neural networks on TensorFlow Probability and tf-keras.
+
+Build a model for one of the four regimes, train it with ``fit``, predict
+with the aleatoric/epistemic split:
+
+>>> import tf_keras, tfp_bnn
+>>> model = tfp_bnn.make_regressor((1,), hidden_units=(50,), train_size=len(x))
+>>> model.compile(optimizer=tf_keras.optimizers.Adam(1e-2))
+>>> model.fit(x, y, epochs=200, verbose=0)
+>>> result = tfp_bnn.predict(model, x_test, num_samples=100, seed=0)
+
+Import ``tf_keras``, never ``tf.keras``: Keras 3 does not work with ``tfp.layers``.
+"""
+
+from tfp_bnn import heads, layers, metrics, posteriors, priors, sampling, validation
+from tfp_bnn.heads import (
+    BernoulliHead,
+    CategoricalHead,
+    HomoscedasticNormalHead,
+    NegativeLogLikelihood,
+    NormalHead,
+    PointClassHead,
+    PointHead,
+    PoissonHead,
+    StudentTHead,
+)
+from tfp_bnn.layers import BayesianConv2D, BayesianDense
+from tfp_bnn.models import REGIMES, BayesianModel, make_classifier, make_regressor
+from tfp_bnn.posteriors import FullCovarianceNormal, MeanFieldNormal
+from tfp_bnn.prediction import ClassificationPrediction, RegressionPrediction, log_likelihoods, predict
+from tfp_bnn.priors import NormalPrior, ScaleMixturePrior, TrainableNormalPrior
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BayesianConv2D",
+    "BayesianDense",
+    "BayesianModel",
+    "BernoulliHead",
+    "CategoricalHead",
+    "ClassificationPrediction",
+    "FullCovarianceNormal",
+    "HomoscedasticNormalHead",
+    "MeanFieldNormal",
+    "NegativeLogLikelihood",
+    "NormalHead",
+    "NormalPrior",
+    "PointClassHead",
+    "PointHead",
+    "PoissonHead",
+    "REGIMES",
+    "RegressionPrediction",
+    "ScaleMixturePrior",
+    "StudentTHead",
+    "TrainableNormalPrior",
+    "heads",
+    "layers",
+    "log_likelihoods",
+    "make_classifier",
+    "make_regressor",
+    "metrics",
+    "posteriors",
+    "predict",
+    "priors",
+    "sampling",
+    "validation",
+]

@@ -1,0 +1,100 @@
+"""Shared plumbing of the prior and posterior factories.
+
+A factory is a small serializable object that speaks the two protocols of
+``tfp.layers``:
+
+* ``factory(kernel_size, bias_size, dtype)`` -> a Keras layer whose call
+  returns a distribution over the flat vector ``[kernel.ravel(), bias]``
+  (``make_prior_fn``/``make_posterior_fn`` of ``tfp.layers.DenseVariational``;
+  tfp_bnn's own layers use this one too and also pass ``kernel_shape``);
+* ``factory(dtype, shape, name, trainable, add_variable_fn)`` -> a
+  distribution over a kernel of ``shape`` (``kernel_prior_fn``/
+  ``kernel_posterior_fn`` of ``DenseReparameterization``, ``DenseFlipout``
+  and the convolution layers).
+"""
+
+import numpy as np
+import tensorflow as tf
+import tf_keras
+
+_KERNEL_FN_ARGS = ("dtype", "shape", "name", "trainable", "add_variable_fn")
+
+
+def register(cls):
+    return tf_keras.saving.register_keras_serializable(package="tfp_bnn")(cls)
+
+
+def serialize(obj):
+    return tf_keras.saving.serialize_keras_object(obj)
+
+
+def deserialize(config):
+    """A factory from its Keras config (objects pass through unchanged)."""
+    if isinstance(config, dict):
+        return tf_keras.saving.deserialize_keras_object(config)
+    return config
+
+
+def softplus_inverse(x):
+    """Inverse of softplus, in NumPy (for initial values)."""
+    x = np.asarray(x, dtype=np.float64)
+    return x + np.log(-np.expm1(-x))
+
+
+class DistributionFactory:
+    """Base class: the two ``tfp.layers`` protocols and Keras serialization."""
+
+    def __call__(self, *args, **kwargs):
+        if len(args) + len(kwargs) == len(_KERNEL_FN_ARGS) or "add_variable_fn" in kwargs:
+            return self.kernel_fn(*args, **kwargs)
+        return self.make_layer(*args, **kwargs)
+
+    def make_layer(self, kernel_size, bias_size=0, dtype=None, kernel_shape=None):
+        raise NotImplementedError
+
+    def kernel_fn(self, dtype, shape, name, trainable, add_variable_fn):
+        raise NotImplementedError(
+            f"{type(self).__name__} cannot be used as a kernel prior/posterior of "
+            "the tfp.layers Reparameterization/Flipout layers."
+        )
+
+    def get_config(self):
+        raise NotImplementedError
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+
+class DistributionLayer(tf_keras.layers.Layer):
+    """A layer that owns the variables of a distribution over a flat vector.
+
+    Its call ignores the inputs (they are only there for the
+    ``make_posterior_fn`` protocol) and returns :meth:`distribution`.
+    """
+
+    def __init__(self, size, **kwargs):
+        super().__init__(**kwargs)
+        self.size = int(size)
+
+    def distribution(self):
+        raise NotImplementedError
+
+    def call(self, inputs):
+        return self.distribution()
+
+    def get_config(self):
+        return {**super().get_config(), "size": self.size}
+
+
+def kernel_shape_or_flat(kernel_size, kernel_shape):
+    """The kernel's shape, or a flat one when the caller only gave its size."""
+    if kernel_shape is None:
+        return (int(kernel_size),)
+    if int(np.prod(kernel_shape)) != int(kernel_size):
+        raise ValueError(f"kernel_shape {kernel_shape} does not hold {kernel_size} weights.")
+    return tuple(int(d) for d in kernel_shape)

@@ -1,0 +1,457 @@
+"""Distribution heads: the last layer of every tfp_bnn model.
+
+A head is a ``tfp.layers.DistributionLambda`` that turns the ``params_size``
+outputs of the layer before it into a distribution; the model's loss is that
+distribution's negative log-likelihood (:class:`NegativeLogLikelihood`).
+
+Shapes: for a batch of ``N`` inputs, regression heads return a distribution
+with batch shape ``[N]`` and event shape ``[units]`` (``tfd.Independent`` over
+the outputs), so ``log_prob`` gives one number per example; classification
+heads have event shape ``[]`` (:class:`CategoricalHead`, integer labels) or
+``[1]`` (:class:`BernoulliHead`). The head owns the target shape:
+:func:`align_target` turns ``y`` of shape ``(N,)`` into ``(N, 1)`` (and back)
+and refuses anything else, so ``log_prob`` never broadcasts ``(N,)`` against
+``(N, 1)`` into an ``(N, N)`` matrix.
+
+Converted to a tensor (``model.predict``, a following Keras layer), a head
+gives its mean for regression and the class probabilities for
+classification, of the one weight draw of that call; use
+:func:`tfp_bnn.predict` for the predictive distribution over many draws.
+
+Heads also tell :mod:`tfp_bnn.prediction` what one weight draw predicts
+(:meth:`Head.draw_statistics`): mean and variance for regression, class
+probabilities for classification. *Point* heads (:class:`PointHead`,
+:class:`PointClassHead`) are for the regimes without aleatoric uncertainty:
+they train like MSE / cross-entropy but each draw predicts a single value or
+class.
+
+Regression heads take ``target_loc``/``target_scale`` so a network that works
+in standardized units predicts in raw units: ``y = target_loc +
+target_scale * z``.
+
+Example:
+
+>>> head = NormalHead(units=1)
+>>> dist = head(tf.zeros([5, head.params_size]))
+>>> dist.batch_shape, dist.event_shape
+(TensorShape([5]), TensorShape([1]))
+"""
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_probability as tfp
+import tf_keras
+
+from tfp_bnn._factory import register, softplus_inverse
+
+tfd = tfp.distributions
+
+__all__ = [
+    "Head",
+    "PointHead",
+    "NormalHead",
+    "HomoscedasticNormalHead",
+    "StudentTHead",
+    "PoissonHead",
+    "BernoulliHead",
+    "CategoricalHead",
+    "PointClassHead",
+    "NegativeLogLikelihood",
+    "align_target",
+]
+
+
+def align_target(y, dist):
+    """``y`` reshaped to the distribution's ``batch_shape + event_shape``.
+
+    Accepts exactly the shape ``log_prob`` expects, or one trailing axis of
+    size 1 more or less (``(N,)`` for ``(N, 1)`` and back); raises a
+    ``ValueError`` naming both shapes otherwise. ``y`` is cast to the
+    distribution's dtype.
+    """
+    y = tf.convert_to_tensor(y)
+    expected = dist.batch_shape.concatenate(dist.event_shape)
+    if y.shape.rank is not None and expected.rank is not None:
+        if y.shape.rank == expected.rank - 1 and expected[-1] == 1:
+            y = y[..., tf.newaxis]
+        elif y.shape.rank == expected.rank + 1 and y.shape[-1] == 1:
+            y = y[..., 0]
+        if y.shape.rank != expected.rank or not y.shape[1:].is_compatible_with(expected[1:]):
+            raise ValueError(
+                f"Target of shape {_shape_str(y.shape)} does not fit the model's output: the head "
+                f"predicts targets of shape {_shape_str(expected)}. Reshape y to "
+                f"{_shape_str(expected)} (N examples first)."
+            )
+    return tf.cast(y, dist.dtype)
+
+
+def _shape_str(shape):
+    return "(" + ", ".join("N" if i == 0 else str(d) for i, d in enumerate(shape.as_list())) + (
+        ",)" if shape.rank == 1 else ")"
+    )
+
+
+def _per_unit(value, units, name):
+    """A float or one float per output unit, as a list (Keras-config friendly)."""
+    values = np.broadcast_to(np.asarray(value, dtype=np.float64), [units])
+    if not np.all(np.isfinite(values)):
+        raise ValueError(f"{name} must be finite, got {value!r}.")
+    return values.tolist() if np.ndim(value) else float(value)
+
+
+class Head(tfp.layers.DistributionLambda):
+    """Base class of the heads (a ``DistributionLambda`` with a Keras config).
+
+    Subclasses set ``task`` and ``params_per_unit`` and implement
+    ``_make_distribution``; they may override ``draw_statistics``,
+    ``components`` and ``_to_tensor``.
+    """
+
+    task = "regression"
+    params_per_unit = 1
+
+    def __init__(self, units=1, **kwargs):
+        # Both are fixed by the subclass; from_config of older configs may carry them.
+        kwargs.pop("make_distribution_fn", None)
+        kwargs.pop("convert_to_tensor_fn", None)
+        super().__init__(self._make_distribution, convert_to_tensor_fn=self._to_tensor, **kwargs)
+        if int(units) < 1:
+            raise ValueError(f"units must be a positive integer, got {units!r}.")
+        self.units = int(units)
+
+    @property
+    def params_size(self):
+        """How many inputs the head takes from the layer before it."""
+        return self.units * self.params_per_unit
+
+    @property
+    def target_shape(self):
+        """Shape of one example's target (``(units,)`` for regression)."""
+        return (self.units,)
+
+    def check_support(self, y):
+        """Raise a ``ValueError`` if targets ``y`` (NumPy) lie outside the distribution's support."""
+
+    def _make_distribution(self, params):
+        raise NotImplementedError
+
+    def _to_tensor(self, dist):
+        return dist.mean()
+
+    def _check_params(self, params):
+        if params.shape[-1] is not None and params.shape[-1] != self.params_size:
+            raise ValueError(
+                f"{type(self).__name__}(units={self.units}) takes {self.params_size} inputs per "
+                f"example, got {params.shape[-1]}: end the network with a layer of "
+                f"units=head.params_size."
+            )
+        return params
+
+    def draw_statistics(self, dist):
+        """What one weight draw predicts: ``{"mean", "variance"}``, each ``[N, units]``."""
+        return {"mean": dist.mean(), "variance": dist.variance()}
+
+    def components(self, dist):
+        """Elementwise distribution (batch ``[N, units]``) whose CDF makes the intervals."""
+        return dist.distribution
+
+    def get_config(self):
+        # Skip DistributionLambda/Lambda.get_config: they pickle the function.
+        return {**tf_keras.layers.Layer.get_config(self), "units": self.units}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+class _StandardizedRegressionHead(Head):
+    """A regression head whose network works in standardized target units."""
+
+    def __init__(self, units=1, target_loc=0.0, target_scale=1.0, **kwargs):
+        super().__init__(units, **kwargs)
+        self.target_loc = _per_unit(target_loc, self.units, "target_loc")
+        self.target_scale = _per_unit(target_scale, self.units, "target_scale")
+        if np.any(np.asarray(self.target_scale) <= 0):
+            raise ValueError(f"target_scale must be positive, got {target_scale!r}.")
+
+    def _raw_units(self, loc, scale):
+        shift = tf.constant(self.target_loc, loc.dtype)
+        factor = tf.constant(self.target_scale, loc.dtype)
+        return shift + factor * loc, factor * scale
+
+    def get_config(self):
+        return {**super().get_config(), "target_loc": self.target_loc, "target_scale": self.target_scale}
+
+
+@register
+class PointHead(_StandardizedRegressionHead):
+    """Point regression: the loss is Gaussian with unit scale (in standardized units).
+
+    ``-log N(y | mu, 1) = (y - mu)^2 / 2 + const``, i.e. mean squared error;
+    each weight draw predicts ``mu`` alone (aleatoric variance 0), so the
+    spread of predictions comes from the weights only. For the
+    "deterministic" and "Bayesian" regimes.
+    """
+
+    def _make_distribution(self, params):
+        loc, scale = self._raw_units(self._check_params(params), tf.ones_like(params))
+        return tfd.Independent(tfd.Normal(loc, scale), reinterpreted_batch_ndims=1)
+
+    def draw_statistics(self, dist):
+        mean = dist.mean()
+        return {"mean": mean, "variance": tf.zeros_like(mean)}
+
+    def components(self, dist):
+        return tfd.Deterministic(dist.distribution.loc)
+
+
+@register
+class NormalHead(_StandardizedRegressionHead):
+    """Heteroscedastic Normal: ``y ~ N(mu(x), sigma(x)^2)``, ``sigma = floor + softplus(.)``.
+
+    Takes ``2 * units`` inputs (``mu`` then the unconstrained scale). The
+    floor keeps the likelihood bounded when the network fits a point exactly.
+
+    Args:
+      units: number of targets.
+      scale_floor: smallest standard deviation, in standardized units.
+      target_loc, target_scale: see the module docs.
+    """
+
+    params_per_unit = 2
+
+    def __init__(self, units=1, scale_floor=1e-3, **kwargs):
+        super().__init__(units, **kwargs)
+        if not scale_floor >= 0:
+            raise ValueError(f"scale_floor must be >= 0, got {scale_floor!r}.")
+        self.scale_floor = float(scale_floor)
+
+    def _make_distribution(self, params):
+        params = self._check_params(params)
+        loc, raw_scale = params[..., : self.units], params[..., self.units :]
+        loc, scale = self._raw_units(loc, self.scale_floor + tf.nn.softplus(raw_scale))
+        return tfd.Independent(tfd.Normal(loc, scale), reinterpreted_batch_ndims=1)
+
+    def get_config(self):
+        return {**super().get_config(), "scale_floor": self.scale_floor}
+
+
+@register
+class HomoscedasticNormalHead(_StandardizedRegressionHead):
+    """Normal with one learned noise scale per target: ``y ~ N(mu(x), sigma^2)``.
+
+    Takes ``units`` inputs (the mean); ``sigma = floor + softplus(rho)`` is a
+    weight of the head, shared by all inputs.
+
+    Args:
+      units: number of targets.
+      initial_scale: starting ``sigma`` (standardized units).
+      scale_floor: smallest ``sigma``.
+    """
+
+    def __init__(self, units=1, initial_scale=1.0, scale_floor=1e-3, **kwargs):
+        super().__init__(units, **kwargs)
+        if not initial_scale > scale_floor >= 0:
+            raise ValueError(
+                f"need initial_scale > scale_floor >= 0, got {initial_scale!r}, {scale_floor!r}."
+            )
+        self.initial_scale = float(initial_scale)
+        self.scale_floor = float(scale_floor)
+
+    def build(self, input_shape):
+        self.untransformed_scale = self.add_weight(
+            name="untransformed_noise_scale",
+            shape=[self.units],
+            initializer=tf.constant_initializer(softplus_inverse(self.initial_scale - self.scale_floor)),
+        )
+        super().build(input_shape)
+
+    def noise_scale(self):
+        """The learned ``sigma`` (standardized units), shape ``[units]``."""
+        return self.scale_floor + tf.nn.softplus(self.untransformed_scale)
+
+    def _make_distribution(self, params):
+        loc = self._check_params(params)
+        loc, scale = self._raw_units(loc, self.noise_scale() * tf.ones_like(loc))
+        return tfd.Independent(tfd.Normal(loc, scale), reinterpreted_batch_ndims=1)
+
+    def get_config(self):
+        return {**super().get_config(), "initial_scale": self.initial_scale, "scale_floor": self.scale_floor}
+
+
+@register
+class StudentTHead(_StandardizedRegressionHead):
+    """Heteroscedastic Student-t, robust to outliers; one learned ``df > 2`` per target.
+
+    Takes ``2 * units`` inputs like :class:`NormalHead`. ``df = 2 +
+    softplus(.)`` keeps the variance ``scale^2 df / (df - 2)`` finite, so the
+    aleatoric/epistemic split is defined.
+
+    Args:
+      units: number of targets.
+      initial_df: starting degrees of freedom.
+      scale_floor: smallest scale.
+    """
+
+    params_per_unit = 2
+
+    def __init__(self, units=1, initial_df=5.0, scale_floor=1e-3, **kwargs):
+        super().__init__(units, **kwargs)
+        if not initial_df > 2:
+            raise ValueError(f"initial_df must be > 2 (finite variance), got {initial_df!r}.")
+        self.initial_df = float(initial_df)
+        self.scale_floor = float(scale_floor)
+
+    def build(self, input_shape):
+        self.untransformed_df = self.add_weight(
+            name="untransformed_df",
+            shape=[self.units],
+            initializer=tf.constant_initializer(softplus_inverse(self.initial_df - 2.0)),
+        )
+        super().build(input_shape)
+
+    def _make_distribution(self, params):
+        params = self._check_params(params)
+        loc, raw_scale = params[..., : self.units], params[..., self.units :]
+        loc, scale = self._raw_units(loc, self.scale_floor + tf.nn.softplus(raw_scale))
+        df = 2.0 + tf.nn.softplus(self.untransformed_df) * tf.ones_like(loc)
+        return tfd.Independent(tfd.StudentT(df, loc, scale), reinterpreted_batch_ndims=1)
+
+    def get_config(self):
+        return {**super().get_config(), "initial_df": self.initial_df, "scale_floor": self.scale_floor}
+
+
+def _check_integers(y, low, high, what):
+    """Every value an integer in ``[low, high)``, or a ValueError naming the first that is not."""
+    bad = (y != np.round(y)) | (y < low) | (y >= high)
+    if bad.any():
+        row = np.argwhere(bad)[0][0]
+        value = y[tuple(np.argwhere(bad)[0])]
+        raise ValueError(f"y[{row}] = {value:g}, but {what}.")
+
+
+@register
+class PoissonHead(Head):
+    """Counts: ``y ~ Poisson(exp(eta(x)))``; takes ``units`` log-rates."""
+
+    def check_support(self, y):
+        _check_integers(y, 0, np.inf, "a Poisson head takes counts (integers >= 0)")
+
+    def _make_distribution(self, params):
+        return tfd.Independent(tfd.Poisson(log_rate=self._check_params(params)), reinterpreted_batch_ndims=1)
+
+
+class _ClassificationHead(Head):
+    task = "classification"
+
+    def _to_tensor(self, dist):
+        return self.draw_statistics(dist)["probs"]
+
+    def components(self, dist):
+        raise TypeError(f"{type(self).__name__} predicts classes; it has no prediction intervals.")
+
+
+@register
+class CategoricalHead(_ClassificationHead):
+    """``y ~ Categorical(softmax(logits(x)))`` over ``num_classes`` integer labels.
+
+    Takes ``num_classes`` logits; batch shape ``[N]``, event shape ``[]``,
+    labels ``0 .. num_classes - 1`` of shape ``(N,)`` (or ``(N, 1)``).
+    """
+
+    def __init__(self, num_classes=2, **kwargs):
+        kwargs.pop("units", None)
+        super().__init__(num_classes, **kwargs)
+        if self.units < 2:
+            raise ValueError(f"num_classes must be at least 2, got {num_classes!r}.")
+
+    @property
+    def num_classes(self):
+        return self.units
+
+    @property
+    def target_shape(self):
+        return ()
+
+    def check_support(self, y):
+        _check_integers(
+            y, 0, self.num_classes,
+            f"labels must be integers 0..{self.num_classes - 1} (the head has {self.num_classes} "
+            "classes); encode the classes as 0..K-1",
+        )
+
+    def _make_distribution(self, params):
+        return tfd.Categorical(logits=self._check_params(params))
+
+    def draw_statistics(self, dist):
+        return {"probs": dist.probs_parameter()}
+
+    def get_config(self):
+        config = super().get_config()
+        config["num_classes"] = config.pop("units")
+        return config
+
+
+@register
+class PointClassHead(CategoricalHead):
+    """Point classification: trained with cross-entropy, each draw predicts one class.
+
+    For the "deterministic" and "Bayesian" classification regimes: a weight
+    draw votes for its most probable class (a one-hot "probability"), so the
+    predictive probabilities are vote shares, the expected entropy is 0 and
+    all uncertainty is epistemic.
+    """
+
+    def draw_statistics(self, dist):
+        return {"probs": tf.one_hot(tf.argmax(dist.logits, axis=-1), self.units, dtype=dist.logits.dtype)}
+
+
+@register
+class BernoulliHead(_ClassificationHead):
+    """Binary labels ``y ~ Bernoulli(sigmoid(logit(x)))``; takes one logit.
+
+    Batch shape ``[N]``, event shape ``[1]``; labels 0/1 of shape ``(N,)`` or
+    ``(N, 1)``. Predictions report the two class probabilities ``[1 - p, p]``.
+    """
+
+    num_classes = 2
+
+    def __init__(self, **kwargs):
+        kwargs.pop("units", None)
+        super().__init__(1, **kwargs)
+
+    def check_support(self, y):
+        _check_integers(y, 0, 2, "a Bernoulli head takes labels 0 or 1")
+
+    def _make_distribution(self, params):
+        return tfd.Independent(tfd.Bernoulli(logits=self._check_params(params)), reinterpreted_batch_ndims=1)
+
+    def draw_statistics(self, dist):
+        p = tf.sigmoid(dist.distribution.logits)
+        return {"probs": tf.concat([1.0 - p, p], axis=-1)}
+
+    def get_config(self):
+        config = super().get_config()
+        del config["units"]
+        return config
+
+
+@register
+class NegativeLogLikelihood(tf_keras.losses.Loss):
+    """``-log p(y | x)`` of the model's output distribution, one value per example.
+
+    The target is aligned to the distribution with :func:`align_target`
+    first, so ``(N,)`` against ``(N, 1)`` cannot silently broadcast.
+    """
+
+    def __init__(self, name="negative_log_likelihood", **kwargs):
+        super().__init__(name=name, **kwargs)
+
+    def call(self, y_true, y_pred):
+        dist = getattr(y_pred, "_tfp_distribution", y_pred)
+        if not hasattr(dist, "log_prob"):
+            raise TypeError(
+                "NegativeLogLikelihood needs a model whose output is a distribution: end the "
+                "network with a tfp_bnn head (tfp_bnn.heads)."
+            )
+        return -dist.log_prob(align_target(y_true, dist))

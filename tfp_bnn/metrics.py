@@ -1,0 +1,157 @@
+"""Metrics as plain functions of NumPy arrays.
+
+Regression: :func:`rmse`, :func:`mixture_nll` (from the per-draw
+log-likelihoods of :func:`tfp_bnn.log_likelihoods`), :func:`interval_coverage`,
+:func:`interval_width`, :func:`crps_gaussian`, :func:`crps_ensemble`.
+Classification (integer labels, probabilities ``(N, K)``): :func:`accuracy`,
+:func:`categorical_nll`, :func:`brier_score`, :func:`expected_calibration_error`
+(the last two from ``tfp.stats``).
+
+Example:
+
+>>> ll = tfp_bnn.log_likelihoods(model, x_test, y_test, num_samples=100, seed=0)
+>>> mixture_nll(ll)
+"""
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+_STANDARD_NORMAL = tfp.distributions.Normal(np.float64(0.0), np.float64(1.0))
+
+__all__ = [
+    "rmse",
+    "mixture_nll",
+    "interval_coverage",
+    "interval_width",
+    "crps_gaussian",
+    "crps_ensemble",
+    "accuracy",
+    "categorical_nll",
+    "brier_score",
+    "expected_calibration_error",
+]
+
+
+def _flat_pair(y_true, y_pred):
+    y_true, y_pred = np.asarray(y_true, np.float64), np.asarray(y_pred, np.float64)
+    if y_true.size != y_pred.size:
+        raise ValueError(f"y_true has {y_true.size} values but y_pred has {y_pred.size}.")
+    return y_true.reshape(-1), y_pred.reshape(-1)
+
+
+def rmse(y_true, y_pred):
+    """Root mean squared error."""
+    y_true, y_pred = _flat_pair(y_true, y_pred)
+    return float(np.sqrt(np.mean(np.square(y_true - y_pred))))
+
+
+def mixture_nll(log_likelihoods):
+    """Mean negative log-likelihood of the Monte Carlo predictive mixture.
+
+    .. math:: -\\frac1N \\sum_n \\log \\frac1T \\sum_t p(y_n | x_n, w_t)
+
+    computed as ``-mean(logsumexp_t(ll) - log T)`` so that tiny per-draw
+    likelihoods do not underflow.
+
+    Args:
+      log_likelihoods: ``(T, N)`` array of ``log p(y_n | x_n, w_t)``.
+    """
+    ll = np.asarray(log_likelihoods, np.float64)
+    if ll.ndim != 2:
+        raise ValueError(f"log_likelihoods must have shape (T, N), got {ll.shape}.")
+    return float(-np.mean(np.logaddexp.reduce(ll, axis=0) - np.log(ll.shape[0])))
+
+
+def interval_coverage(y_true, lower, upper):
+    """Fraction of targets inside ``[lower, upper]``."""
+    y_true, lower = _flat_pair(y_true, lower)
+    _, upper = _flat_pair(y_true, upper)
+    return float(np.mean((lower <= y_true) & (y_true <= upper)))
+
+
+def interval_width(lower, upper):
+    """Mean width ``upper - lower``."""
+    lower, upper = _flat_pair(lower, upper)
+    return float(np.mean(upper - lower))
+
+
+def crps_gaussian(y_true, mean, stddev):
+    """Mean continuous ranked probability score of ``N(mean, stddev^2)`` forecasts (closed form).
+
+    .. math:: \\sigma [z (2 \\Phi(z) - 1) + 2 \\phi(z) - 1 / \\sqrt\\pi], \\quad z = (y - \\mu) / \\sigma
+    """
+    y_true, mean = _flat_pair(y_true, mean)
+    _, stddev = _flat_pair(y_true, stddev)
+    z = (y_true - mean) / stddev
+    cdf, pdf = _STANDARD_NORMAL.cdf(z).numpy(), _STANDARD_NORMAL.prob(z).numpy()
+    return float(np.mean(stddev * (z * (2 * cdf - 1) + 2 * pdf - 1 / np.sqrt(np.pi))))
+
+
+def crps_ensemble(y_true, samples):
+    """Mean CRPS of the empirical distribution of ``samples`` ``(S, N)``.
+
+    ``E|X - y| - E|X - X'| / 2``, with the second term from the sorted
+    samples in ``O(S log S)``.
+    """
+    samples = np.sort(np.asarray(samples, np.float64), axis=0)
+    y_true = np.asarray(y_true, np.float64).reshape(-1)
+    samples = samples.reshape(samples.shape[0], -1)
+    if samples.shape[1] != y_true.size:
+        raise ValueError(f"samples must have shape (S, {y_true.size}), got {samples.shape}.")
+    size = samples.shape[0]
+    absolute_error = np.mean(np.abs(samples - y_true), axis=0)
+    weights = (2 * np.arange(1, size + 1) - size - 1)[:, np.newaxis]
+    spread = np.sum(weights * samples, axis=0) / size**2
+    return float(np.mean(absolute_error - spread))
+
+
+def _labels_and_probs(labels, probabilities):
+    labels = np.asarray(labels).reshape(-1)
+    probabilities = np.asarray(probabilities, np.float64)
+    if probabilities.ndim != 2 or probabilities.shape[0] != labels.size:
+        raise ValueError(
+            f"probabilities must have shape (N, K) with N = {labels.size} labels, got {probabilities.shape}."
+        )
+    if labels.size and (labels.min() < 0 or labels.max() >= probabilities.shape[1]):
+        raise ValueError(f"labels must lie in 0..{probabilities.shape[1] - 1}.")
+    return labels.astype(np.int64), probabilities
+
+
+def accuracy(labels, probabilities):
+    """Fraction of examples whose most probable class is the label."""
+    labels, probabilities = _labels_and_probs(labels, probabilities)
+    return float(np.mean(np.argmax(probabilities, axis=-1) == labels))
+
+
+def categorical_nll(labels, probabilities, eps=1e-12):
+    """Mean ``-log p(label)``; probabilities are clipped at ``eps`` (a vote share of 0)."""
+    labels, probabilities = _labels_and_probs(labels, probabilities)
+    return float(-np.mean(np.log(np.maximum(probabilities[np.arange(labels.size), labels], eps))))
+
+
+def _logits(probabilities, eps=1e-12):
+    return tf.constant(np.log(np.maximum(probabilities, eps)), tf.float64)
+
+
+def brier_score(labels, probabilities):
+    """Mean Brier score ``sum_k (p_k - 1[y = k])^2`` (0 is perfect, 2 the worst).
+
+    ``tfp.stats.brier_score`` drops the constant ``sum_k 1[y = k]^2 = 1``; it is added back.
+    """
+    labels, probabilities = _labels_and_probs(labels, probabilities)
+    scores = tfp.stats.brier_score(labels=labels, logits=_logits(probabilities))
+    return float(np.mean(scores.numpy()) + 1.0)
+
+
+def expected_calibration_error(labels, probabilities, num_bins=10):
+    """Expected calibration error of the top-class confidence, ``num_bins`` equal-width bins."""
+    labels, probabilities = _labels_and_probs(labels, probabilities)
+    return float(
+        tfp.stats.expected_calibration_error(
+            num_bins,
+            logits=_logits(probabilities),
+            labels_true=labels,
+            labels_predicted=np.argmax(probabilities, axis=-1),
+        ).numpy()
+    )

@@ -1,0 +1,272 @@
+"""Keras models for the four regimes of the article series.
+
+=========================  ================  ===================  ==========================
+regime                     hidden layers     head                 uncertainty
+=========================  ================  ===================  ==========================
+``deterministic``          ``Dense``         point                none
+``probabilistic``          ``Dense``         distribution         aleatoric
+``bayesian``               ``BayesianDense`` point                epistemic
+``bayesian_probabilistic`` ``BayesianDense`` distribution         aleatoric + epistemic
+=========================  ================  ===================  ==========================
+
+:func:`make_regressor` and :func:`make_classifier` build them as
+:class:`BayesianModel`, a Functional ``tf_keras.Model`` that users compile and
+``fit`` as usual. Its loss is the negative log-likelihood of the head plus the
+KL terms in ``model.losses`` (the negative ELBO per example), and the
+training history shows both parts as ``nll`` and ``kl`` next to ``loss``.
+
+Example:
+
+>>> import numpy as np, tfp_bnn
+>>> x = np.random.rand(200, 1).astype("float32"); y = 2 * x[:, 0] + 0.1
+>>> model = tfp_bnn.make_regressor((1,), hidden_units=(16,), train_size=len(x))
+>>> model.compile(optimizer=tf_keras.optimizers.Adam(0.01))
+>>> history = model.fit(x, y, epochs=2, verbose=0)
+>>> sorted(history.history)
+['kl', 'loss', 'nll']
+"""
+
+import tensorflow as tf
+import tf_keras
+
+from tfp_bnn import heads as heads_lib
+from tfp_bnn import sampling, validation
+from tfp_bnn._factory import register
+from tfp_bnn.layers import BayesianDense
+
+__all__ = ["BayesianModel", "make_regressor", "make_classifier", "REGIMES"]
+
+REGIMES = ("deterministic", "probabilistic", "bayesian", "bayesian_probabilistic")
+
+
+@register
+class BayesianModel(tf_keras.Model):
+    """Functional ``tf_keras.Model`` ending in a :mod:`tfp_bnn.heads` head.
+
+    Differences from a plain Functional model, all on the training path:
+
+    * ``compile`` defaults the loss to :class:`tfp_bnn.heads.NegativeLogLikelihood`;
+    * ``fit``/``evaluate`` check NumPy inputs first (NaN, shapes, dtypes,
+      labels outside the head's support) with :mod:`tfp_bnn.validation`;
+    * the logs hold ``loss = nll + kl``, where ``kl`` is the sum of
+      ``model.losses`` (the 1/N-scaled KL of the Bayesian layers and any other
+      regularizer);
+    * step functions are retraced when the :mod:`tfp_bnn.sampling` mode differs
+      from the one they were traced in.
+
+    Build it like a Functional model: ``BayesianModel(inputs, outputs)``.
+    """
+
+    # The same arguments as Functional.__init__, which is what lets Keras save
+    # and revive this class as a Functional model (get_config/from_config).
+    def __init__(self, inputs, outputs, name=None, trainable=True, **kwargs):
+        super().__init__(inputs=inputs, outputs=outputs, name=name, trainable=trainable, **kwargs)
+        if not isinstance(self.layers[-1], heads_lib.Head):
+            raise TypeError(
+                "A BayesianModel must end in a tfp_bnn head (tfp_bnn.heads), got "
+                f"{type(self.layers[-1]).__name__}."
+            )
+        self.nll_tracker = tf_keras.metrics.Mean(name="nll")
+        self.kl_tracker = tf_keras.metrics.Mean(name="kl")
+        self._traced_modes = {}
+
+    @property
+    def head(self):
+        """The model's last layer, a :class:`tfp_bnn.heads.Head`."""
+        return self.layers[-1]
+
+    def compile(self, optimizer="adam", loss=None, **kwargs):
+        super().compile(optimizer=optimizer, loss=loss or heads_lib.NegativeLogLikelihood(), **kwargs)
+
+    # Keras's Model.compile_from_config refuses models with a custom compile;
+    # this is its body, so load_model recompiles and restores the optimizer.
+    def get_compile_config(self):
+        return super().get_compile_config()
+
+    def compile_from_config(self, config):
+        self.compile(**tf_keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    @property
+    def metrics(self):
+        return super().metrics + [self.nll_tracker, self.kl_tracker]
+
+    def kl_divergence(self):
+        """Sum of ``model.losses`` (recomputed now): the scaled KL of all Bayesian layers."""
+        losses = self.losses
+        return tf.add_n(losses) if losses else tf.constant(0.0)
+
+    def _step(self, data, training):
+        x, y, sample_weight = tf_keras.utils.unpack_x_y_sample_weight(data)
+        y_pred = self(x, training=training)
+        kl = self.kl_divergence()
+        loss = self.compiled_loss(y, y_pred, sample_weight, regularization_losses=[kl])
+        return x, y, sample_weight, y_pred, kl, loss
+
+    def _log(self, x, y, sample_weight, y_pred, kl, loss):
+        self.nll_tracker.update_state(loss - kl)
+        self.kl_tracker.update_state(kl)
+        return self.compute_metrics(x, y, y_pred, sample_weight)
+
+    def train_step(self, data):
+        with tf.GradientTape() as tape:
+            x, y, sample_weight, y_pred, kl, loss = self._step(data, training=True)
+        self.optimizer.minimize(loss, self.trainable_variables, tape=tape)
+        return self._log(x, y, sample_weight, y_pred, kl, loss)
+
+    def test_step(self, data):
+        return self._log(*self._step(data, training=False))
+
+    # -- checks before training --------------------------------------------
+    def _checked(self, x, y):
+        if isinstance(x, (tf.data.Dataset, tf_keras.utils.Sequence)) or callable(getattr(x, "__next__", None)):
+            return x, y  # streamed data is checked by Keras as it comes
+        x = validation.check_inputs(x, self.input_shape[1:])
+        if y is not None:
+            y = validation.check_targets(y, self.head, num_examples=len(x))
+        return x, y
+
+    def fit(self, x=None, y=None, *args, validation_data=None, **kwargs):
+        x, y = self._checked(x, y)
+        if isinstance(validation_data, tuple) and len(validation_data) >= 2:
+            validation_data = (*self._checked(*validation_data[:2]), *validation_data[2:])
+        return super().fit(x, y, *args, validation_data=validation_data, **kwargs)
+
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        x, y = self._checked(x, y)
+        return super().evaluate(x, y, *args, **kwargs)
+
+    # -- retrace when the sampling mode changed ------------------------------
+    def _mode_changed(self, function_name):
+        key = sampling.current_mode().key
+        changed = self._traced_modes.get(function_name, key) != key
+        self._traced_modes[function_name] = key
+        return changed
+
+    def make_train_function(self, force=False):
+        return super().make_train_function(force=force or self._mode_changed("train"))
+
+    def make_test_function(self, force=False):
+        return super().make_test_function(force=force or self._mode_changed("test"))
+
+    def make_predict_function(self, force=False):
+        return super().make_predict_function(force=force or self._mode_changed("predict"))
+
+
+def _check_regime(regime, train_size):
+    if regime not in REGIMES:
+        raise ValueError(f"Unknown regime {regime!r}; choose one of {', '.join(map(repr, REGIMES))}.")
+    bayesian = regime.startswith("bayesian")
+    if bayesian and (train_size is None or int(train_size) < 1):
+        raise ValueError(
+            f"regime={regime!r} needs train_size, the number of training examples N: the KL of "
+            "every Bayesian layer is scaled by 1/N."
+        )
+    return bayesian, regime.endswith("probabilistic")
+
+
+def _build(input_shape, hidden_units, head, bayesian, train_size, activation, layer_kwargs, input_mean, input_std, name):
+    def dense(units, activation=None):
+        if bayesian:
+            return BayesianDense(units, activation=activation, kl_weight=1.0 / int(train_size), **layer_kwargs)
+        return tf_keras.layers.Dense(units, activation=activation)
+
+    inputs = tf_keras.Input(shape=tuple(input_shape))
+    x = inputs
+    if input_mean is not None or input_std is not None:
+        mean = 0.0 if input_mean is None else input_mean
+        std = 1.0 if input_std is None else input_std
+        x = tf_keras.layers.Normalization(mean=mean, variance=tf.square(std), name="standardize")(x)
+    if len(input_shape) > 1:
+        x = tf_keras.layers.Flatten()(x)
+    for units in hidden_units:
+        x = dense(units, activation)(x)
+    outputs = head(dense(head.params_size)(x))
+    return BayesianModel(inputs, outputs, name=name)
+
+
+def make_regressor(
+    input_shape,
+    *,
+    regime="bayesian_probabilistic",
+    hidden_units=(50,),
+    train_size=None,
+    estimator="flipout",
+    activation="relu",
+    units=1,
+    head=None,
+    kernel_prior=None,
+    kernel_posterior=None,
+    input_mean=None,
+    input_std=None,
+    target_mean=0.0,
+    target_std=1.0,
+    name="regressor",
+):
+    """A regression MLP of one of the four :data:`REGIMES`, uncompiled.
+
+    Args:
+      input_shape: shape of one example, e.g. ``(13,)``.
+      regime: see the module docs.
+      hidden_units: width of each hidden layer.
+      train_size: number of training examples ``N`` (Bayesian regimes): every
+        Bayesian layer gets ``kl_weight = 1 / N``.
+      estimator, kernel_prior, kernel_posterior: passed to every
+        :class:`tfp_bnn.layers.BayesianDense`.
+      activation: of the hidden layers.
+      units: number of targets.
+      head: a :mod:`tfp_bnn.heads` head for the probabilistic regimes
+        (default ``NormalHead``); point regimes use ``PointHead``.
+      input_mean, input_std: if given, inputs are standardized inside the
+        model (a ``Normalization`` layer), so it takes raw units.
+      target_mean, target_std: the default heads predict
+        ``target_mean + target_std * z`` from standardized ``z``.
+    """
+    bayesian, probabilistic = _check_regime(regime, train_size)
+    target = {"target_loc": target_mean, "target_scale": target_std}
+    if head is None:
+        head = heads_lib.NormalHead(units, **target) if probabilistic else heads_lib.PointHead(units, **target)
+    elif not probabilistic:
+        raise ValueError(f"regime={regime!r} uses a PointHead; pass head only for the probabilistic regimes.")
+    layer_kwargs = _layer_kwargs(estimator, kernel_prior, kernel_posterior)
+    return _build(input_shape, hidden_units, head, bayesian, train_size, activation, layer_kwargs, input_mean, input_std, name)
+
+
+def make_classifier(
+    input_shape,
+    num_classes,
+    *,
+    regime="bayesian_probabilistic",
+    hidden_units=(50,),
+    train_size=None,
+    estimator="flipout",
+    activation="relu",
+    kernel_prior=None,
+    kernel_posterior=None,
+    input_mean=None,
+    input_std=None,
+    name="classifier",
+):
+    """A classification MLP over integer labels ``0..num_classes-1``, uncompiled.
+
+    Probabilistic regimes end in :class:`tfp_bnn.heads.CategoricalHead`, point
+    regimes in :class:`tfp_bnn.heads.PointClassHead`; other arguments as in
+    :func:`make_regressor`. Inputs of rank > 1 (images) are flattened.
+    """
+    bayesian, probabilistic = _check_regime(regime, train_size)
+    head_class = heads_lib.CategoricalHead if probabilistic else heads_lib.PointClassHead
+    layer_kwargs = _layer_kwargs(estimator, kernel_prior, kernel_posterior)
+    return _build(
+        input_shape, hidden_units, head_class(num_classes), bayesian, train_size, activation,
+        layer_kwargs, input_mean, input_std, name,
+    )
+
+
+def _layer_kwargs(estimator, kernel_prior, kernel_posterior):
+    kwargs = {"estimator": estimator}
+    if kernel_prior is not None:
+        kwargs["kernel_prior"] = kernel_prior
+    if kernel_posterior is not None:
+        kwargs["kernel_posterior"] = kernel_posterior
+    return kwargs

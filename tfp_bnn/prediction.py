@@ -1,0 +1,299 @@
+"""Predictions with uncertainty: ``T`` weight draws of the whole network in one graph.
+
+For inputs ``x`` the predictive distribution is the mixture over weight draws
+``w_t ~ q``: ``p(y | x) ~= 1/T sum_t p(y | x, w_t)``. Its variance splits by
+the law of total variance,
+
+.. math::
+
+   Var[y] = E_t[Var(y | w_t)] + Var_t[E(y | w_t)]
+          = aleatoric (noise in the data) + epistemic (ignorance of the weights),
+
+and for classifiers the entropy splits the same way:
+``H[p_mean] = E_t H[p_t] + MI`` (expected entropy, aleatoric; mutual
+information between label and weights, epistemic).
+
+The ``T`` draws are independent networks: inside
+:func:`tfp_bnn.sampling.weight_draws` every Bayesian layer draws ``T`` weight
+samples at once and applies draw ``t`` to copy ``t`` of the batch (one batched
+matmul), all in one ``tf.function``. Copying the batch ``T`` times through an
+ordinary forward pass would instead share one weight draw among the copies.
+Inputs go through in chunks, so memory stays bounded for any ``N``.
+
+Example:
+
+>>> result = tfp_bnn.predict(model, x_test, num_samples=100, seed=0)
+>>> result.mean, result.aleatoric_stddev, result.epistemic_stddev, result.lower, result.upper
+"""
+
+import dataclasses
+import weakref
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from tfp_bnn import sampling, validation
+from tfp_bnn.heads import Head
+
+__all__ = ["predict", "log_likelihoods", "RegressionPrediction", "ClassificationPrediction"]
+
+# Rows (inputs x draws) per chunk, and the cap on numbers per input row.
+_ROWS_PER_CHUNK = 2**15
+_ELEMENTS_PER_CHUNK = 2**22
+
+
+@dataclasses.dataclass(frozen=True)
+class RegressionPrediction:
+    """Predictive mean and variance split, each ``(N, units)``.
+
+    ``lower``/``upper`` bound the central ``level`` interval of the predictive
+    mixture (its quantiles, not mean +- 2 sd); ``draw_means`` and
+    ``draw_variances`` hold the ``(T, N, units)`` per-draw moments.
+    """
+
+    mean: np.ndarray
+    aleatoric_variance: np.ndarray
+    epistemic_variance: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    level: float
+    draw_means: np.ndarray
+    draw_variances: np.ndarray
+
+    @property
+    def total_variance(self):
+        return self.aleatoric_variance + self.epistemic_variance
+
+    @property
+    def stddev(self):
+        return np.sqrt(self.total_variance)
+
+    @property
+    def aleatoric_stddev(self):
+        return np.sqrt(self.aleatoric_variance)
+
+    @property
+    def epistemic_stddev(self):
+        return np.sqrt(self.epistemic_variance)
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassificationPrediction:
+    """Mean class probabilities ``(N, K)`` and the entropy split, each ``(N,)`` (nats)."""
+
+    probabilities: np.ndarray
+    predictive_entropy: np.ndarray
+    expected_entropy: np.ndarray
+    mutual_information: np.ndarray
+    draw_probabilities: np.ndarray
+
+    @property
+    def predicted_class(self):
+        return np.argmax(self.probabilities, axis=-1)
+
+
+def predict(model, x, *, num_samples=100, seed=None, level=0.95, batch_size=None):
+    """Predictive distribution of ``model`` at ``x`` from ``num_samples`` weight draws.
+
+    Args:
+      model: a Keras model ending in a :mod:`tfp_bnn.heads` head.
+      x: inputs, ``(N, *input_shape)``.
+      num_samples: ``T``, the number of weight draws.
+      seed: int for reproducible draws (identical numbers for the same seed,
+        model and ``batch_size``); ``None`` draws afresh on each call.
+      level: coverage of the central prediction interval (regression).
+      batch_size: inputs per chunk; by default as many as keep a chunk of
+        ``T * batch_size`` rows within a fixed memory budget.
+
+    Returns:
+      :class:`RegressionPrediction` or :class:`ClassificationPrediction`,
+      after the head's ``task``.
+    """
+    head = _head(model)
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must lie strictly between 0 and 1, got {level!r}.")
+    num_samples = validation.check_num_samples(num_samples)
+    x = validation.check_inputs(x, model.input_shape[1:])
+    seeded = seed is not None
+    function = _cached(
+        model, ("predict", num_samples, seeded, float(level)),
+        lambda: _summary_fn(model, head, num_samples, level, seeded),
+    )
+    parts = _run_chunks(function, (x,), num_samples, seed, batch_size)
+    if head.task == "classification":
+        return ClassificationPrediction(**parts)
+    return RegressionPrediction(level=float(level), **parts)
+
+
+def log_likelihoods(model, x, y, *, num_samples=100, seed=None, batch_size=None):
+    """``log p(y_n | x_n, w_t)`` for ``T`` weight draws, shape ``(T, N)``.
+
+    Feed it to :func:`tfp_bnn.metrics.mixture_nll` for the negative
+    log-likelihood of the Monte Carlo predictive mixture.
+    """
+    head = _head(model)
+    num_samples = validation.check_num_samples(num_samples)
+    x = validation.check_inputs(x, model.input_shape[1:])
+    y = validation.check_targets(y, head, num_examples=len(x))
+    seeded = seed is not None
+    function = _cached(
+        model, ("log_likelihoods", num_samples, seeded), lambda: _log_likelihood_fn(model, num_samples, seeded)
+    )
+    return _run_chunks(function, (x, y), num_samples, seed, batch_size)["log_likelihoods"]
+
+
+# -- graph functions -----------------------------------------------------------
+
+_FUNCTIONS = weakref.WeakKeyDictionary()
+
+
+def _cached(model, key, make):
+    functions = _FUNCTIONS.setdefault(model, {})
+    if key not in functions:
+        functions[key] = make()
+    return functions[key]
+
+
+def _head(model):
+    head = model.layers[-1] if getattr(model, "layers", None) else None
+    if not isinstance(head, Head):
+        raise TypeError(
+            "predict needs a model that ends in a tfp_bnn head (tfp_bnn.heads); the last layer is "
+            f"{type(head).__name__}."
+        )
+    return head
+
+
+# A stateless seed; functions built for seed=None ignore it (fresh stateful draws).
+_SEED_SPEC = tf.TensorSpec([2], tf.int32)
+
+
+def _by_draw(tensor, num_samples):
+    """``[T * B, ...]`` (draw-major) -> ``[T, B, ...]``."""
+    return tf.reshape(tensor, tf.concat([[num_samples, -1], tf.shape(tensor)[1:]], axis=0))
+
+
+def _draws(model, x, num_samples, seed):
+    """The output distribution for ``T`` independent weight draws, batch ``[T * B]``."""
+    with sampling.weight_draws(num_samples, seed):
+        stacked = tf.tile(x, tf.concat([[num_samples], tf.ones([tf.rank(x) - 1], tf.int32)], axis=0))
+        return model(stacked, training=False)
+
+
+def _summary_fn(model, head, num_samples, level, seeded):
+    spec = tf.TensorSpec([None, *model.input_shape[1:]], tf.float32)
+
+    @tf.function(input_signature=[spec, _SEED_SPEC])
+    def summary(x, seed):
+        dist = _draws(model, x, num_samples, seed if seeded else None)
+        stats = {k: _by_draw(v, num_samples) for k, v in head.draw_statistics(dist).items()}
+        if head.task == "classification":
+            return _entropy_split(stats["probs"])
+        return _variance_split(head, dist, stats, num_samples, level)
+
+    return summary
+
+
+def _log_likelihood_fn(model, num_samples, seeded):
+    spec = tf.TensorSpec([None, *model.input_shape[1:]], tf.float32)
+
+    @tf.function(input_signature=[spec, tf.TensorSpec(None, tf.float32), _SEED_SPEC])
+    def log_likelihood(x, y, seed):
+        dist = _draws(model, x, num_samples, seed if seeded else None)
+        stacked = tf.tile(y, tf.concat([[num_samples], tf.ones([tf.rank(y) - 1], tf.int32)], axis=0))
+        return {"log_likelihoods": _by_draw(dist.log_prob(tf.cast(stacked, dist.dtype)), num_samples)}
+
+    return log_likelihood
+
+
+def _variance_split(head, dist, stats, num_samples, level):
+    means, variances = stats["mean"], stats["variance"]
+    mean = tf.reduce_mean(means, axis=0)
+    components = head.components(dist)
+    lower, upper = (
+        _mixture_quantile(components, means, variances, num_samples, p)
+        for p in ((1.0 - level) / 2.0, (1.0 + level) / 2.0)
+    )
+    return {
+        "mean": mean,
+        "aleatoric_variance": tf.reduce_mean(variances, axis=0),
+        "epistemic_variance": tf.reduce_mean(tf.square(means - mean), axis=0),
+        "lower": lower,
+        "upper": upper,
+        "draw_means": means,
+        "draw_variances": variances,
+    }
+
+
+def _mixture_quantile(components, means, variances, num_samples, p):
+    """Quantile ``p`` of ``1/T sum_t F_t``, by Chandrupatla's root finder on the mixture CDF."""
+
+    def mixture_cdf_minus_p(y):
+        stacked = tf.tile(y, [num_samples, 1])
+        return tf.reduce_mean(_by_draw(components.cdf(stacked), num_samples), axis=0) - p
+
+    # The mixture quantile lies between the smallest and largest component quantile.
+    try:
+        quantiles = _by_draw(components.quantile(tf.cast(p, means.dtype)), num_samples)
+        low, high = tf.reduce_min(quantiles, 0), tf.reduce_max(quantiles, 0)
+    except NotImplementedError:
+        spread = 12.0 * tf.sqrt(variances)
+        low, high = tf.reduce_min(means - spread, 0), tf.reduce_max(means + spread, 0)
+    margin = 1e-3 * (high - low) + 1e-6 * (1.0 + tf.abs(high) + tf.abs(low))
+    low, high = low - margin, high + margin
+    root, _, _ = tfp.math.find_root_chandrupatla(
+        mixture_cdf_minus_p,
+        low=low,
+        high=high,
+        position_tolerance=1e-6 * (high - low),
+        value_tolerance=0.0,
+        max_iterations=60,
+    )
+    return root
+
+
+def _entropy(probs):
+    return -tf.reduce_sum(tf.math.xlogy(probs, probs), axis=-1)
+
+
+def _entropy_split(draw_probs):
+    probs = tf.reduce_mean(draw_probs, axis=0)
+    predictive = _entropy(probs)
+    expected = tf.reduce_mean(_entropy(draw_probs), axis=0)
+    return {
+        "probabilities": probs,
+        "predictive_entropy": predictive,
+        "expected_entropy": expected,
+        "mutual_information": tf.maximum(predictive - expected, 0.0),
+        "draw_probabilities": draw_probs,
+    }
+
+
+def _stateless_seed(seed):
+    """An int as a stateless seed ``[2]`` (not tfp.random.sanitize_seed: for ints it
+    runs a stateful op, which gives a new value on every eager call)."""
+    seed = int(seed)
+    return tf.constant([seed & 0x7FFFFFFF, (seed >> 31) & 0x7FFFFFFF], tf.int32)
+
+
+# -- chunking ---------------------------------------------------------------------
+
+
+def _run_chunks(function, arrays, num_samples, seed, batch_size):
+    num_inputs = len(arrays[0])
+    if batch_size is None:
+        per_row = int(np.prod(arrays[0].shape[1:])) or 1
+        rows = min(_ROWS_PER_CHUNK, max(1, _ELEMENTS_PER_CHUNK // per_row))
+        batch_size = max(1, rows // num_samples)
+    base_seed = _stateless_seed(0 if seed is None else seed)
+    parts = []
+    for index, start in enumerate(range(0, num_inputs, int(batch_size))):
+        chunk = [tf.constant(a[start : start + int(batch_size)]) for a in arrays]
+        chunk_seed = tf.random.experimental.stateless_fold_in(base_seed, index)
+        parts.append({k: v.numpy() for k, v in function(*chunk, chunk_seed).items()})
+    # Per-draw arrays are [T, N, ...]: chunks join on the example axis.
+    return {
+        key: np.concatenate([p[key] for p in parts], axis=1 if key.startswith("draw_") or key == "log_likelihoods" else 0)
+        for key in parts[0]
+    }

@@ -1,0 +1,193 @@
+"""Priors over the weights of a Bayesian layer.
+
+Each prior is a serializable factory (see :mod:`tfp_bnn._factory`): pass it as
+``kernel_prior`` of :class:`tfp_bnn.layers.BayesianDense`, as ``make_prior_fn``
+of ``tfp.layers.DenseVariational`` or as ``kernel_prior_fn`` of
+``tfp.layers.DenseReparameterization``/``DenseFlipout``.
+
+Gaussian priors are ``MultivariateNormalDiag`` over the flat weight vector so
+that ``tfd.kl_divergence`` is exact against both posteriors of
+:mod:`tfp_bnn.posteriors` (mean-field and full covariance).
+
+Example:
+
+>>> import tensorflow_probability as tfp
+>>> import tfp_bnn
+>>> from tfp_bnn.priors import NormalPrior
+>>> layer = tfp.layers.DenseVariational(
+...     4, make_posterior_fn=tfp_bnn.posteriors.MeanFieldNormal(),
+...     make_prior_fn=NormalPrior(scale=1.0), kl_weight=1 / 100)
+"""
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from tfp_bnn._factory import (
+    DistributionFactory,
+    DistributionLayer,
+    deserialize,
+    register,
+    serialize,
+    softplus_inverse,
+)
+
+tfd = tfp.distributions
+
+__all__ = ["NormalPrior", "ScaleMixturePrior", "TrainableNormalPrior"]
+
+
+@register
+class FixedDistributionLayer(DistributionLayer):
+    """Holds no variables: the prior of a :class:`NormalPrior`/:class:`ScaleMixturePrior`."""
+
+    def __init__(self, size, prior, **kwargs):
+        super().__init__(size, trainable=False, **kwargs)
+        self.prior = deserialize(prior)
+
+    def distribution(self):
+        return self.prior.distribution(self.size, self.dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "prior": serialize(self.prior)}
+
+
+@register
+class NormalPrior(DistributionFactory):
+    """Fixed isotropic prior ``w ~ Normal(0, scale**2 I)``.
+
+    Args:
+      scale: prior standard deviation of every weight (and bias).
+    """
+
+    def __init__(self, scale=1.0):
+        if not scale > 0:
+            raise ValueError(f"scale must be positive, got {scale!r}.")
+        self.scale = float(scale)
+
+    def distribution(self, size, dtype=tf.float32):
+        """``MultivariateNormalDiag`` over a flat vector of ``size`` weights."""
+        return tfd.MultivariateNormalDiag(
+            loc=tf.zeros([size], dtype), scale_diag=tf.fill([size], tf.cast(self.scale, dtype))
+        )
+
+    def make_layer(self, kernel_size, bias_size=0, dtype=None, kernel_shape=None):
+        return FixedDistributionLayer(kernel_size + bias_size, self, dtype=dtype)
+
+    def kernel_fn(self, dtype, shape, name, trainable, add_variable_fn):
+        return tfd.Independent(
+            tfd.Normal(loc=tf.zeros(shape, dtype), scale=tf.cast(self.scale, dtype)),
+            reinterpreted_batch_ndims=len(shape),
+        )
+
+    def get_config(self):
+        return {"scale": self.scale}
+
+
+@register
+class ScaleMixturePrior(DistributionFactory):
+    """Scale mixture of two zero-mean Normals (Blundell et al. 2015, eq. 7).
+
+    .. math:: p(w) = \\prod_j \\pi N(w_j | 0, \\sigma_1^2) + (1 - \\pi) N(w_j | 0, \\sigma_2^2)
+
+    A wide component (``scale1``) lets a few weights be large, a narrow one
+    (``scale2``) pulls the rest to zero. There is no closed-form KL against a
+    Gaussian posterior, so layers use the Monte Carlo estimate
+    ``log q(w) - log p(w)`` at a posterior draw.
+
+    Args:
+      mixture_weight: ``pi``, the weight of the wide component.
+      scale1: standard deviation of the wide component.
+      scale2: standard deviation of the narrow component (``scale2 < scale1``).
+    """
+
+    def __init__(self, mixture_weight=0.5, scale1=1.0, scale2=float(np.exp(-6.0))):
+        if not 0.0 < mixture_weight < 1.0:
+            raise ValueError(f"mixture_weight must lie in (0, 1), got {mixture_weight!r}.")
+        if not 0.0 < scale2 < scale1:
+            raise ValueError(f"need 0 < scale2 < scale1, got scale1={scale1!r}, scale2={scale2!r}.")
+        self.mixture_weight = float(mixture_weight)
+        self.scale1 = float(scale1)
+        self.scale2 = float(scale2)
+
+    def _mixture(self, shape, dtype):
+        probs = tf.constant([self.mixture_weight, 1.0 - self.mixture_weight], dtype)
+        scales = tf.constant([self.scale1, self.scale2], dtype)
+        batch = tf.ones(list(shape) + [1], dtype)
+        return tfd.MixtureSameFamily(
+            mixture_distribution=tfd.Categorical(probs=batch * probs),
+            components_distribution=tfd.Normal(loc=tf.zeros_like(batch * scales), scale=batch * scales),
+        )
+
+    def distribution(self, size, dtype=tf.float32):
+        return tfd.Independent(self._mixture([size], dtype), reinterpreted_batch_ndims=1)
+
+    def make_layer(self, kernel_size, bias_size=0, dtype=None, kernel_shape=None):
+        return FixedDistributionLayer(kernel_size + bias_size, self, dtype=dtype)
+
+    def kernel_fn(self, dtype, shape, name, trainable, add_variable_fn):
+        return tfd.Independent(self._mixture(shape, dtype), reinterpreted_batch_ndims=len(shape))
+
+    def get_config(self):
+        return {"mixture_weight": self.mixture_weight, "scale1": self.scale1, "scale2": self.scale2}
+
+
+@register
+class TrainablePriorLayer(DistributionLayer):
+    """One trainable prior scale shared by all weights of a layer."""
+
+    def __init__(self, size, initial_scale=1.0, **kwargs):
+        super().__init__(size, **kwargs)
+        self.initial_scale = float(initial_scale)
+        self.untransformed_scale = self.add_weight(
+            name="untransformed_prior_scale",
+            shape=[],
+            initializer=tf.constant_initializer(softplus_inverse(self.initial_scale)),
+        )
+
+    def distribution(self):
+        scale = tf.nn.softplus(self.untransformed_scale) + 1e-6
+        return tfd.MultivariateNormalDiag(
+            loc=tf.zeros([self.size], self.dtype), scale_diag=tf.fill([self.size], scale)
+        )
+
+    def get_config(self):
+        return {**super().get_config(), "initial_scale": self.initial_scale}
+
+
+@register
+class TrainableNormalPrior(DistributionFactory):
+    """Empirical-Bayes prior ``Normal(0, s**2 I)`` with one trainable ``s`` per layer.
+
+    The scale is learnt with the rest of the ELBO (type-II maximum
+    likelihood): the data choose how large the weights of each layer may be.
+    One scale per layer, not per weight: a per-weight prior could simply copy
+    the posterior and the KL term would vanish.
+
+    Args:
+      initial_scale: starting value of ``s``.
+    """
+
+    def __init__(self, initial_scale=1.0):
+        if not initial_scale > 0:
+            raise ValueError(f"initial_scale must be positive, got {initial_scale!r}.")
+        self.initial_scale = float(initial_scale)
+
+    def make_layer(self, kernel_size, bias_size=0, dtype=None, kernel_shape=None):
+        return TrainablePriorLayer(kernel_size + bias_size, self.initial_scale, dtype=dtype)
+
+    def kernel_fn(self, dtype, shape, name, trainable, add_variable_fn):
+        untransformed = add_variable_fn(
+            name=name + "_untransformed_scale",
+            shape=[],
+            initializer=tf.constant_initializer(softplus_inverse(self.initial_scale)),
+            dtype=dtype,
+            trainable=True,
+        )
+        scale = tfp.util.DeferredTensor(untransformed, lambda u: tf.nn.softplus(u) + 1e-6)
+        return tfd.Independent(
+            tfd.Normal(loc=tf.zeros(shape, dtype), scale=scale), reinterpreted_batch_ndims=len(shape)
+        )
+
+    def get_config(self):
+        return {"initial_scale": self.initial_scale}

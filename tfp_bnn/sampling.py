@@ -1,0 +1,93 @@
+"""How Bayesian layers draw their weights on the call being traced.
+
+A Bayesian layer has three ways to produce its output:
+
+* ``single`` (the default, what ``model.fit`` sees): one weight draw per call,
+  shared by the whole batch (Flipout and local reparameterization add their
+  per-example decorrelation on top).
+* ``draws``: the batch arrives stacked ``num_draws`` times, draw-major, as
+  ``[num_draws * batch, ...]``; block ``t`` of ``batch`` rows uses its own,
+  independent weight draw. This is how :func:`tfp_bnn.predict` gets ``T``
+  independent networks out of one graph: all ``T`` weight samples are drawn
+  as one ``[T, ...]`` tensor and applied with one batched matmul/convolution.
+* ``mean``: the posterior mean, no noise (a deterministic network).
+
+The mode is read when a layer's ``call`` is traced, like a name scope, so
+enter the context around the code that builds the graph (``tf.function``
+tracing, ``model.fit``/``model.evaluate`` on a model that has not traced its
+step yet; :class:`tfp_bnn.BayesianModel` retraces its step functions when the
+mode changes).
+"""
+
+import contextlib
+import dataclasses
+import threading
+
+import tensorflow as tf
+
+__all__ = ["weight_draws", "posterior_mean", "current_mode"]
+
+
+@dataclasses.dataclass
+class Mode:
+    kind: str = "single"
+    num_draws: int = 1
+    seed: tf.Tensor | None = None
+    _layers_seeded: int = 0
+
+    @property
+    def key(self):
+        """Hashable summary used to decide whether a traced function is stale."""
+        return (self.kind, self.num_draws, self.seed is not None)
+
+    def next_seed(self):
+        """A stateless seed for the next layer traced, or None (stateful draws).
+
+        Layers are traced in a fixed order, so layer ``i`` always gets
+        ``fold_in(seed, i)``: the same seed gives the same draws.
+        """
+        if self.seed is None:
+            return None
+        self._layers_seeded += 1
+        return tf.random.experimental.stateless_fold_in(self.seed, self._layers_seeded)
+
+
+_DEFAULT = Mode()
+_local = threading.local()
+
+
+def current_mode() -> Mode:
+    """The innermost active mode (``single`` when no context is active)."""
+    stack = getattr(_local, "stack", None)
+    return stack[-1] if stack else _DEFAULT
+
+
+@contextlib.contextmanager
+def _entered(mode):
+    stack = getattr(_local, "stack", None)
+    if stack is None:
+        stack = _local.stack = []
+    stack.append(mode)
+    try:
+        yield mode
+    finally:
+        stack.pop()
+
+
+def weight_draws(num_draws, seed=None):
+    """Context in which Bayesian layers use ``num_draws`` independent weight draws.
+
+    Args:
+      num_draws: Python int ``T >= 1``; inputs must be ``[T * batch, ...]``,
+        draw-major (``tf.tile(x, [T, 1])``).
+      seed: optional stateless seed, an int32 tensor of shape ``[2]``; with it
+        the draws are a deterministic function of the seed.
+    """
+    if int(num_draws) < 1:
+        raise ValueError(f"num_draws must be a positive integer, got {num_draws!r}.")
+    return _entered(Mode("draws", int(num_draws), seed))
+
+
+def posterior_mean():
+    """Context in which Bayesian layers use the mean of their posterior (no noise)."""
+    return _entered(Mode("mean"))
