@@ -12,6 +12,10 @@ with the aleatoric/epistemic split:
 Import ``tf_keras``, never ``tf.keras``: Keras 3 does not work with ``tfp.layers``.
 """
 
+from tfp_bnn._quiet import import_tensorflow_quietly
+
+import_tensorflow_quietly()
+
 from tfp_bnn import heads, layers, metrics, posteriors, priors, sampling, validation
 from tfp_bnn.heads import (
     BernoulliHead,
