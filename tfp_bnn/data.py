@@ -1,9 +1,24 @@
-"""Built-in data sets.
+"""Built-in data sets and loaders for your own data.
 
-:func:`gap_regression` is the 1-D heteroscedastic regression with a gap in
-``x`` used throughout the article series: inside the two training intervals
-the noise grows from left to right (aleatoric), in the gap and beyond the ends
-there is no data (epistemic).
+Synthetic 1-D regressions, each with its true mean and noise standard deviation,
+all returning ``x`` float32 ``(N, 1)`` and ``y`` float32 ``(N,)``:
+
+- :func:`gap_regression`: heteroscedastic with a gap in ``x``, used throughout the
+  article series: inside the two training intervals the noise grows from left to
+  right (aleatoric), in the gap and beyond the ends there is no data (epistemic).
+- :func:`linear_regression`: ``y = x + (3/8) eps``, constant noise.
+- :func:`cubic_regression`: ``y = x^3 + 0.1 (2 + x) eps``, noise growing with ``x``.
+
+Loaders returning a :class:`Dataset` (``x`` float32 ``(N, D)``, ``y`` float32 or
+int64 labels ``0..K-1``): :func:`load_sklearn` (iris, wine, breast_cancer, digits,
+bundled with scikit-learn) and :func:`load_csv`.
+
+The UCI regression benchmark in the folder layout of Hernández-Lobato & Adams
+(2015): :func:`uci_datasets`, :func:`uci_num_splits`, :func:`uci_split_indices`,
+:func:`uci_settings` and :func:`load_uci`.
+
+Problems with a file, folder or named data set raise :class:`DataError` (a
+``ValueError``) with a one-line message naming the file, line and column.
 
 Example:
 
@@ -12,9 +27,37 @@ Example:
 ((500, 1), (500,))
 """
 
+import csv
+import dataclasses
+import math
+from pathlib import Path
+
 import numpy as np
 
-__all__ = ["gap_regression", "gap_regression_mean", "gap_regression_noise_std", "GAP_REGRESSION_INTERVALS"]
+__all__ = [
+    "gap_regression",
+    "gap_regression_mean",
+    "gap_regression_noise_std",
+    "GAP_REGRESSION_INTERVALS",
+    "linear_regression",
+    "linear_regression_mean",
+    "linear_regression_noise_std",
+    "cubic_regression",
+    "cubic_regression_mean",
+    "cubic_regression_noise_std",
+    "DataError",
+    "Dataset",
+    "load_sklearn",
+    "SKLEARN_DATASETS",
+    "load_csv",
+    "load_features",
+    "load_target",
+    "uci_datasets",
+    "uci_num_splits",
+    "uci_split_indices",
+    "uci_settings",
+    "load_uci",
+]
 
 #: The two intervals of x that hold training data; the gap lies between them.
 GAP_REGRESSION_INTERVALS = ((-3.0, -1.0), (1.0, 3.0))
@@ -46,3 +89,594 @@ def gap_regression(num_samples=1000, seed=0, intervals=GAP_REGRESSION_INTERVALS)
     x = rng.uniform(lows[which], highs[which])
     y = gap_regression_mean(x) + gap_regression_noise_std(x) * rng.standard_normal(x.shape)
     return x[:, np.newaxis].astype(np.float32), y.astype(np.float32)
+
+
+# --- The 1-D regressions of the "Probabilistic Deep Learning" article series ------------------------
+
+
+def _uniform_regression(num_samples, seed, mean, noise_std):
+    """``x`` uniform on [-1, 1], ``y = mean(x) + noise_std(x) * eps`` with ``eps ~ N(0, 1)``."""
+    if isinstance(num_samples, bool) or int(num_samples) != num_samples or num_samples < 1:
+        raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}.")
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-1.0, 1.0, size=int(num_samples))
+    y = mean(x) + noise_std(x) * rng.standard_normal(x.shape)
+    return x[:, np.newaxis].astype(np.float32), y.astype(np.float32)
+
+
+def linear_regression_mean(x):
+    """``E[y | x] = x``."""
+    return np.array(x, np.float64)
+
+
+def linear_regression_noise_std(x):
+    """Constant noise standard deviation ``3/8``."""
+    return np.full(np.shape(x), 3.0 / 8.0)
+
+
+def linear_regression(num_samples=100, seed=0):
+    """``y = x + (3/8) eps``, ``x`` uniform on [-1, 1]: the article series' linear data (homoscedastic).
+
+    Returns ``x`` float32 ``(num_samples, 1)``, ``y`` float32 ``(num_samples,)``.
+
+    >>> x, y = linear_regression(100, seed=0)
+    >>> x.shape, y.shape, float(linear_regression_noise_std(0.0))
+    ((100, 1), (100,), 0.375)
+    """
+    return _uniform_regression(num_samples, seed, linear_regression_mean, linear_regression_noise_std)
+
+
+def cubic_regression_mean(x):
+    """``E[y | x] = x^3``."""
+    return np.asarray(x, np.float64) ** 3
+
+
+def cubic_regression_noise_std(x):
+    """``0.1 (2 + x)``: rises linearly with ``x`` from 0.1 at ``x = -1`` to 0.3 at ``x = 1``."""
+    return 0.1 * (2.0 + np.asarray(x, np.float64))
+
+
+def cubic_regression(num_samples=1000, seed=0):
+    """``y = x^3 + 0.1 (2 + x) eps``, ``x`` uniform on [-1, 1]: non-linear mean, heteroscedastic noise.
+
+    The noise std triples from left (0.1) to right (0.3), so a model of aleatoric
+    uncertainty should widen its band with ``x``.
+
+    Returns ``x`` float32 ``(num_samples, 1)``, ``y`` float32 ``(num_samples,)``.
+
+    >>> x, y = cubic_regression(1000, seed=0)
+    >>> x.shape, [round(float(s), 2) for s in cubic_regression_noise_std([-1.0, 0.0, 1.0])]
+    ((1000, 1), [0.1, 0.2, 0.3])
+    """
+    return _uniform_regression(num_samples, seed, cubic_regression_mean, cubic_regression_noise_std)
+
+
+# --- Data sets as arrays with names -----------------------------------------------------------------
+
+
+class DataError(ValueError):
+    """A problem with a data file, folder or named data set; the message is one line, fit to print."""
+
+
+TASKS = ("regression", "classification")
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Dataset:
+    """Features, targets and their names.
+
+    ``x`` is float32 ``(N, D)``; ``y`` is float32 ``(N,)`` for ``task="regression"``
+    and int64 labels ``0..K-1`` for ``task="classification"``, where
+    ``class_names[k]`` (if given) names label ``k``.
+
+    >>> data = Dataset([[0.0, 1.0], [2.0, 3.0]], [1, 0], ("a", "b"), "label", "classification", ("no", "yes"))
+    >>> data.x.dtype, data.y.dtype, data.num_features, data.num_classes
+    (dtype('float32'), dtype('int64'), 2, 2)
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    feature_names: tuple
+    target_name: str
+    task: str
+    class_names: tuple = None
+
+    def __post_init__(self):
+        if self.task not in TASKS:
+            raise ValueError(f"task must be 'regression' or 'classification', got {self.task!r}.")
+        x = np.asarray(self.x, np.float32)
+        if x.ndim != 2:
+            raise ValueError(f"x must have shape (N, D), got {x.shape}; reshape one feature to (N, 1).")
+        y = np.asarray(self.y)
+        if y.shape != (len(x),):
+            raise ValueError(f"y must have shape ({len(x)},) to match x {x.shape}, got {y.shape}.")
+        if len(self.feature_names) != x.shape[1]:
+            raise ValueError(f"{len(self.feature_names)} feature names for {x.shape[1]} columns of x.")
+        if self.task == "classification":
+            y = _check_labels(y, self.class_names)
+        # The dataclass is frozen: store the converted fields past its __setattr__.
+        object.__setattr__(self, "x", x)
+        object.__setattr__(self, "y", y.astype(np.float32 if self.task == "regression" else np.int64))
+        object.__setattr__(self, "feature_names", tuple(map(str, self.feature_names)))
+        if self.class_names is not None:
+            object.__setattr__(self, "class_names", tuple(map(str, self.class_names)))
+
+    @property
+    def num_examples(self):
+        return self.x.shape[0]
+
+    @property
+    def num_features(self):
+        return self.x.shape[1]
+
+    @property
+    def num_classes(self):
+        """``K``: ``len(class_names)`` if given, else ``max(y) + 1``; ``None`` for regression."""
+        if self.task == "regression":
+            return None
+        return len(self.class_names) if self.class_names is not None else int(self.y.max(initial=-1)) + 1
+
+
+def _check_labels(y, class_names):
+    if y.size and (not np.all(y == np.round(y)) or y.min() < 0):
+        raise ValueError("classification labels must be integers 0..K-1; map classes to 0..K-1 first.")
+    if class_names is not None and y.size and y.max() >= len(class_names):
+        raise ValueError(f"label {int(y.max())} has no name among the {len(class_names)} class_names.")
+    return y
+
+
+#: Names accepted by :func:`load_sklearn`, with the scikit-learn function that loads each.
+SKLEARN_DATASETS = {
+    "iris": "load_iris",
+    "wine": "load_wine",
+    "breast_cancer": "load_breast_cancer",
+    "digits": "load_digits",
+}
+
+
+def load_sklearn(name):
+    """One of scikit-learn's bundled classification sets (no download) as a :class:`Dataset`.
+
+    ``name`` is ``"iris"`` (150 x 4, 3 classes), ``"wine"`` (178 x 13, 3),
+    ``"breast_cancer"`` (569 x 30, 2) or ``"digits"`` (1797 x 64, 10).
+
+    >>> data = load_sklearn("iris")
+    >>> data.x.shape, data.class_names
+    ((150, 4), ('setosa', 'versicolor', 'virginica'))
+    """
+    if name not in SKLEARN_DATASETS:
+        choices = ", ".join(SKLEARN_DATASETS)
+        raise DataError(f"unknown scikit-learn data set {name!r}; choose one of {choices}.")
+    from sklearn import datasets
+
+    bunch = getattr(datasets, SKLEARN_DATASETS[name])()
+    return Dataset(
+        bunch.data,
+        bunch.target,
+        feature_names=tuple(bunch.feature_names),
+        target_name="class",
+        task="classification",
+        class_names=tuple(bunch.target_names),
+    )
+
+
+# --- CSV files --------------------------------------------------------------------------------------
+
+#: Inferred classification needs at most this many distinct integer target values (and < half the rows).
+MAX_INFERRED_CLASSES = 20
+
+
+def load_csv(path, target, task=None, min_rows=2, delimiter=","):
+    """A CSV file with a header row of column names as a :class:`Dataset`.
+
+    ``target`` names the target column; every other column is a feature and must be
+    numeric. ``task=None`` infers it: classification if the target values are all
+    integers with at most :data:`MAX_INFERRED_CLASSES` distinct values and fewer than
+    half as many as rows, or if every target value is text; else regression. For
+    classification the labels are mapped to ``0..K-1`` in sorted order (numeric order
+    for numbers) and ``class_names`` holds the original values as text, so
+    ``class_names[prediction]`` maps a prediction back.
+
+    Raises :class:`DataError` for a missing file, a missing target column, a bad cell
+    (non-numeric, empty, NaN or infinite; reported with its line in the file, the
+    header being line 1, and its column), fewer than ``max(2, min_rows)`` data rows,
+    or no feature columns.
+
+    >>> data = load_csv("measurements.csv", target="label")  # doctest: +SKIP
+    >>> data.task, data.class_names  # doctest: +SKIP
+    ('classification', ('3', '5', '7'))
+    """
+    if task not in (None, *TASKS):
+        raise ValueError(f"task must be None (infer), 'regression' or 'classification', got {task!r}.")
+    header, rows, lines = _read_csv(path, delimiter)
+    column = _column(path, header, target)
+    features = [j for j in range(len(header)) if j != column]
+    if not features:
+        raise DataError(f"{path}: the target {target!r} is the only column; add feature columns.")
+    _check_num_rows(path, rows, max(2, min_rows))
+    x = _parse_cells(path, header, rows, lines, features)
+    y, task, class_names = _encode_target(path, header, rows, lines, column, task)
+    return Dataset(x, y, tuple(header[j] for j in features), target, task, class_names)
+
+
+def load_features(path, feature_names, ignore=(), delimiter=","):
+    """The columns ``feature_names`` of a CSV file, in that order, as float32 ``(N, D)``.
+
+    For new data given to a trained model: every feature must be present; any other
+    column must be listed in ``ignore`` (e.g. the target), so a wrong file is refused
+    rather than silently half-used. Bad cells raise :class:`DataError` as in :func:`load_csv`.
+
+    >>> x = load_features("new.csv", ["sepal length (cm)", "sepal width (cm)"])  # doctest: +SKIP
+    """
+    header, rows, lines = _read_csv(path, delimiter)
+    missing = [name for name in feature_names if name not in header]
+    if missing:
+        raise DataError(
+            f"{path}: feature column(s) {', '.join(map(repr, missing))} missing; "
+            f"the columns are {', '.join(map(repr, header))}."
+        )
+    extra = [name for name in header if name not in feature_names and name not in ignore]
+    if extra:
+        raise DataError(
+            f"{path}: column(s) {', '.join(map(repr, extra))} are not features of the model "
+            f"({', '.join(map(repr, feature_names))}); drop them."
+        )
+    _check_num_rows(path, rows, 1)
+    columns = [header.index(name) for name in feature_names]
+    return _parse_cells(path, header, rows, lines, columns).astype(np.float32)
+
+
+def load_target(path, target, class_names=None, delimiter=","):
+    """The column ``target`` of a CSV file: float32 ``(N,)``, or int64 labels if ``class_names`` is given.
+
+    With ``class_names`` (as in :attr:`Dataset.class_names`) each cell is mapped to its
+    index there (``7`` and ``7.0`` both match ``"7"``); an unknown label raises
+    :class:`DataError` naming its line and the known classes.
+
+    >>> y = load_target("test.csv", "label", class_names=("3", "5", "7"))  # doctest: +SKIP
+    """
+    header, rows, lines = _read_csv(path, delimiter)
+    column = _column(path, header, target)
+    _check_num_rows(path, rows, 1)
+    if class_names is None:
+        return _parse_cells(path, header, rows, lines, [column])[:, 0].astype(np.float32)
+    index = {str(name): k for k, name in enumerate(class_names)}
+    labels = [_class_index(path, row[column], line, target, index) for row, line in zip(rows, lines)]
+    return np.array(labels, dtype=np.int64)
+
+
+def _class_index(path, text, line, column, index):
+    if text in index:
+        return index[text]
+    if _is_number(text) and math.isfinite(float(text)) and _number_text(text) in index:
+        return index[_number_text(text)]
+    if not text:
+        _parse_cell(path, text, line, column)  # raises: empty cell
+    known = ", ".join(map(repr, index))
+    raise DataError(
+        f"{path}: line {line}, column {column!r}: label {text!r} is not one of the classes {known}."
+    )
+
+
+def _column(path, header, name):
+    if name not in header:
+        raise DataError(f"{path}: no column {name!r}; the columns are {', '.join(map(repr, header))}.")
+    return header.index(name)
+
+
+def _check_num_rows(path, rows, need):
+    if len(rows) < need:
+        raise DataError(f"{path}: {len(rows)} data row(s) below the header; need at least {need}.")
+
+
+def _read_csv(path, delimiter):
+    """The header, the non-blank rows (stripped cells) and each row's line number in the file."""
+    path = Path(path)
+    if not path.is_file():
+        problem = "is a folder, not a file" if path.is_dir() else "file not found"
+        raise DataError(f"{path}: {problem}; pass the path of a CSV file.")
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as file:
+            reader = csv.reader(file, delimiter=delimiter)
+            header = [name.strip() for name in next(reader, [])]
+            _check_header(path, header)
+            rows, lines = [], []
+            for cells in reader:
+                cells = [cell.strip() for cell in cells]
+                if not any(cells):
+                    continue
+                if len(cells) != len(header):
+                    raise DataError(
+                        f"{path}: line {reader.line_num} has {len(cells)} cells but the header has "
+                        f"{len(header)} columns; check the delimiter and quoting."
+                    )
+                rows.append(cells)
+                lines.append(reader.line_num)
+    except UnicodeDecodeError as error:
+        raise DataError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start}); save it as UTF-8.")
+    except csv.Error as error:
+        raise DataError(f"{path}: not readable as CSV ({error}).")
+    return header, rows, lines
+
+
+def _check_header(path, header):
+    if not any(header):
+        raise DataError(f"{path}: empty first line; the first line must be a header row of column names.")
+    if "" in header:
+        raise DataError(
+            f"{path}: column {header.index('') + 1} of the header has no name; name it or drop it "
+            "(an unnamed first column is often a saved row index, e.g. pandas' to_csv without index=False)."
+        )
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    if repeated:
+        raise DataError(f"{path}: column name(s) {', '.join(map(repr, repeated))} appear more than once.")
+
+
+def _parse_cells(path, header, rows, lines, columns):
+    """The cells of ``columns`` as float64 ``(len(rows), len(columns))``; DataError at the first bad cell."""
+    block = [[row[j] for j in columns] for row in rows]
+    try:
+        values = np.array(block, dtype=np.float64)
+        if np.isfinite(values).all():
+            return values.reshape(len(rows), len(columns))
+    except ValueError:
+        pass
+    # Slow path, only for a file with a bad cell: find and report the first one.
+    return np.array(
+        [
+            [_parse_cell(path, text, line, header[j]) for text, j in zip(row, columns)]
+            for row, line in zip(block, lines)
+        ]
+    )
+
+
+def _parse_cell(path, text, line, column):
+    where = f"{path}: line {line}, column {column!r}"
+    if not text:
+        raise DataError(f"{where}: empty cell; fill in or drop rows with missing values.")
+    try:
+        value = float(text)
+    except ValueError:
+        raise DataError(f"{where}: {text!r} is not a number; encode text as numbers or drop the column.") from None
+    if not math.isfinite(value):
+        raise DataError(
+            f"{where}: {text!r} is not a finite number; drop or impute missing and infinite values."
+        )
+    return value
+
+
+def _is_number(text):
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _encode_target(path, header, rows, lines, column, task):
+    """``(y, task, class_names)``: float32 targets, or int64 labels 0..K-1 and the original values as text."""
+    texts = [row[column] for row in rows]
+    numeric = [_is_number(text) for text in texts]
+    if (task == "classification" and not all(numeric)) or (task is None and not any(numeric)):
+        for text, line in zip(texts, lines):
+            if not text:
+                _parse_cell(path, text, line, header[column])  # raises: empty label
+        classes, labels = np.unique(np.array(texts), return_inverse=True)
+        return _labels(path, header[column], labels, [str(name) for name in classes])
+    values = _parse_cells(path, header, rows, lines, [column])[:, 0]
+    task = task or _infer_task(values)
+    if task == "regression":
+        return values.astype(np.float32), task, None
+    classes, labels = np.unique(values, return_inverse=True)
+    return _labels(path, header[column], labels, [_number_text(value) for value in classes])
+
+
+def _infer_task(values):
+    distinct = np.unique(values).size
+    integers = np.all(values == np.round(values))
+    few = distinct <= MAX_INFERRED_CLASSES and distinct < len(values) / 2
+    return "classification" if integers and few else "regression"
+
+
+def _number_text(value):
+    value = float(value)
+    return str(int(value)) if value.is_integer() else repr(value)
+
+
+def _labels(path, name, labels, class_names):
+    if len(class_names) < 2:
+        raise DataError(
+            f"{path}: target {name!r} has one value only ({class_names[0]});"
+            " a classifier needs 2 classes or more."
+        )
+    return labels.reshape(-1).astype(np.int64), "classification", tuple(class_names)
+
+
+# --- The UCI regression benchmark of Hernández-Lobato & Adams (2015) ---------------------------------
+#
+# A data set folder holds (directly, or in a ``data/`` subfolder as in the original
+# repositories) whitespace-separated text files: ``data.txt`` (one row per example),
+# ``index_features.txt`` and ``index_target.txt`` (0-based column numbers),
+# ``index_train_<i>.txt`` / ``index_test_<i>.txt`` (0-based row numbers of split i),
+# optionally ``n_splits.txt`` and the hyperparameter files read by :func:`uci_settings`.
+# Indices may be written as integers or as floats (``3.0``, ``3.000e+00``).
+
+_UCI_REQUIRED = "data.txt, index_features.txt, index_target.txt and index_train_<i>.txt / index_test_<i>.txt"
+_UCI_SETTINGS = {
+    "n_splits": int,
+    "n_hidden": int,
+    "n_epochs": int,
+    "dropout_rates": float,
+    "tau_values": float,
+}
+
+
+def _uci_folder(directory):
+    """The folder that holds ``data.txt``: ``directory/data`` or ``directory`` itself."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise DataError(f"{directory}: folder not found; pass a UCI data set folder (with {_UCI_REQUIRED}).")
+    for folder in (directory / "data", directory):
+        if (folder / "data.txt").is_file():
+            return folder
+    inside = [folder.name for folder in uci_datasets(directory)]
+    if inside:
+        raise DataError(f"{directory} holds UCI data set folders ({', '.join(inside)}); pass one of them.")
+    raise DataError(
+        f"{directory}: no data.txt in it or in {directory / 'data'}; "
+        f"a UCI data set folder holds {_UCI_REQUIRED}."
+    )
+
+
+def uci_datasets(root):
+    """The UCI data set folders directly inside ``root``, sorted by name (empty if there are none).
+
+    >>> [folder.name for folder in uci_datasets("/work/shared/data/uci")][:2]  # doctest: +SKIP
+    ['bostonHousing', 'concrete']
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: folder not found; pass the folder that holds the UCI data set folders.")
+    found = [
+        folder
+        for folder in root.iterdir()
+        if folder.is_dir() and ((folder / "data.txt").is_file() or (folder / "data" / "data.txt").is_file())
+    ]
+    return sorted(found, key=lambda folder: folder.name.lower())
+
+
+def _read_numbers(path):
+    """All whitespace-separated numbers in a small text file, as float64 ``(n,)``."""
+    if not path.is_file():
+        raise DataError(f"{path}: file not found; a UCI data set folder holds {_UCI_REQUIRED}.")
+    try:
+        values = np.array(path.read_text().split(), dtype=np.float64)
+    except ValueError as error:
+        raise DataError(f"{path}: expected whitespace-separated numbers ({error}).") from None
+    if values.size == 0:
+        raise DataError(f"{path}: empty; expected whitespace-separated numbers.")
+    return values
+
+
+def _read_indices(path, size, what):
+    """0-based indices (written as integers or floats) into ``size`` rows or columns, as int64."""
+    values = _read_numbers(path)
+    if not np.all(values == np.round(values)):
+        bad = values[values != np.round(values)][0]
+        raise DataError(f"{path}: {bad} is not a whole number; indices are 0-based integers.")
+    indices = values.astype(np.int64)
+    bad = (indices < 0) | (indices >= size)
+    if bad.any():
+        first, last = indices[bad][0], size - 1
+        raise DataError(f"{path}: index {first} is out of range for {size} {what} (0-based, 0..{last}).")
+    return indices
+
+
+def uci_num_splits(directory):
+    """The number of train/test splits: ``n_splits.txt`` if present, else the number of ``index_train_<i>.txt``.
+
+    >>> uci_num_splits("/work/shared/data/uci/bostonHousing")  # doctest: +SKIP
+    20
+    """
+    folder = _uci_folder(directory)
+    if (folder / "n_splits.txt").is_file():
+        values = _read_numbers(folder / "n_splits.txt")
+        if values.size != 1 or values[0] != int(values[0]) or values[0] < 1:
+            raise DataError(f"{folder / 'n_splits.txt'}: expected one positive integer.")
+        return int(values[0])
+    count = 0
+    while (folder / f"index_train_{count}.txt").is_file():
+        count += 1
+    if count == 0:
+        raise DataError(f"{folder}: no n_splits.txt nor index_train_0.txt; it should hold {_UCI_REQUIRED}.")
+    return count
+
+
+def uci_split_indices(directory, split):
+    """0-based row indices ``(train, test)`` of split ``split``, int64.
+
+    >>> train, test = uci_split_indices("/work/shared/data/uci/bostonHousing", 0)  # doctest: +SKIP
+    >>> len(train), len(test)  # doctest: +SKIP
+    (455, 51)
+    """
+    folder = _uci_folder(directory)
+    _check_split(directory, folder, split)
+    return _split_indices(folder, split, _count_rows(folder / "data.txt"))
+
+
+def _check_split(directory, folder, split):
+    num_splits = uci_num_splits(folder)
+    if isinstance(split, bool) or not isinstance(split, (int, np.integer)) or not 0 <= split < num_splits:
+        last = num_splits - 1
+        raise DataError(f"split {split!r} is out of range: {directory} has {num_splits} splits, 0..{last}.")
+
+
+def _split_indices(folder, split, num_rows):
+    paths = (folder / f"index_train_{split}.txt", folder / f"index_test_{split}.txt")
+    return tuple(_read_indices(path, num_rows, "rows") for path in paths)
+
+
+def _count_rows(path):
+    """Rows of a table as np.loadtxt counts them: lines that are neither blank nor comments."""
+    with open(path, "rb") as file:
+        return sum(1 for line in file if line.strip() and not line.lstrip().startswith(b"#"))
+
+
+def _load_table(path):
+    try:
+        return np.loadtxt(path, dtype=np.float64, ndmin=2)
+    except ValueError as error:
+        reason = " ".join(str(error).split())  # one line
+        raise DataError(f"{path}: not a table of whitespace-separated numbers ({reason}).") from None
+
+
+def load_uci(directory, split):
+    """Split ``split`` of a UCI data set folder: ``(x_train, y_train, x_test, y_test)``, float32.
+
+    ``x`` is ``data[rows, index_features]`` ``(N, D)`` and ``y`` is
+    ``data[rows, index_target]`` ``(N,)``, unnormalised (standardise with the training
+    split's statistics, as the benchmark does).
+
+    >>> x_train, y_train, x_test, y_test = load_uci("/work/shared/data/uci/bostonHousing", 0)  # doctest: +SKIP
+    >>> x_train.shape, y_test.shape  # doctest: +SKIP
+    ((455, 13), (51,))
+    """
+    folder = _uci_folder(directory)
+    _check_split(directory, folder, split)  # before reading a possibly large table
+    data = _load_table(folder / "data.txt")
+    train, test = _split_indices(folder, split, len(data))
+    features = _read_indices(folder / "index_features.txt", data.shape[1], "columns")
+    target = _read_indices(folder / "index_target.txt", data.shape[1], "columns")
+    if target.size != 1:
+        raise DataError(f"{folder / 'index_target.txt'}: expected one column number, found {target.size}.")
+    if target[0] in features:
+        raise DataError(f"{folder}: the target column {target[0]} is also listed in index_features.txt.")
+    x = data[:, features].astype(np.float32)
+    y = data[:, target[0]].astype(np.float32)
+    return x[train], y[train], x[test], y[test]
+
+
+def uci_settings(directory):
+    """The benchmark's settings files present in the folder, parsed.
+
+    Keys (each only if its file exists): ``n_splits``, ``n_hidden`` (hidden units),
+    ``n_epochs`` (PBP's epoch count) as ints; ``dropout_rates`` and ``tau_values``
+    (Gal's grid) as tuples of floats.
+
+    >>> settings = uci_settings("/work/shared/data/uci/protein-tertiary-structure")  # doctest: +SKIP
+    >>> settings["n_splits"], settings["n_hidden"], settings["tau_values"]  # doctest: +SKIP
+    (5, 100, (0.025, 0.05, 0.075))
+    """
+    folder = _uci_folder(directory)
+    settings = {}
+    for name, kind in _UCI_SETTINGS.items():
+        path = folder / f"{name}.txt"
+        if path.is_file():
+            values = _read_numbers(path)
+            if kind is int:
+                if values.size != 1 or values[0] != int(values[0]):
+                    raise DataError(f"{path}: expected one integer.")
+                settings[name] = int(values[0])
+            else:
+                settings[name] = tuple(float(value) for value in values)
+    return settings

@@ -150,7 +150,8 @@ def expected_calibration_error(labels, probabilities, num_bins=10):
     return float(
         tfp.stats.expected_calibration_error(
             num_bins,
-            logits=_logits(probabilities),
+            # TFP bins the confidences with float32 edges.
+            logits=tf.cast(_logits(probabilities), tf.float32),
             labels_true=labels,
             labels_predicted=np.argmax(probabilities, axis=-1),
         ).numpy()

@@ -115,10 +115,8 @@ def predict(model, x, *, num_samples=100, seed=None, level=0.95, batch_size=None
         raise ValueError(f"level must lie strictly between 0 and 1, got {level!r}.")
     num_samples = validation.check_num_samples(num_samples)
     x = validation.check_inputs(x, model.input_shape[1:])
-    seeded = seed is not None
     function = _cached(
-        model, ("predict", num_samples, seeded, float(level)),
-        lambda: _summary_fn(model, head, num_samples, level, seeded),
+        model, ("predict", num_samples, float(level)), lambda: _summary_fn(model, head, num_samples, level)
     )
     parts = _run_chunks(function, (x,), num_samples, seed, batch_size)
     if head.task == "classification":
@@ -136,10 +134,7 @@ def log_likelihoods(model, x, y, *, num_samples=100, seed=None, batch_size=None)
     num_samples = validation.check_num_samples(num_samples)
     x = validation.check_inputs(x, model.input_shape[1:])
     y = validation.check_targets(y, head, num_examples=len(x))
-    seeded = seed is not None
-    function = _cached(
-        model, ("log_likelihoods", num_samples, seeded), lambda: _log_likelihood_fn(model, num_samples, seeded)
-    )
+    function = _cached(model, ("log_likelihoods", num_samples), lambda: _log_likelihood_fn(model, num_samples))
     return _run_chunks(function, (x, y), num_samples, seed, batch_size)["log_likelihoods"]
 
 
@@ -165,7 +160,7 @@ def _head(model):
     return head
 
 
-# A stateless seed; functions built for seed=None ignore it (fresh stateful draws).
+# The stateless seed of the weight draws.
 _SEED_SPEC = tf.TensorSpec([2], tf.int32)
 
 
@@ -181,12 +176,12 @@ def _draws(model, x, num_samples, seed):
         return model(stacked, training=False)
 
 
-def _summary_fn(model, head, num_samples, level, seeded):
+def _summary_fn(model, head, num_samples, level):
     spec = tf.TensorSpec([None, *model.input_shape[1:]], tf.float32)
 
     @tf.function(input_signature=[spec, _SEED_SPEC])
     def summary(x, seed):
-        dist = _draws(model, x, num_samples, seed if seeded else None)
+        dist = _draws(model, x, num_samples, seed)
         stats = {k: _by_draw(v, num_samples) for k, v in head.draw_statistics(dist).items()}
         if head.task == "classification":
             return _entropy_split(stats["probs"])
@@ -195,12 +190,12 @@ def _summary_fn(model, head, num_samples, level, seeded):
     return summary
 
 
-def _log_likelihood_fn(model, num_samples, seeded):
+def _log_likelihood_fn(model, num_samples):
     spec = tf.TensorSpec([None, *model.input_shape[1:]], tf.float32)
 
     @tf.function(input_signature=[spec, tf.TensorSpec(None, tf.float32), _SEED_SPEC])
     def log_likelihood(x, y, seed):
-        dist = _draws(model, x, num_samples, seed if seeded else None)
+        dist = _draws(model, x, num_samples, seed)
         stacked = tf.tile(y, tf.concat([[num_samples], tf.ones([tf.rank(y) - 1], tf.int32)], axis=0))
         return {"log_likelihoods": _by_draw(dist.log_prob(tf.cast(stacked, dist.dtype)), num_samples)}
 
@@ -286,12 +281,16 @@ def _run_chunks(function, arrays, num_samples, seed, batch_size):
         per_row = int(np.prod(arrays[0].shape[1:])) or 1
         rows = min(_ROWS_PER_CHUNK, max(1, _ELEMENTS_PER_CHUNK // per_row))
         batch_size = max(1, rows // num_samples)
-    base_seed = _stateless_seed(0 if seed is None else seed)
+    # Every chunk uses the same seed, so weight draw t is the same network for
+    # all inputs (coherent sampled curves). Without a seed, one is drawn from
+    # NumPy's global generator (which tf_keras.utils.set_random_seed seeds).
+    if seed is None:
+        seed = int(np.random.randint(0, 2**31 - 1))
+    seed = _stateless_seed(seed)
     parts = []
-    for index, start in enumerate(range(0, num_inputs, int(batch_size))):
+    for start in range(0, num_inputs, int(batch_size)):
         chunk = [tf.constant(a[start : start + int(batch_size)]) for a in arrays]
-        chunk_seed = tf.random.experimental.stateless_fold_in(base_seed, index)
-        parts.append({k: v.numpy() for k, v in function(*chunk, chunk_seed).items()})
+        parts.append({k: v.numpy() for k, v in function(*chunk, seed).items()})
     # Per-draw arrays are [T, N, ...]: chunks join on the example axis.
     return {
         key: np.concatenate([p[key] for p in parts], axis=1 if key.startswith("draw_") or key == "log_likelihoods" else 0)
