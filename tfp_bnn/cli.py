@@ -1,0 +1,405 @@
+"""The ``tfp-bnn`` command line: ``fit``, ``predict``, ``evaluate``.
+
+    tfp-bnn fit [--data FILE.csv --target COLUMN] --out DIR
+    tfp-bnn predict --model DIR --data FILE.csv --output PRED.csv
+    tfp-bnn evaluate --model DIR --data FILE.csv --target COLUMN [--json FILE]
+
+Bad input ends the command with one line on standard error and exit status 2
+before any training; nothing already written is overwritten without ``--force``.
+"""
+
+import argparse
+import contextlib
+import csv
+import json
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import tf_keras
+
+import tfp_bnn
+from tfp_bnn import data
+
+MODEL_FILE = "model.keras"
+REPORT_FILE = "report.json"
+FIGURE_FILE = "uncertainty.png"
+ESTIMATOR_CHOICES = ("flipout", "reparameterization", "variational", "local_reparameterization")
+
+
+class UsageError(Exception):
+    """A problem with the user's input: printed as one line, exit status 2."""
+
+
+def main(argv=None):
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        args.run(args)
+    except (UsageError, data.DataError) as error:
+        print(f"tfp-bnn {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except (ValueError, TypeError) as error:
+        # tfp_bnn.validation's messages name the problem and the fix.
+        if os.environ.get("TFP_BNN_DEBUG"):
+            raise
+        print(f"tfp-bnn {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _parser():
+    parser = argparse.ArgumentParser(
+        prog="tfp-bnn", description="Bayesian neural networks with honest uncertainty, from CSV files."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    fit = commands.add_parser(
+        "fit",
+        help="train a Bayesian + probabilistic model",
+        description="Train a Bayesian + probabilistic model (aleatoric and epistemic uncertainty) and write "
+        "DIR/model.keras, DIR/report.json and DIR/uncertainty.png. Without --data, use the built-in "
+        "1-D regression with a gap in x.",
+    )
+    fit.add_argument("--data", type=Path, help="CSV file with a header row (default: built-in data)")
+    fit.add_argument("--target", help="name of the target column (required with --data)")
+    fit.add_argument("--task", choices=("regression", "classification"), help="default: inferred from the target")
+    fit.add_argument("--estimator", choices=ESTIMATOR_CHOICES, default="flipout")
+    fit.add_argument("--hidden", type=_hidden_units, default=(50, 50), help="hidden layer widths (default 50,50)")
+    fit.add_argument("--epochs", type=_positive_int, default=200)
+    fit.add_argument("--batch-size", type=_positive_int, default=100)
+    fit.add_argument("--learning-rate", type=float, default=0.01)
+    fit.add_argument("--validation-fraction", type=float, default=0.2)
+    fit.add_argument("--samples", type=_positive_int, default=100, help="weight draws for the report")
+    fit.add_argument("--seed", type=int, default=0)
+    fit.add_argument("--out", type=Path, required=True, help="output folder")
+    fit.add_argument("--force", action="store_true", help="replace an existing --out folder")
+    fit.set_defaults(run=_fit)
+
+    predict = commands.add_parser(
+        "predict",
+        help="predict with uncertainty, one CSV row per input",
+        description="Write one row per input of --data: for regression mean, stddev, aleatoric_stddev, "
+        "epistemic_stddev, lower, upper; for classification prob_<class>, predicted_class, entropy, "
+        "expected_entropy, mutual_information.",
+    )
+    predict.add_argument("--model", type=Path, required=True, help="folder written by tfp-bnn fit")
+    predict.add_argument("--data", type=Path, required=True, help="CSV file with the training features")
+    predict.add_argument("--samples", type=_positive_int, default=100, help="weight draws (default 100)")
+    predict.add_argument("--seed", type=int, help="makes the Monte Carlo estimate reproducible")
+    predict.add_argument("--level", type=float, default=0.95, help="central interval level (default 0.95)")
+    predict.add_argument("--output", type=Path, required=True, help="CSV file to write")
+    predict.add_argument("--force", action="store_true", help="replace an existing --output file")
+    predict.set_defaults(run=_predict)
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="metrics of a model on labelled data",
+        description="Print the metrics table of a fitted model on --data and optionally write it as JSON.",
+    )
+    evaluate.add_argument("--model", type=Path, required=True, help="folder written by tfp-bnn fit")
+    evaluate.add_argument("--data", type=Path, required=True)
+    evaluate.add_argument("--target", required=True)
+    evaluate.add_argument("--samples", type=_positive_int, default=100)
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--json", type=Path, help="also write the metrics to this JSON file")
+    evaluate.add_argument("--force", action="store_true", help="replace an existing --json file")
+    evaluate.set_defaults(run=_evaluate)
+    return parser
+
+
+def _positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _hidden_units(text):
+    try:
+        units = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated widths such as 50,50, got {text!r}")
+    if not units or min(units) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive widths such as 50,50, got {text!r}")
+    return units
+
+
+# -- fit ------------------------------------------------------------------------------
+
+
+def _fit(args):
+    _refuse_overwrite(args.out, args.force)
+    if args.data is None:
+        if args.target:
+            raise UsageError("--target goes with --data; the built-in data set has its own target.")
+        x, y = data.gap_regression(2000, seed=args.seed)
+        dataset = data.Dataset(x=x, y=y, feature_names=("x",), target_name="y", task="regression")
+    else:
+        if not args.target:
+            raise UsageError("--data needs --target COLUMN, the column to predict.")
+        dataset = data.load_csv(args.data, args.target, task=args.task)
+    if not 0.0 <= args.validation_fraction < 1.0:
+        raise UsageError(f"--validation-fraction must lie in [0, 1), got {args.validation_fraction}.")
+    train, valid = _split(dataset, args.validation_fraction, args.seed)
+
+    tf_keras.utils.set_random_seed(args.seed)
+    model = _build(dataset, train, args)
+    model.compile(optimizer=tf_keras.optimizers.Adam(args.learning_rate))
+    history = model.fit(
+        train[0],
+        train[1],
+        epochs=args.epochs,
+        batch_size=min(args.batch_size, len(train[0])),
+        validation_data=valid if len(valid[0]) else None,
+        verbose=0,
+        callbacks=[_progress_bar(args.epochs)],
+    )
+
+    report = {
+        "task": dataset.task,
+        "features": list(dataset.feature_names),
+        "target": dataset.target_name,
+        "class_names": list(dataset.class_names) if dataset.class_names is not None else None,
+        "data": str(args.data) if args.data else "built-in gap_regression",
+        "model": {
+            "estimator": args.estimator,
+            "hidden": list(args.hidden),
+            "epochs": args.epochs,
+            "batch_size": args.batch_size,
+            "learning_rate": args.learning_rate,
+            "seed": args.seed,
+            "train_size": len(train[0]),
+        },
+        "metrics": {"train": _metrics(model, *train, dataset.task, args.samples, args.seed)},
+        "history": {key: [float(v) for v in values] for key, values in history.history.items()},
+    }
+    if len(valid[0]):
+        report["metrics"]["validation"] = _metrics(model, *valid, dataset.task, args.samples, args.seed)
+
+    with _replaced_dir(args.out, args.force) as folder:
+        model.save(folder / MODEL_FILE)
+        (folder / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
+        _save_figure(model, dataset, train, valid, args, folder / FIGURE_FILE)
+    print(f"Wrote {args.out / MODEL_FILE}, {args.out / REPORT_FILE} and {args.out / FIGURE_FILE}")
+    _print_metrics(report["metrics"])
+
+
+def _split(dataset, fraction, seed):
+    order = np.random.default_rng(seed).permutation(len(dataset.x))
+    num_valid = int(round(fraction * len(order)))
+    if len(order) - num_valid < 2:
+        raise UsageError(f"only {len(order) - num_valid} training rows after the validation split; need at least 2.")
+    valid, train = order[:num_valid], order[num_valid:]
+    return (dataset.x[train], dataset.y[train]), (dataset.x[valid], dataset.y[valid])
+
+
+def _build(dataset, train, args):
+    x, y = train
+    # Standardized inside the model: the saved model takes and predicts raw units.
+    common = dict(
+        hidden_units=args.hidden,
+        train_size=len(x),
+        estimator=args.estimator,
+        input_mean=x.mean(axis=0),
+        input_std=np.maximum(x.std(axis=0), 1e-6),
+    )
+    if dataset.task == "classification":
+        return tfp_bnn.make_classifier((x.shape[1],), len(dataset.class_names), **common)
+    return tfp_bnn.make_regressor(
+        (x.shape[1],), target_mean=float(y.mean()), target_std=float(max(y.std(), 1e-6)), **common
+    )
+
+
+def _progress_bar(epochs):
+    class EpochProgress(tf_keras.callbacks.Callback):
+        """One Keras progress bar over all epochs (not one bar per epoch)."""
+
+        def on_train_begin(self, logs=None):
+            self.bar = tf_keras.utils.Progbar(epochs, unit_name="epoch")
+
+        def on_epoch_end(self, epoch, logs=None):
+            shown = ("loss", "nll", "kl", "val_loss")
+            self.bar.update(epoch + 1, values=[(k, logs[k]) for k in shown if k in (logs or {})])
+
+    return EpochProgress()
+
+
+def _save_figure(model, dataset, train, valid, args, path):
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        from tfp_bnn import plots
+    except ImportError:
+        print("matplotlib is not installed (pip install 'tfp-bnn[plots]'): no uncertainty.png", file=sys.stderr)
+        return
+    x_eval, y_eval = valid if len(valid[0]) else train
+    if dataset.task == "classification":
+        result = tfp_bnn.predict(model, x_eval, num_samples=args.samples, seed=args.seed)
+        figure = plots.uncertainty_histograms(y_eval, result)
+    elif dataset.x.shape[1] == 1:
+        low, high = float(dataset.x.min()), float(dataset.x.max())
+        margin = 0.5 * (high - low)
+        grid = np.linspace(low - margin, high + margin, 400, dtype=np.float32)[:, np.newaxis]
+        result = tfp_bnn.predict(model, grid, num_samples=args.samples, seed=args.seed)
+        figure = plots.uncertainty_bands(grid, result, x_train=train[0], y_train=train[1])
+    else:
+        result = tfp_bnn.predict(model, x_eval, num_samples=args.samples, seed=args.seed)
+        figure = plots.calibration_curve(y_eval, result)
+    figure.savefig(path, dpi=120, bbox_inches="tight")
+
+
+# -- metrics ------------------------------------------------------------------------
+
+
+def _metrics(model, x, y, task, num_samples, seed):
+    metrics = tfp_bnn.metrics
+    result = tfp_bnn.predict(model, x, num_samples=num_samples, seed=seed)
+    if task == "classification":
+        labels = y.astype(np.int64)
+        return {
+            "accuracy": metrics.accuracy(labels, result.probabilities),
+            "nll": metrics.categorical_nll(labels, result.probabilities),
+            "brier": metrics.brier_score(labels, result.probabilities),
+            "ece": metrics.expected_calibration_error(labels, result.probabilities),
+            "n": int(len(y)),
+        }
+    log_likelihoods = tfp_bnn.log_likelihoods(model, x, y, num_samples=num_samples, seed=seed)
+    return {
+        "rmse": metrics.rmse(y, result.mean),
+        "nll": metrics.mixture_nll(log_likelihoods),
+        "coverage_95": metrics.interval_coverage(y, result.lower, result.upper),
+        "width_95": metrics.interval_width(result.lower, result.upper),
+        "n": int(len(y)),
+    }
+
+
+def _print_metrics(metrics_by_split):
+    names = [name for name in next(iter(metrics_by_split.values())) if name != "n"]
+    print(f"{'':18}" + "".join(f"{name:>13}" for name in names))
+    for split, values in metrics_by_split.items():
+        print(f"{split + ' (' + str(values['n']) + ')':18}" + "".join(f"{values[name]:13.4f}" for name in names))
+
+
+# -- predict / evaluate ---------------------------------------------------------------------
+
+
+def _predict(args):
+    _refuse_overwrite(args.output, args.force)
+    if not 0.0 < args.level < 1.0:
+        raise UsageError(f"--level must lie strictly between 0 and 1, got {args.level}.")
+    report = _read_report(args.model)
+    # A labelled file may keep its target column: it is not a feature.
+    x = data.load_features(args.data, report["features"], ignore=(report["target"],))
+    model = _load_model(args.model)
+    result = tfp_bnn.predict(model, x, num_samples=args.samples, seed=args.seed, level=args.level)
+    if report["task"] == "classification":
+        class_names = report["class_names"]
+        columns = {f"prob_{name}": result.probabilities[:, k] for k, name in enumerate(class_names)}
+        columns["predicted_class"] = np.asarray(class_names)[result.predicted_class]
+        columns["entropy"] = result.predictive_entropy
+        columns["expected_entropy"] = result.expected_entropy
+        columns["mutual_information"] = result.mutual_information
+    else:
+        columns = {
+            "mean": result.mean[:, 0],
+            "stddev": result.stddev[:, 0],
+            "aleatoric_stddev": result.aleatoric_stddev[:, 0],
+            "epistemic_stddev": result.epistemic_stddev[:, 0],
+            "lower": result.lower[:, 0],
+            "upper": result.upper[:, 0],
+        }
+    with _replaced_file(args.output, args.force) as path:
+        _write_csv(path, columns)
+    print(f"Wrote {len(x)} predictions to {args.output}")
+
+
+def _read_report(folder):
+    path = folder / REPORT_FILE
+    if not path.is_file():
+        raise UsageError(f"{path} not found: --model must be a folder written by 'tfp-bnn fit'.")
+    return json.loads(path.read_text())
+
+
+def _load_model(folder):
+    path = folder / MODEL_FILE
+    if not path.is_file():
+        raise UsageError(f"{path} not found: --model must be a folder written by 'tfp-bnn fit'.")
+    return tf_keras.models.load_model(path)
+
+
+def _evaluate(args):
+    if args.json is not None:
+        _refuse_overwrite(args.json, args.force)
+    report = _read_report(args.model)
+    x = data.load_features(args.data, report["features"], ignore=(args.target,))
+    if args.target != report["target"]:
+        print(
+            f"note: the model was trained to predict {report['target']!r}; evaluating it against {args.target!r}.",
+            file=sys.stderr,
+        )
+    y = data.load_target(args.data, args.target, class_names=report["class_names"])
+    model = _load_model(args.model)
+    metrics = {"data": _metrics(model, x, y, report["task"], args.samples, args.seed)}
+    _print_metrics(metrics)
+    if args.json is not None:
+        with _replaced_file(args.json, args.force) as path:
+            path.write_text(json.dumps(metrics["data"], indent=2) + "\n")
+
+
+def _write_csv(path, columns):
+    names = list(columns)
+    rows = zip(*(columns[name] for name in names))
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(names)
+        for row in rows:
+            writer.writerow([value if isinstance(value, str) else f"{value:.6g}" for value in row])
+
+
+# -- files: never lose what is there ----------------------------------------------------------
+
+
+def _refuse_overwrite(path, force):
+    if path.exists() and not force:
+        raise UsageError(f"{path} already exists; pass --force to replace it.")
+
+
+@contextlib.contextmanager
+def _replaced_dir(target, force):
+    """Write into a fresh temporary folder beside ``target``, then move it into place."""
+    _refuse_overwrite(target, force)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        yield staging
+        if target.exists():
+            shutil.rmtree(target) if target.is_dir() else target.unlink()
+        staging.rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _replaced_file(target, force):
+    """Write into a temporary file beside ``target``, then rename it into place."""
+    _refuse_overwrite(target, force)
+    if target.is_dir():
+        raise UsageError(f"{target} is a folder; give a file name.")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, staging = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    os.close(handle)
+    try:
+        yield Path(staging)
+        os.replace(staging, target)
+    finally:
+        if os.path.exists(staging):
+            os.unlink(staging)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
