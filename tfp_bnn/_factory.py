@@ -15,6 +15,7 @@ A factory is a small serializable object that speaks the two protocols of
 
 import numpy as np
 import tensorflow as tf
+import tensorflow_probability as tfp
 import tf_keras
 
 _KERNEL_FN_ARGS = ("dtype", "shape", "name", "trainable", "add_variable_fn")
@@ -70,25 +71,35 @@ class DistributionFactory:
         return f"{type(self).__name__}({args})"
 
 
-class DistributionLayer(tf_keras.layers.Layer):
+class DistributionLayer(tfp.layers.DistributionLambda):
     """A layer that owns the variables of a distribution over a flat vector.
 
     Its call ignores the inputs (they are only there for the
-    ``make_posterior_fn`` protocol) and returns :meth:`distribution`.
+    ``make_posterior_fn`` protocol) and returns :meth:`distribution` as a
+    ``DistributionLambda`` does: a distribution that converts to a tensor by
+    sampling, which is what ``tfp.layers.DenseVariational`` expects.
     """
 
     def __init__(self, size, **kwargs):
-        super().__init__(**kwargs)
+        # Fixed by this class; configs never carry them (see get_config).
+        kwargs.pop("make_distribution_fn", None)
+        kwargs.pop("convert_to_tensor_fn", None)
+        super().__init__(self._from_inputs, convert_to_tensor_fn=tfp.distributions.Distribution.sample, **kwargs)
         self.size = int(size)
 
     def distribution(self):
         raise NotImplementedError
 
-    def call(self, inputs):
+    def _from_inputs(self, inputs):
         return self.distribution()
 
     def get_config(self):
-        return {**super().get_config(), "size": self.size}
+        # Skip DistributionLambda/Lambda.get_config: they would pickle the function.
+        return {**tf_keras.layers.Layer.get_config(self), "size": self.size}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
 
 
 def kernel_shape_or_flat(kernel_size, kernel_shape):

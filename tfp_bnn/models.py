@@ -66,9 +66,15 @@ class BayesianModel(tf_keras.Model):
                 "A BayesianModel must end in a tfp_bnn head (tfp_bnn.heads), got "
                 f"{type(self.layers[-1]).__name__}."
             )
+        self._create_trackers()
+        self._traced_modes = {}
+
+    # Running means of the logs are not model state: untracked, they stay out
+    # of model.weights, get_weights() and the saved file.
+    @tf.__internal__.tracking.no_automatic_dependency_tracking
+    def _create_trackers(self):
         self.nll_tracker = tf_keras.metrics.Mean(name="nll")
         self.kl_tracker = tf_keras.metrics.Mean(name="kl")
-        self._traced_modes = {}
 
     @property
     def head(self):

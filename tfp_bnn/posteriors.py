@@ -102,9 +102,7 @@ class FullCovarianceNormalLayer(_PosteriorLayer):
     def __init__(self, kernel_shape, bias_size, initial_scale, loc_initializer, **kwargs):
         super().__init__(kernel_shape, bias_size, initial_scale, loc_initializer, **kwargs)
         self._fill = tfb.FillScaleTriL(diag_bijector=tfb.Softplus(), diag_shift=1e-6)
-        initial_tril = self._fill.inverse(
-            tf.eye(self.size, dtype=tf.float64) * (self.initial_scale - 1e-6)
-        ).numpy()
+        initial_tril = self._fill.inverse(tf.eye(self.size) * (self.initial_scale - 1e-6)).numpy()
         self.untransformed_scale_tril = self.add_weight(
             name="posterior_untransformed_scale_tril",
             shape=[self.size * (self.size + 1) // 2],

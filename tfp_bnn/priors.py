@@ -42,7 +42,8 @@ class FixedDistributionLayer(DistributionLayer):
     """Holds no variables: the prior of a :class:`NormalPrior`/:class:`ScaleMixturePrior`."""
 
     def __init__(self, size, prior, **kwargs):
-        super().__init__(size, trainable=False, **kwargs)
+        kwargs["trainable"] = False  # also in its config: from_config passes it back
+        super().__init__(size, **kwargs)
         self.prior = deserialize(prior)
 
     def distribution(self):

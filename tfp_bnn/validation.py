@@ -53,7 +53,8 @@ def check_inputs(x, input_shape):
             f"{', '.join(map(str, expected))}): {_describe(expected)} per example. Pass the same "
             "features, in the same order, that the model was built for."
         )
-    array = array.astype(np.float32, copy=False)
+    with np.errstate(over="ignore"):
+        array = array.astype(np.float32, copy=False)
     _check_finite(array, "x")
     return array
 
@@ -63,7 +64,7 @@ def _describe(shape):
 
 
 def check_targets(y, head, num_examples=None):
-    """``y`` reshaped to the head's ``(N, *target_shape)`` and checked against its support."""
+    """``y`` as float32, reshaped to the head's ``(N, *target_shape)`` and checked against its support."""
     array = _as_numeric_array(y, "y")
     if num_examples is not None and array.shape[0] != num_examples:
         raise ValueError(
@@ -81,6 +82,9 @@ def check_targets(y, head, num_examples=None):
             f"y has shape {np.shape(y)} but {type(head).__name__} predicts targets of shape {shown}; "
             f"reshape y to {shown}."
         )
+    # float32 is what the model computes in: a value that overflows it is as bad as inf.
+    with np.errstate(over="ignore"):
+        array = array.astype(np.float32, copy=False)
     _check_finite(array, "y")
     head.check_support(array)
     return array

@@ -1,0 +1,309 @@
+"""tfp_bnn.metrics against independent computations, and the identities of tfp_bnn.predict."""
+
+import numpy as np
+import pytest
+import tf_keras
+from scipy import integrate, special, stats
+
+import tfp_bnn
+from tfp_bnn import metrics
+
+Z_975 = 1.959963984540054  # standard normal 0.975 quantile
+
+
+# -- regression metrics ------------------------------------------------------------------
+
+
+def test_rmse(rng):
+    y, pred = rng.normal(size=50), rng.normal(size=50)
+    assert metrics.rmse(y, pred) == pytest.approx(np.sqrt(np.mean((y - pred) ** 2)), rel=1e-12)
+    assert metrics.rmse([1.0, 2.0, 3.0], [1.0, 4.0, 0.0]) == pytest.approx(np.sqrt(13.0 / 3.0), rel=1e-12)
+    # (N,) against (N, 1) pairs elementwise, it does not broadcast to (N, N).
+    assert metrics.rmse(y, pred[:, None]) == pytest.approx(metrics.rmse(y, pred), rel=1e-12)
+    with pytest.raises(ValueError, match=r"y_true has 50 values but y_pred has 49"):
+        metrics.rmse(y, pred[:-1])
+
+
+def _direct_mixture_nll(ll):
+    with np.errstate(divide="ignore"):
+        return -np.mean(np.log(np.mean(np.exp(ll), axis=0)))
+
+
+def test_mixture_nll_matches_the_direct_formula(rng):
+    ll = rng.normal(-2.0, 1.0, size=(50, 20))
+    assert metrics.mixture_nll(ll) == pytest.approx(_direct_mixture_nll(ll), rel=1e-12)
+    # One draw: the plain mean NLL.
+    assert metrics.mixture_nll(ll[:1]) == pytest.approx(-np.mean(ll[0]), rel=1e-12)
+    # A mixture is at least as good as its average member (Jensen).
+    assert metrics.mixture_nll(ll) <= -np.mean(ll)
+
+
+def test_mixture_nll_stays_finite_where_the_direct_formula_underflows(rng):
+    ll = rng.normal(-1000.0, 5.0, size=(50, 20))
+    assert _direct_mixture_nll(ll) == np.inf  # exp(-1000) is 0 in float64
+    value = metrics.mixture_nll(ll)
+    assert np.isfinite(value)
+    # Shifting every log-likelihood by c shifts the NLL by -c; the shifted values do not underflow.
+    assert value == pytest.approx(_direct_mixture_nll(ll + 1000.0) + 1000.0, rel=1e-12)
+    # And the max-shifted log-sum-exp, written out per example.
+    top = ll.max(axis=0)
+    by_hand = -np.mean(top + np.log(np.mean(np.exp(ll - top), axis=0)))
+    assert value == pytest.approx(by_hand, rel=1e-12)
+
+
+def test_mixture_nll_needs_draws_by_examples():
+    with pytest.raises(ValueError, match=r"log_likelihoods must have shape \(T, N\), got \(5,\)"):
+        metrics.mixture_nll(np.zeros(5))
+
+
+def test_interval_coverage_and_width_by_hand():
+    y = np.array([0.0, 1.0, 2.0, 3.0, 4.0])
+    lower = np.array([0.0, 0.0, 3.0, 2.0, 5.0])
+    upper = np.array([1.0, 0.5, 4.0, 3.0, 6.0])
+    # Covered: 0 (on the lower end) and 3 (on the upper end); 1, 2 and 4 are outside.
+    assert metrics.interval_coverage(y, lower, upper) == pytest.approx(0.4)
+    assert metrics.interval_coverage(y[:, None], lower[:, None], upper) == pytest.approx(0.4)
+    assert metrics.interval_width(lower, upper) == pytest.approx(0.9)
+    assert metrics.interval_width(lower[:, None], upper) == pytest.approx(0.9)
+
+
+def test_interval_coverage_of_exact_gaussian_intervals(rng):
+    n = 20000
+    mean, scale = rng.normal(size=n), rng.uniform(0.5, 2.0, size=n)
+    y = mean + scale * rng.standard_normal(n)
+    coverage = metrics.interval_coverage(y, mean - Z_975 * scale, mean + Z_975 * scale)
+    assert abs(coverage - 0.95) < 4 * np.sqrt(0.95 * 0.05 / n)
+    assert metrics.interval_width(mean - Z_975 * scale, mean + Z_975 * scale) == pytest.approx(
+        2 * Z_975 * scale.mean(), rel=1e-12
+    )
+
+
+def _crps_by_integration(y, mean, stddev):
+    def squared_gap_below(t):
+        return stats.norm.cdf(t, mean, stddev) ** 2
+
+    def squared_gap_above(t):
+        return stats.norm.sf(t, mean, stddev) ** 2
+
+    below, _ = integrate.quad(squared_gap_below, -np.inf, y, epsabs=1e-12, epsrel=1e-10)
+    above, _ = integrate.quad(squared_gap_above, y, np.inf, epsabs=1e-12, epsrel=1e-10)
+    return below + above
+
+
+def test_crps_gaussian_against_numerical_integration():
+    y = np.array([0.0, 1.3, -2.0, 5.0, 0.1])
+    mean = np.array([0.0, 0.5, 1.0, -1.0, 0.1])
+    stddev = np.array([1.0, 0.3, 2.0, 1.5, 1e-2])
+    expected = np.mean([_crps_by_integration(*args) for args in zip(y, mean, stddev)])
+    assert metrics.crps_gaussian(y, mean, stddev) == pytest.approx(expected, rel=1e-7)
+    # Closed-form special cases: sigma (sqrt 2 - 1) / sqrt(pi) at y = mu, |y - mu| for sigma -> 0.
+    assert metrics.crps_gaussian([0.0], [0.0], [2.0]) == pytest.approx(2 * (np.sqrt(2) - 1) / np.sqrt(np.pi))
+    assert metrics.crps_gaussian([3.0], [1.0], [1e-9]) == pytest.approx(2.0, rel=1e-8)
+
+
+def test_crps_ensemble_against_the_pairwise_definition(rng):
+    samples = rng.normal(size=(40, 7)) * rng.uniform(0.5, 3.0, size=7)
+    y = rng.normal(size=7)
+    absolute_error = np.mean(np.abs(samples - y), axis=0)
+    pairwise = np.mean(np.abs(samples[:, None, :] - samples[None, :, :]), axis=(0, 1))
+    expected = np.mean(absolute_error - 0.5 * pairwise)
+    assert metrics.crps_ensemble(y, samples) == pytest.approx(expected, rel=1e-12)
+    # The samples' order does not matter, nor does a trailing axis of y.
+    shuffled = rng.permuted(samples, axis=0)
+    assert metrics.crps_ensemble(y[:, None], shuffled) == pytest.approx(expected, rel=1e-12)
+    # A one-member ensemble scores its absolute error.
+    assert metrics.crps_ensemble(y, samples[:1]) == pytest.approx(np.mean(np.abs(samples[0] - y)), rel=1e-12)
+    with pytest.raises(ValueError, match=r"samples must have shape \(S, 6\), got \(40, 7\)"):
+        metrics.crps_ensemble(y[:6], samples)
+
+
+def test_crps_ensemble_of_many_gaussian_samples_approaches_crps_gaussian(rng):
+    num_samples, n = 20000, 10
+    mean, stddev = rng.normal(size=n), rng.uniform(0.5, 2.0, size=n)
+    y = mean + stddev * rng.standard_normal(n)
+    samples = mean + stddev * rng.standard_normal((num_samples, n))
+    exact = metrics.crps_gaussian(y, mean, stddev)
+    # Monte Carlo error of E|X - y| and E|X - X'|: about stddev / sqrt(S) per example.
+    tolerance = 5 * np.mean(stddev) / np.sqrt(num_samples * n)
+    assert abs(metrics.crps_ensemble(y, samples) - exact) < tolerance
+
+
+# -- classification metrics ----------------------------------------------------------------
+
+
+@pytest.fixture
+def classification(rng):
+    n, k = 500, 4
+    logits = 2.0 * rng.normal(size=(n, k))
+    probs = special.softmax(logits, axis=1)
+    labels = np.array([rng.choice(k, p=p) for p in probs])
+    return labels, probs
+
+
+def test_accuracy_by_hand():
+    probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6], [0.3, 0.4, 0.3], [0.5, 0.1, 0.4]])
+    assert metrics.accuracy([0, 2, 0, 2], probs) == pytest.approx(0.5)
+    assert metrics.accuracy(np.array([[0], [2], [1], [0]]), probs) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match=r"labels must lie in 0\.\.2"):
+        metrics.accuracy([0, 3, 0, 0], probs)
+    with pytest.raises(ValueError, match=r"probabilities must have shape \(N, K\) with N = 3 labels, got \(4, 3\)"):
+        metrics.accuracy([0, 1, 2], probs)
+
+
+def test_categorical_nll(classification):
+    labels, probs = classification
+    expected = -np.mean(np.log(probs[np.arange(len(labels)), labels]))
+    assert metrics.categorical_nll(labels, probs) == pytest.approx(expected, rel=1e-12)
+    # A vote share of 0 for the label is clipped at 1e-12, not -log 0 = inf.
+    votes = np.array([[1.0, 0.0], [0.5, 0.5]])
+    assert metrics.categorical_nll([1, 0], votes) == pytest.approx((-np.log(1e-12) - np.log(0.5)) / 2, rel=1e-9)
+
+
+def test_brier_score(classification):
+    labels, probs = classification
+    one_hot = np.eye(probs.shape[1])[labels]
+    expected = np.mean(np.sum((probs - one_hot) ** 2, axis=1))
+    assert metrics.brier_score(labels, probs) == pytest.approx(expected, rel=1e-9)
+    # Perfect and worst predictions.
+    assert metrics.brier_score([0, 1], np.array([[1.0, 0.0], [0.0, 1.0]])) == pytest.approx(0.0, abs=1e-9)
+    assert metrics.brier_score([1, 0], np.array([[1.0, 0.0], [0.0, 1.0]])) == pytest.approx(2.0, abs=1e-9)
+
+
+def _binned_ece(labels, probs, num_bins=10):
+    confidence = probs.max(axis=1)
+    correct = probs.argmax(axis=1) == labels
+    bins = np.minimum((confidence * num_bins).astype(int), num_bins - 1)
+    ece = 0.0
+    for b in range(num_bins):
+        members = bins == b
+        if members.any():
+            ece += members.mean() * abs(correct[members].mean() - confidence[members].mean())
+    return ece
+
+
+def test_expected_calibration_error_against_binned_by_hand(classification):
+    labels, probs = classification
+    # Calibrated by construction (labels drawn from probs): small but not zero.
+    assert metrics.expected_calibration_error(labels, probs) == pytest.approx(_binned_ece(labels, probs), abs=1e-6)
+    # Over-confident probabilities: same labels, sharpened.
+    sharp = special.softmax(3.0 * np.log(probs), axis=1)
+    expected = _binned_ece(labels, sharp)
+    assert expected > 0.1
+    assert metrics.expected_calibration_error(labels, sharp) == pytest.approx(expected, abs=1e-6)
+
+
+# -- prediction identities -----------------------------------------------------------------
+
+NUM_INPUTS = 30
+
+
+@pytest.fixture
+def inputs(rng):
+    return rng.normal(size=(NUM_INPUTS, 2)).astype(np.float32)
+
+
+def _entropy(p):
+    return -np.sum(special.xlogy(p, p), axis=-1)
+
+
+def test_classification_entropy_split(inputs):
+    model = tfp_bnn.make_classifier((2,), 3, hidden_units=(8,), train_size=NUM_INPUTS,
+                                    kernel_posterior=tfp_bnn.MeanFieldNormal(initial_scale=0.5))
+    result = tfp_bnn.predict(model, inputs, num_samples=50, seed=0)
+    draws = result.draw_probabilities.astype(np.float64)
+    assert draws.shape == (50, NUM_INPUTS, 3)
+    np.testing.assert_allclose(draws.sum(axis=-1), 1.0, atol=1e-6)
+    np.testing.assert_allclose(result.probabilities.sum(axis=-1), 1.0, atol=1e-6)
+    np.testing.assert_allclose(result.probabilities, draws.mean(axis=0), atol=1e-6)
+    # Each part against NumPy, then the identity.
+    np.testing.assert_allclose(result.predictive_entropy, _entropy(draws.mean(axis=0)), atol=1e-5)
+    np.testing.assert_allclose(result.expected_entropy, _entropy(draws).mean(axis=0), atol=1e-5)
+    np.testing.assert_allclose(
+        result.predictive_entropy, result.expected_entropy + result.mutual_information, atol=1e-5
+    )
+    assert np.all(result.mutual_information >= 0)
+    assert np.all(result.predictive_entropy <= np.log(3) + 1e-6)
+    # The draws differ (posterior scale 0.5), so there is epistemic uncertainty to report.
+    assert result.mutual_information.mean() > 0.01
+    np.testing.assert_array_equal(result.predicted_class, np.argmax(result.probabilities, axis=-1))
+
+
+def test_point_class_head_draws_vote(inputs):
+    model = tfp_bnn.make_classifier((2,), 3, regime="bayesian", hidden_units=(8,), train_size=NUM_INPUTS,
+                                    kernel_posterior=tfp_bnn.MeanFieldNormal(initial_scale=0.5))
+    result = tfp_bnn.predict(model, inputs, num_samples=40, seed=0)
+    assert set(np.unique(result.draw_probabilities)) == {0.0, 1.0}
+    np.testing.assert_allclose(result.probabilities * 40, np.round(result.probabilities * 40), atol=1e-4)
+    np.testing.assert_allclose(result.expected_entropy, 0.0, atol=1e-7)
+    np.testing.assert_allclose(result.mutual_information, result.predictive_entropy, atol=1e-6)
+
+
+@pytest.fixture
+def regressor():
+    return tfp_bnn.make_regressor((2,), hidden_units=(8,), train_size=NUM_INPUTS,
+                                  kernel_posterior=tfp_bnn.MeanFieldNormal(initial_scale=0.3))
+
+
+def test_regression_variance_split(regressor, inputs):
+    result = tfp_bnn.predict(regressor, inputs, num_samples=200, seed=0)
+    means = result.draw_means.astype(np.float64)
+    variances = result.draw_variances.astype(np.float64)
+    assert means.shape == variances.shape == (200, NUM_INPUTS, 1)
+    np.testing.assert_allclose(result.mean, means.mean(axis=0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(result.aleatoric_variance, variances.mean(axis=0), rtol=1e-5)
+    np.testing.assert_allclose(result.epistemic_variance, means.var(axis=0), rtol=1e-4, atol=1e-7)
+    # Total = variance of the mixture, E[var + mean^2] - (E mean)^2.
+    mixture_variance = np.mean(variances + means**2, axis=0) - means.mean(axis=0) ** 2
+    np.testing.assert_allclose(result.total_variance, mixture_variance, rtol=1e-4)
+    np.testing.assert_allclose(result.total_variance, result.aleatoric_variance + result.epistemic_variance, rtol=1e-6)
+    np.testing.assert_allclose(result.stddev, np.sqrt(mixture_variance), rtol=1e-4)
+    assert np.all(result.epistemic_variance > 0)
+
+
+def test_no_epistemic_variance_without_bayesian_layers(inputs):
+    model = tfp_bnn.make_regressor((2,), regime="probabilistic", hidden_units=(8,))
+    result = tfp_bnn.predict(model, inputs, num_samples=20, seed=0)
+    # Identical draws; only float32 rounding of their mean is left.
+    assert np.all(result.aleatoric_variance > 0)
+    assert np.all(result.epistemic_variance <= 1e-9 * result.aleatoric_variance)
+
+
+@pytest.mark.parametrize("level, z", [(0.95, Z_975), (0.5, stats.norm.ppf(0.75))])
+def test_one_draw_interval_is_mean_plus_minus_z_stddev(regressor, inputs, level, z):
+    result = tfp_bnn.predict(regressor, inputs, num_samples=1, seed=0, level=level)
+    assert result.epistemic_variance.max() == 0.0
+    stddev = np.sqrt(result.aleatoric_variance.astype(np.float64))
+    mean = result.mean.astype(np.float64)
+    np.testing.assert_allclose(result.lower, mean - z * stddev, rtol=1e-4, atol=1e-4 * stddev.min())
+    np.testing.assert_allclose(result.upper, mean + z * stddev, rtol=1e-4, atol=1e-4 * stddev.min())
+    np.testing.assert_allclose((result.upper - result.lower) / (2 * stddev), z, rtol=1e-4)
+
+
+@pytest.mark.parametrize("level", [0.95, 0.8])
+def test_many_draw_interval_ends_are_mixture_quantiles(regressor, inputs, level):
+    result = tfp_bnn.predict(regressor, inputs, num_samples=200, seed=1, level=level)
+    means = result.draw_means.astype(np.float64)
+    scales = np.sqrt(result.draw_variances.astype(np.float64))
+
+    def mixture_cdf(y):
+        return stats.norm.cdf(y.astype(np.float64)[np.newaxis], means, scales).mean(axis=0)
+
+    np.testing.assert_allclose(mixture_cdf(result.lower), (1 - level) / 2, atol=1e-4)
+    np.testing.assert_allclose(mixture_cdf(result.upper), (1 + level) / 2, atol=1e-4)
+    # Not just mean +- z * total stddev: the mixture is not Gaussian.
+    z = stats.norm.ppf((1 + level) / 2)
+    assert np.max(np.abs(result.upper - (result.mean + z * result.stddev))) > 1e-2
+
+
+def test_log_likelihoods_and_mixture_nll_match_the_predicted_draws(regressor, inputs, rng):
+    y = rng.normal(size=NUM_INPUTS).astype(np.float32)
+    result = tfp_bnn.predict(regressor, inputs, num_samples=20, seed=3)
+    log_likelihoods = tfp_bnn.log_likelihoods(regressor, inputs, y, num_samples=20, seed=3)
+    assert log_likelihoods.shape == (20, NUM_INPUTS)
+    # Same seed, same model, same chunks: the same 20 networks.
+    expected = stats.norm.logpdf(
+        y[np.newaxis].astype(np.float64), result.draw_means[..., 0], np.sqrt(result.draw_variances[..., 0])
+    )
+    np.testing.assert_allclose(log_likelihoods, expected, rtol=1e-5, atol=1e-5)
+    nll = -np.mean(special.logsumexp(expected, axis=0) - np.log(20))
+    assert metrics.mixture_nll(log_likelihoods) == pytest.approx(nll, rel=1e-5)

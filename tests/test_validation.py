@@ -1,0 +1,413 @@
+"""Bad input fails early with a clear error; good input of a slightly different shape is aligned.
+
+Every failure case checks the exception type and that the message names both
+the problem and the fix, and that nothing ran: the weights are bit-for-bit
+unchanged, the optimizer took no step and Keras never built a train/test
+function.
+"""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras
+from scipy import special, stats
+
+import tfp_bnn
+from tfp_bnn import heads
+
+N = 12
+NUM_FEATURES = 3
+
+
+# -- models ------------------------------------------------------------------------
+
+
+def _head_model(head):
+    """One BayesianDense layer feeding ``head`` (for heads the builders do not offer)."""
+    inputs = tf_keras.Input((NUM_FEATURES,))
+    params = tfp_bnn.BayesianDense(head.params_size, kl_weight=1.0 / N)(inputs)
+    return tfp_bnn.BayesianModel(inputs, head(params))
+
+
+def _make(kind):
+    if kind == "regressor":
+        model = tfp_bnn.make_regressor((NUM_FEATURES,), hidden_units=(4,), train_size=N)
+    elif kind == "classifier":
+        model = tfp_bnn.make_classifier((NUM_FEATURES,), 3, hidden_units=(4,), train_size=N)
+    elif kind == "bernoulli":
+        model = _head_model(heads.BernoulliHead())
+    elif kind == "poisson":
+        model = _head_model(heads.PoissonHead())
+    else:
+        raise AssertionError(kind)
+    model.compile(optimizer=tf_keras.optimizers.Adam(0.01))
+    return model
+
+
+def _data(kind):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(N, NUM_FEATURES)).astype(np.float32)
+    y = {
+        "regressor": rng.normal(size=N),
+        "classifier": rng.integers(0, 3, size=N),
+        "bernoulli": rng.integers(0, 2, size=N),
+        "poisson": rng.integers(0, 5, size=N),
+    }[kind].astype(np.float32)
+    return x, y
+
+
+def _snapshot(model):
+    return [w.numpy().copy() for w in model.weights]
+
+
+def _assert_untouched(model, before):
+    after = _snapshot(model)
+    assert len(after) == len(before)
+    for old, new in zip(before, after):
+        np.testing.assert_array_equal(old, new)
+    assert int(model.optimizer.iterations) == 0
+    assert model.train_function is None
+    assert model.test_function is None
+
+
+# -- bad x: every entry point ----------------------------------------------------------
+
+
+def _set(array, index, value):
+    array = array.copy()
+    array[index] = value
+    return array
+
+
+BAD_X = {
+    "nan": (lambda x: _set(x, (4, 2), np.nan), ValueError,
+            r"x contains nan at row 4, column 2 \(1 non-finite values in all\); drop or impute"),
+    "nan_and_inf": (lambda x: _set(_set(x, (9, 0), np.nan), (2, 1), np.inf), ValueError,
+                    r"x contains inf at row 2, column 1 \(2 non-finite values in all\)"),
+    "inf": (lambda x: _set(x, (7, 0), -np.inf), ValueError,
+            r"x contains -inf at row 7, column 0 .*drop or impute missing and infinite values"),
+    # Finite in float64 but not in the float32 the model computes in.
+    "float32_overflow": (lambda x: _set(x.astype(np.float64), (3, 1), 1e39), ValueError,
+                         r"x contains inf at row 3, column 1 .*drop or impute"),
+    "strings": (lambda x: x.astype(str), TypeError,
+                r"x has dtype <U\d+, not a number type; convert it to float32 \(e\.g\. x\.astype\('float32'\)\)"),
+    "objects": (lambda x: x.astype(object), TypeError,
+                r"x has dtype object, not a number type; convert it to float32"),
+    "too_few_features": (lambda x: x[:, :2], ValueError,
+                         r"x has shape \(12, 2\) but the model takes inputs of shape \(N, 3\): 3 features "
+                         r"per example\. Pass the same features"),
+    "extra_axis": (lambda x: x[..., np.newaxis], ValueError,
+                   r"x has shape \(12, 3, 1\) but the model takes inputs of shape \(N, 3\).*Pass the same"),
+    "flat": (lambda x: x[:, 0], ValueError,
+             r"x has shape \(12,\) but the model takes inputs of shape \(N, 3\)"),
+    "empty": (lambda x: x[:0], ValueError, r"x has no examples \(shape \(0, 3\)\); pass at least one row"),
+    "none": (lambda x: None, ValueError, r"x is None; pass a NumPy array"),
+}
+
+ENTRY_POINTS = ("fit", "evaluate", "predict", "log_likelihoods")
+
+
+def _call(entry, model, x, y, **kwargs):
+    if entry == "fit":
+        return model.fit(x, y, epochs=1, verbose=0, **kwargs)
+    if entry == "evaluate":
+        return model.evaluate(x, y, verbose=0, **kwargs)
+    if entry == "predict":
+        return tfp_bnn.predict(model, x, num_samples=3, seed=0, **kwargs)
+    if entry == "log_likelihoods":
+        return tfp_bnn.log_likelihoods(model, x, y, num_samples=3, seed=0, **kwargs)
+    raise AssertionError(entry)
+
+
+@pytest.mark.parametrize("entry", ENTRY_POINTS)
+@pytest.mark.parametrize("case", sorted(BAD_X))
+def test_bad_x_is_refused_before_anything_runs(entry, case):
+    model = _make("regressor")
+    x, y = _data("regressor")
+    corrupt, error, message = BAD_X[case]
+    before = _snapshot(model)
+    with pytest.raises(error, match=message):
+        _call(entry, model, corrupt(x), y)
+    _assert_untouched(model, before)
+
+
+# -- bad y: fit, evaluate, log_likelihoods ------------------------------------------
+
+BAD_Y = {
+    "nan": ("regressor", lambda y: _set(y, 5, np.nan), ValueError,
+            r"y contains nan at row 5, column 0 \(1 non-finite values in all\); drop or impute"),
+    "inf_2d": ("regressor", lambda y: _set(y[:, None], (2, 0), np.inf), ValueError,
+               r"y contains inf at row 2, column 0 .*drop or impute"),
+    "two_columns": ("regressor", lambda y: np.stack([y, y], axis=1), ValueError,
+                    r"y has shape \(12, 2\) but NormalHead predicts targets of shape \(N, 1\); "
+                    r"reshape y to \(N, 1\)"),
+    "too_many_axes": ("regressor", lambda y: y[:, None, None, None], ValueError,
+                      r"y has shape \(12, 1, 1, 1\) but NormalHead predicts targets of shape \(N, 1\)"),
+    "too_short": ("regressor", lambda y: y[:-1], ValueError,
+                  r"x has 12 examples but y has 11; pass one target per example"),
+    "too_long": ("regressor", lambda y: np.concatenate([y, y[:3]]), ValueError,
+                 r"x has 12 examples but y has 15; pass one target per example"),
+    "strings": ("regressor", lambda y: y.astype(str), TypeError,
+                r"y has dtype <U\d+, not a number type; convert it to float32"),
+    "objects": ("regressor", lambda y: y.astype(object), TypeError, r"y has dtype object, not a number type"),
+    "empty": ("regressor", lambda y: y[:0], ValueError, r"y has no examples \(shape \(0,\)\); pass at least one"),
+    "label_equal_to_num_classes": ("classifier", lambda y: _set(y, 5, 3), ValueError,
+                                   r"y\[5\] = 3, but labels must be integers 0\.\.2 \(the head has 3 classes\); "
+                                   r"encode the classes as 0\.\.K-1"),
+    "negative_label": ("classifier", lambda y: _set(y, 0, -1), ValueError,
+                       r"y\[0\] = -1, but labels must be integers 0\.\.2 .*encode the classes as 0\.\.K-1"),
+    "fractional_label": ("classifier", lambda y: _set(y, 9, 1.5), ValueError,
+                         r"y\[9\] = 1\.5, but labels must be integers 0\.\.2 .*encode the classes"),
+    "one_hot_labels": ("classifier", lambda y: np.eye(3)[y.astype(int)], ValueError,
+                       r"y has shape \(12, 3\) but CategoricalHead predicts targets of shape \(N,\); "
+                       r"reshape y to \(N,\)"),
+    "bernoulli_label_2": ("bernoulli", lambda y: _set(y, 6, 2), ValueError,
+                          r"y\[6\] = 2, but a Bernoulli head takes labels 0 or 1"),
+    "bernoulli_fraction": ("bernoulli", lambda y: _set(y, 1, 0.5), ValueError,
+                           r"y\[1\] = 0\.5, but a Bernoulli head takes labels 0 or 1"),
+    "poisson_negative": ("poisson", lambda y: _set(y, 4, -2), ValueError,
+                         r"y\[4\] = -2, but a Poisson head takes counts \(integers >= 0\)"),
+    "poisson_fraction": ("poisson", lambda y: _set(y, 8, 2.5), ValueError,
+                         r"y\[8\] = 2\.5, but a Poisson head takes counts \(integers >= 0\)"),
+}
+
+
+@pytest.mark.parametrize("entry", ("fit", "evaluate", "log_likelihoods"))
+@pytest.mark.parametrize("case", sorted(BAD_Y))
+def test_bad_y_is_refused_before_anything_runs(entry, case):
+    kind, corrupt, error, message = BAD_Y[case]
+    model = _make(kind)
+    x, y = _data(kind)
+    before = _snapshot(model)
+    with pytest.raises(error, match=message):
+        _call(entry, model, x, corrupt(y))
+    _assert_untouched(model, before)
+
+
+def test_bad_validation_data_is_refused_before_the_first_epoch():
+    model = _make("regressor")
+    x, y = _data("regressor")
+    before = _snapshot(model)
+    with pytest.raises(ValueError, match=r"y contains nan at row 3, column 0"):
+        model.fit(x, y, validation_data=(x, _set(y, 3, np.nan)), epochs=1, verbose=0)
+    _assert_untouched(model, before)
+    with pytest.raises(ValueError, match=r"x has shape \(12, 2\) but the model takes inputs of shape \(N, 3\)"):
+        model.fit(x, y, validation_data=(x[:, :2], y), epochs=1, verbose=0)
+    _assert_untouched(model, before)
+
+
+def test_the_untouched_checks_can_fail():
+    """Control: a valid fit does move the weights and the step counter."""
+    model = _make("regressor")
+    x, y = _data("regressor")
+    before = _snapshot(model)
+    model.fit(x, y, epochs=2, batch_size=N, verbose=0)
+    assert int(model.optimizer.iterations) == 2
+    with pytest.raises(AssertionError):
+        _assert_untouched(model, before)
+
+
+# -- num_samples and level ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("entry", ("predict", "log_likelihoods"))
+@pytest.mark.parametrize("num_samples", [0, -3, 2.5, 3.0, "10", True, None])
+def test_num_samples_must_be_a_positive_integer(entry, num_samples):
+    model = _make("regressor")
+    x, y = _data("regressor")
+    before = _snapshot(model)
+    with pytest.raises(ValueError, match=r"num_samples must be a positive integer \(the number of weight draws\), got"):
+        if entry == "predict":
+            tfp_bnn.predict(model, x, num_samples=num_samples)
+        else:
+            tfp_bnn.log_likelihoods(model, x, y, num_samples=num_samples)
+    _assert_untouched(model, before)
+
+
+@pytest.mark.parametrize("level", [0.0, 1.0, -0.1, 1.5, float("nan")])
+def test_level_must_lie_strictly_between_0_and_1(level):
+    model = _make("regressor")
+    x, _ = _data("regressor")
+    with pytest.raises(ValueError, match=r"level must lie strictly between 0 and 1, got"):
+        tfp_bnn.predict(model, x, num_samples=3, level=level)
+
+
+def test_numpy_integer_num_samples_is_accepted():
+    model = _make("regressor")
+    x, _ = _data("regressor")
+    result = tfp_bnn.predict(model, x, num_samples=np.int64(4), seed=0)
+    assert result.draw_means.shape == (4, N, 1)
+
+
+# -- targets of shape (N,) against a head of one output: aligned, never broadcast ---------
+
+
+def _normal_dist(num=N):
+    head = heads.NormalHead(1)
+    rng = np.random.default_rng(1)
+    params = rng.normal(size=(num, 2)).astype(np.float32)
+    dist = head(tf.constant(params))
+    loc = params[:, 0].astype(np.float64)
+    scale = 1e-3 + np.log1p(np.exp(params[:, 1].astype(np.float64)))
+    return dist, loc, scale
+
+
+def test_align_target_reshapes_n_to_n_by_1_and_log_prob_is_per_example():
+    dist, loc, scale = _normal_dist()
+    y = np.linspace(-2.0, 2.0, N).astype(np.float32)
+
+    aligned = heads.align_target(y, dist)
+    assert aligned.shape == (N, 1)
+    log_prob = dist.log_prob(aligned).numpy()
+    assert log_prob.shape == (N,)
+    by_hand = dist.log_prob(y.reshape(N, 1)).numpy()
+    np.testing.assert_array_equal(log_prob, by_hand)
+    np.testing.assert_allclose(log_prob, stats.norm.logpdf(y, loc, scale), rtol=1e-5, atol=1e-5)
+
+    # What alignment prevents: raw (N,) against (N, 1) broadcasts to (N, N) and sums
+    # every target's log-density under each example's distribution.
+    broadcast = dist.log_prob(y).numpy()
+    wrong = stats.norm.logpdf(y[np.newaxis, :], loc[:, np.newaxis], scale[:, np.newaxis]).sum(axis=1)
+    np.testing.assert_allclose(broadcast, wrong, rtol=1e-4)
+    assert not np.allclose(broadcast, log_prob)
+
+    # And back: (N, 1) labels against a Categorical head's (N,).
+    logits = tf.constant(np.random.default_rng(2).normal(size=(N, 3)).astype(np.float32))
+    categorical = heads.CategoricalHead(3)(logits)
+    labels = np.arange(N) % 3
+    aligned = heads.align_target(labels[:, None], categorical)
+    assert aligned.shape == (N,) and aligned.dtype == categorical.dtype
+    expected = special.log_softmax(logits.numpy().astype(np.float64), axis=1)[np.arange(N), labels]
+    np.testing.assert_allclose(categorical.log_prob(aligned).numpy(), expected, rtol=1e-5)
+
+
+def test_negative_log_likelihood_of_n_shaped_target_is_per_example():
+    dist, loc, scale = _normal_dist()
+    y = np.linspace(-2.0, 2.0, N).astype(np.float32)
+    loss = heads.NegativeLogLikelihood()
+    per_example = loss.call(tf.constant(y), dist).numpy()
+    assert per_example.shape == (N,)
+    expected = -stats.norm.logpdf(y, loc, scale)
+    np.testing.assert_allclose(per_example, expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(loss.call(tf.constant(y[:, None]), dist).numpy(), per_example, rtol=0, atol=0)
+    # The reduced Keras loss is the mean of the per-example values.
+    np.testing.assert_allclose(float(loss(tf.constant(y), dist)), expected.mean(), rtol=1e-5)
+
+
+def test_evaluate_gives_the_same_nll_for_n_and_n_by_1_targets():
+    # No Bayesian layers: evaluation is deterministic and must match a hand computation.
+    model = tfp_bnn.make_regressor((NUM_FEATURES,), regime="probabilistic", hidden_units=(4,))
+    model.compile(optimizer=tf_keras.optimizers.Adam(0.01))
+    x, y = _data("regressor")
+    flat = model.evaluate(x, y, batch_size=N, verbose=0, return_dict=True)
+    column = model.evaluate(x, y[:, None], batch_size=N, verbose=0, return_dict=True)
+    dist = model(x)
+    mean, stddev = dist.mean().numpy()[:, 0], dist.stddev().numpy()[:, 0]
+    expected = -np.mean(stats.norm.logpdf(y, mean, stddev))
+    np.testing.assert_allclose(flat["loss"], expected, rtol=1e-5)
+    np.testing.assert_allclose(column["loss"], expected, rtol=1e-5)
+    assert flat["kl"] == 0.0
+
+
+@pytest.mark.parametrize(
+    "head, target_shape, message",
+    [
+        (heads.NormalHead(1), (N, 2), r"Target of shape \(N, 2\) does not fit the model's output: the head predicts "
+                                      r"targets of shape \(N, 1\)\. Reshape y to \(N, 1\)"),
+        (heads.NormalHead(2), (N,), r"Target of shape \(N,\) .*targets of shape \(N, 2\)\. Reshape y to \(N, 2\)"),
+        (heads.NormalHead(2), (N, 3), r"Target of shape \(N, 3\) .*Reshape y to \(N, 2\)"),
+        (heads.NormalHead(1), (N, 1, 2), r"Target of shape \(N, 1, 2\) .*Reshape y to \(N, 1\)"),
+        (heads.CategoricalHead(3), (N, 3), r"Target of shape \(N, 3\) .*targets of shape \(N,\)\. Reshape y to \(N,\)"),
+        (heads.BernoulliHead(), (N, 2), r"Target of shape \(N, 2\) .*Reshape y to \(N, 1\)"),
+    ],
+)
+def test_align_target_refuses_incompatible_shapes(head, target_shape, message):
+    dist = head(tf.zeros([N, head.params_size]))
+    with pytest.raises(ValueError, match=message):
+        heads.align_target(np.zeros(target_shape, np.float32), dist)
+    with pytest.raises(ValueError, match=message):
+        heads.NegativeLogLikelihood()(np.zeros(target_shape, np.float32), dist)
+
+
+# -- builders -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("regime", ["bayesian", "bayesian_probabilistic"])
+@pytest.mark.parametrize("train_size", [None, 0])
+def test_bayesian_regime_needs_train_size(regime, train_size):
+    message = rf"regime='{regime}' needs train_size, the number of training examples N: the KL .*scaled by 1/N"
+    with pytest.raises(ValueError, match=message):
+        tfp_bnn.make_regressor((3,), regime=regime, train_size=train_size)
+    with pytest.raises(ValueError, match=message):
+        tfp_bnn.make_classifier((3,), 2, regime=regime, train_size=train_size)
+
+
+def test_non_bayesian_regimes_need_no_train_size():
+    model = tfp_bnn.make_regressor((3,), regime="probabilistic", hidden_units=(4,))
+    assert not any(isinstance(layer, tfp_bnn.BayesianDense) for layer in model.layers)
+    assert model.losses == []
+
+
+def test_unknown_regime():
+    with pytest.raises(ValueError, match=r"Unknown regime 'bayes'; choose one of 'deterministic', 'probabilistic', "
+                                         r"'bayesian', 'bayesian_probabilistic'"):
+        tfp_bnn.make_regressor((3,), regime="bayes", train_size=10)
+    with pytest.raises(ValueError, match=r"Unknown regime 'Bayesian'"):
+        tfp_bnn.make_classifier((3,), 2, regime="Bayesian", train_size=10)
+
+
+def test_unknown_estimator():
+    message = (r"Unknown estimator 'dropout' for BayesianDense; choose one of 'variational', "
+               r"'reparameterization', 'flipout', 'local_reparameterization'")
+    with pytest.raises(ValueError, match=message):
+        tfp_bnn.make_regressor((3,), train_size=10, estimator="dropout")
+    with pytest.raises(ValueError, match=r"Unknown estimator 'local_reparameterization' for BayesianConv2D; "
+                                         r"choose one of 'variational', 'reparameterization', 'flipout'"):
+        tfp_bnn.BayesianConv2D(4, 3, estimator="local_reparameterization")
+
+
+@pytest.mark.parametrize("estimator", ["flipout", "local_reparameterization"])
+def test_full_covariance_posterior_refuses_per_example_estimators(estimator):
+    message = (rf"The '{estimator}' estimator needs independent weights; use a MeanFieldNormal posterior, or "
+               r"estimator='variational' for a full-covariance posterior")
+    with pytest.raises(ValueError, match=message):
+        tfp_bnn.make_regressor((3,), train_size=10, estimator=estimator,
+                               kernel_posterior=tfp_bnn.FullCovarianceNormal())
+    with pytest.raises(ValueError, match=message):
+        tfp_bnn.BayesianDense(4, estimator=estimator, kernel_posterior=tfp_bnn.FullCovarianceNormal())
+
+
+def test_full_covariance_posterior_works_with_the_variational_estimator():
+    layer = tfp_bnn.BayesianDense(4, estimator="variational",
+                                  kernel_posterior=tfp_bnn.FullCovarianceNormal(initial_scale=0.01))
+    x, _ = _data("regressor")
+    assert layer(x).shape == (N, 4)
+    covariance = layer.posterior.distribution().covariance().numpy()
+    size = NUM_FEATURES * 4 + 4
+    np.testing.assert_allclose(covariance, 0.01**2 * np.eye(size), rtol=1e-3, atol=1e-9)
+
+
+def test_point_regime_refuses_a_distribution_head():
+    with pytest.raises(ValueError, match=r"regime='deterministic' uses a PointHead; pass head only for the "
+                                         r"probabilistic regimes"):
+        tfp_bnn.make_regressor((3,), regime="deterministic", head=heads.NormalHead(1))
+
+
+# -- library bugs found while writing these tests (see the report) -----------------------
+
+
+@pytest.mark.parametrize("kind, dtype", [("classifier", np.int64), ("regressor", np.float64)])
+def test_log_likelihoods_accepts_integer_labels_and_float64_targets(kind, dtype):
+    model = _make(kind)
+    x, y = _data(kind)
+    reference = tfp_bnn.log_likelihoods(model, x, y.astype(np.float32), num_samples=3, seed=0)
+    np.testing.assert_array_equal(tfp_bnn.log_likelihoods(model, x, y.astype(dtype), num_samples=3, seed=0), reference)
+
+
+def test_y_that_overflows_float32_is_refused_like_inf():
+    model = _make("regressor")
+    x, y = _data("regressor")
+    before = _snapshot(model)
+    with pytest.raises(ValueError, match=r"y contains inf at row 3, column 0"):
+        model.fit(x, _set(y.astype(np.float64), 3, 1e39), epochs=1, verbose=0)
+    _assert_untouched(model, before)
