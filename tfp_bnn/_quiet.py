@@ -1,11 +1,12 @@
 """Import TensorFlow without its C++ start-up chatter.
 
-TF 2.21 writes oneDNN and CUDA-probing lines to stderr while it loads, before
-``TF_CPP_MIN_LOG_LEVEL`` takes effect; they would bury the command line's
-one-line error messages. Only when the user has not imported TensorFlow yet
-and has not chosen a ``TF_CPP_MIN_LOG_LEVEL`` themselves, stderr (file
-descriptor 2) is silenced for the import and the level set to 3. Python
-exceptions are unaffected: they are printed after stderr is restored.
+TF 2.21 writes oneDNN and CUDA-probing lines to stderr while it loads, whatever
+``TF_CPP_MIN_LOG_LEVEL`` says (absl logs them before the level takes effect);
+they would bury the command line's one-line error messages. Unless TensorFlow
+is already imported or the user asked for all of TF's logs
+(``TF_CPP_MIN_LOG_LEVEL=0``), stderr (file descriptor 2) is silenced for the
+import and the level defaults to 3. Python exceptions are unaffected: they are
+printed after stderr is restored.
 """
 
 import os
@@ -13,9 +14,9 @@ import sys
 
 
 def import_tensorflow_quietly():
-    if "tensorflow" in sys.modules or "TF_CPP_MIN_LOG_LEVEL" in os.environ:
+    if "tensorflow" in sys.modules or os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0":
         return
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     saved = os.dup(2)
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:

@@ -69,9 +69,9 @@ def _parser():
     fit.add_argument("--task", choices=("regression", "classification"), help="default: inferred from the target")
     fit.add_argument("--estimator", choices=ESTIMATOR_CHOICES, default="flipout")
     fit.add_argument("--hidden", type=_hidden_units, default=(50, 50), help="hidden layer widths (default 50,50)")
-    fit.add_argument("--epochs", type=_positive_int, default=200)
+    fit.add_argument("--epochs", type=_positive_int, default=500)
     fit.add_argument("--batch-size", type=_positive_int, default=100)
-    fit.add_argument("--learning-rate", type=float, default=0.01)
+    fit.add_argument("--learning-rate", type=float, default=3e-3)
     fit.add_argument("--validation-fraction", type=float, default=0.2)
     fit.add_argument("--samples", type=_positive_int, default=100, help="weight draws for the report")
     fit.add_argument("--seed", type=int, default=0)
@@ -218,12 +218,14 @@ def _progress_bar(epochs):
     class EpochProgress(tf_keras.callbacks.Callback):
         """One Keras progress bar over all epochs (not one bar per epoch)."""
 
+        shown = ("loss", "nll", "kl", "val_loss")
+
         def on_train_begin(self, logs=None):
-            self.bar = tf_keras.utils.Progbar(epochs, unit_name="epoch")
+            # Stateful: show each epoch's values, not their running average over all epochs.
+            self.bar = tf_keras.utils.Progbar(epochs, unit_name="epoch", stateful_metrics=self.shown)
 
         def on_epoch_end(self, epoch, logs=None):
-            shown = ("loss", "nll", "kl", "val_loss")
-            self.bar.update(epoch + 1, values=[(k, logs[k]) for k in shown if k in (logs or {})])
+            self.bar.update(epoch + 1, values=[(k, logs[k]) for k in self.shown if k in (logs or {})])
 
     return EpochProgress()
 
@@ -336,13 +338,14 @@ def _evaluate(args):
     if args.json is not None:
         _refuse_overwrite(args.json, args.force)
     report = _read_report(args.model)
+    # The target first: a misspelt --target is then reported as such, not as an unknown feature.
+    y = data.load_target(args.data, args.target, class_names=report["class_names"])
     x = data.load_features(args.data, report["features"], ignore=(args.target,))
     if args.target != report["target"]:
         print(
             f"note: the model was trained to predict {report['target']!r}; evaluating it against {args.target!r}.",
             file=sys.stderr,
         )
-    y = data.load_target(args.data, args.target, class_names=report["class_names"])
     model = _load_model(args.model)
     metrics = {"data": _metrics(model, x, y, report["task"], args.samples, args.seed)}
     _print_metrics(metrics)

@@ -28,7 +28,7 @@ def _region(x):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="model folder (replaced)")
-    parser.add_argument("--epochs", type=int, default=200)
+    parser.add_argument("--epochs", type=int, default=500)
     parser.add_argument("--samples", type=int, default=200, help="weight draws per prediction")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)

@@ -1,0 +1,295 @@
+"""The ``tfp-bnn`` command line: fit -> predict -> evaluate end to end, and every kind of bad input.
+
+The end-to-end runs and a few bad inputs go through a real subprocess
+(``python -m tfp_bnn``), so exit status, standard error and files are what a
+user sees. The remaining bad inputs call :func:`tfp_bnn.cli.main` in this
+process: the same code path (``python -m tfp_bnn`` exits with what ``main``
+returns) without a TensorFlow start-up per case.
+"""
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tfp_bnn import cli
+
+FIT_FAST = ["--epochs", "60", "--hidden", "16", "--samples", "50", "--batch-size", "32"]
+REGRESSION_COLUMNS = ["mean", "stddev", "aleatoric_stddev", "epistemic_stddev", "lower", "upper"]
+CLASSES = ("alpha", "beta", "gamma")
+
+
+def _write_csv(path, header, rows):
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def _read_csv(path):
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return rows
+
+
+def _run(*args, cwd):
+    """``python -m tfp_bnn ARGS`` in a fresh process, with the environment of a user's shell."""
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "TFP_BNN_DEBUG")}
+    return subprocess.run(
+        [sys.executable, "-m", "tfp_bnn", *map(str, args)],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=600,
+    )
+
+
+def _main(capsys, *args):
+    """``cli.main`` in this process: (exit status, stderr)."""
+    status = cli.main([str(a) for a in args])
+    return status, capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """Small CSV files: a regression (y = x1 - x2^2 + noise) and a 3-class problem with text labels."""
+    folder = tmp_path_factory.mktemp("cli")
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, size=(160, 2))
+    y = x[:, 0] - x[:, 1] ** 2 + 0.1 * rng.normal(size=160)
+    regression = _write_csv(folder / "regression.csv", ["x1", "x2", "y"], np.column_stack([x, y]).round(5))
+    labels = np.digitize(x[:, 0] + 0.3 * x[:, 1], [-0.35, 0.35])
+    classification = _write_csv(
+        folder / "classes.csv", ["f1", "f2", "label"],
+        [[*row.round(5), CLASSES[k]] for row, k in zip(x, labels)],
+    )
+    return {"folder": folder, "regression": regression, "classification": classification, "x": x, "y": y,
+            "labels": labels}
+
+
+# -- end to end, in a subprocess ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def regression_run(files):
+    folder = files["folder"]
+    out = folder / "reg_model"
+    fit = _run("fit", "--data", files["regression"], "--target", "y", "--out", out, "--seed", "1", *FIT_FAST,
+               cwd=folder)
+    assert fit.returncode == 0, fit.stderr
+    grid = _write_csv(folder / "grid.csv", ["x2", "x1"], [[0.0, v] for v in (-0.9, 0.0, 0.9, 3.0, 6.0)])
+    predictions = []
+    for name in ("pred_a.csv", "pred_b.csv"):
+        run = _run("predict", "--model", out, "--data", grid, "--output", folder / name, "--samples", "400",
+                   "--seed", "3", cwd=folder)
+        assert run.returncode == 0, run.stderr
+        predictions.append(folder / name)
+    evaluate = _run("evaluate", "--model", out, "--data", files["regression"], "--target", "y", "--json",
+                    folder / "reg_metrics.json", "--samples", "50", cwd=folder)
+    assert evaluate.returncode == 0, evaluate.stderr
+    return {"out": out, "fit": fit, "predictions": predictions, "evaluate": evaluate,
+            "metrics": folder / "reg_metrics.json"}
+
+
+def test_fit_writes_the_model_report_and_figure(files, regression_run):
+    out = regression_run["out"]
+    assert (out / "model.keras").stat().st_size > 0
+    assert (out / "uncertainty.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    report = json.loads((out / "report.json").read_text())
+    assert report["task"] == "regression" and report["features"] == ["x1", "x2"] and report["target"] == "y"
+    assert set(report["metrics"]) == {"train", "validation"}
+    validation = report["metrics"]["validation"]
+    assert set(validation) == {"rmse", "nll", "coverage_95", "width_95", "n"}
+    assert validation["n"] == 32 and report["metrics"]["train"]["n"] == 128
+    # It learnt something: well below the spread of y, and the intervals are honest-ish.
+    assert validation["rmse"] < 0.5 * np.std(files["y"])
+    assert 0.8 <= validation["coverage_95"] <= 1.0
+    history = report["history"]
+    assert len(history["loss"]) == 60
+    np.testing.assert_allclose(np.add(history["nll"], history["kl"]), history["loss"], rtol=1e-5, atol=1e-6)
+
+
+def test_predict_writes_one_row_per_input_with_the_uncertainty_columns(regression_run):
+    rows = _read_csv(regression_run["predictions"][0])
+    assert list(rows[0]) == REGRESSION_COLUMNS
+    values = np.array([[float(row[c]) for c in REGRESSION_COLUMNS] for row in rows])
+    assert values.shape == (5, 6)
+    mean, stddev, aleatoric, epistemic, lower, upper = values.T
+    np.testing.assert_allclose(stddev**2, aleatoric**2 + epistemic**2, rtol=1e-4)
+    assert np.all(lower < mean) and np.all(mean < upper)
+    # Inputs are x1 = -0.9, 0, 0.9 (in the data), 3 and 6 (outside): epistemic std grows outside.
+    assert epistemic[4] > epistemic[3] > 2 * epistemic[:3].max()
+
+
+def test_predict_with_a_seed_is_reproducible(regression_run):
+    first, second = regression_run["predictions"]
+    assert first.read_text() == second.read_text()
+
+
+def test_evaluate_prints_and_writes_the_metrics(files, regression_run):
+    metrics = json.loads(regression_run["metrics"].read_text())
+    assert set(metrics) == {"rmse", "nll", "coverage_95", "width_95", "n"} and metrics["n"] == 160
+    for name in ("rmse", "nll", "coverage_95", "width_95"):
+        assert name in regression_run["evaluate"].stdout
+    # The same numbers as the report's train/validation metrics, weighted by their sizes (same seed, T).
+    report = json.loads((regression_run["out"] / "report.json").read_text())["metrics"]
+    pooled_mse = (report["train"]["rmse"] ** 2 * 128 + report["validation"]["rmse"] ** 2 * 32) / 160
+    assert metrics["rmse"] == pytest.approx(np.sqrt(pooled_mse), rel=0.05)
+
+
+@pytest.fixture(scope="module")
+def classification_model(files):
+    out = files["folder"] / "class_model"
+    fit = _run("fit", "--data", files["classification"], "--target", "label", "--out", out, *FIT_FAST,
+               cwd=files["folder"])
+    assert fit.returncode == 0, fit.stderr
+    return out
+
+
+def test_classification_end_to_end(files, classification_model):
+    folder, out = files["folder"], classification_model
+    report = json.loads((out / "report.json").read_text())
+    assert report["task"] == "classification" and report["class_names"] == list(CLASSES)
+    assert set(report["metrics"]["validation"]) == {"accuracy", "nll", "brier", "ece", "n"}
+
+    unlabelled = _write_csv(folder / "new.csv", ["f1", "f2"], files["x"][:20].round(5))
+    predict = _run("predict", "--model", out, "--data", unlabelled, "--output", folder / "classes_pred.csv",
+                   "--seed", "0", cwd=folder)
+    assert predict.returncode == 0, predict.stderr
+    rows = _read_csv(folder / "classes_pred.csv")
+    assert list(rows[0]) == [f"prob_{c}" for c in CLASSES] + [
+        "predicted_class", "entropy", "expected_entropy", "mutual_information"]
+    probs = np.array([[float(row[f"prob_{c}"]) for c in CLASSES] for row in rows])
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    assert [row["predicted_class"] for row in rows] == [CLASSES[k] for k in probs.argmax(axis=1)]
+    entropy, expected, mutual = (np.array([float(r[c]) for r in rows])
+                                 for c in ("entropy", "expected_entropy", "mutual_information"))
+    np.testing.assert_allclose(entropy, expected + mutual, atol=1e-5)
+    # Most predictions agree with the true labels of this easy problem.
+    assert np.mean(probs.argmax(axis=1) == files["labels"][:20]) >= 0.8
+
+    evaluate = _run("evaluate", "--model", out, "--data", files["classification"], "--target", "label",
+                    cwd=folder)
+    assert evaluate.returncode == 0, evaluate.stderr
+    assert "accuracy" in evaluate.stdout and "ece" in evaluate.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["fit", "--data", "missing.csv", "--target", "y", "--out", "m"], "missing.csv: file not found"),
+    (["predict", "--model", "nowhere", "--data", "x.csv", "--output", "p.csv"], "nowhere/report.json not found"),
+])
+def test_bad_input_in_a_real_process_is_one_line_and_exit_status_2(files, args, message):
+    run = _run(*args, cwd=files["folder"])
+    assert run.returncode == 2
+    assert message in run.stderr and "Traceback" not in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1, run.stderr
+
+
+def test_every_command_has_help(capsys):
+    for command, option in (("fit", "--estimator"), ("predict", "--samples"), ("evaluate", "--json")):
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main([command, "--help"])
+        assert exit_info.value.code == 0
+        assert option in capsys.readouterr().out
+
+
+# -- bad input: one line, exit status 2, nothing touched ------------------------------------------
+
+
+@pytest.fixture
+def workdir(tmp_path, files, regression_run, classification_model):
+    """A folder with good and bad CSV files and the two trained models."""
+    shutil.copytree(regression_run["out"], tmp_path / "model")
+    x, y = files["x"], files["y"]
+    good = np.column_stack([x, y]).round(5).astype(object)
+    _write_csv(tmp_path / "good.csv", ["x1", "x2", "y"], good)
+    with_nan = good.copy()
+    with_nan[2, 1] = "nan"
+    _write_csv(tmp_path / "nan.csv", ["x1", "x2", "y"], with_nan)
+    with_inf = good.copy()
+    with_inf[5, 0] = "inf"
+    _write_csv(tmp_path / "inf.csv", ["x1", "x2", "y"], with_inf)
+    text_target = good.copy()
+    text_target[7, 2] = "n/a"
+    _write_csv(tmp_path / "text_target.csv", ["x1", "x2", "y"], text_target)
+    _write_csv(tmp_path / "one_row.csv", ["x1", "x2", "y"], good[:1])
+    _write_csv(tmp_path / "other_features.csv", ["x1", "x3", "y"], good)
+    _write_csv(tmp_path / "extra_feature.csv", ["x1", "x2", "x3"], good)
+    labelled = [[*row[:2], CLASSES[k]] for row, k in zip(good, files["labels"])]
+    labelled[4][2] = "delta"
+    _write_csv(tmp_path / "unknown_class.csv", ["f1", "f2", "label"], labelled)
+    shutil.copytree(classification_model, tmp_path / "class_model")
+    return tmp_path
+
+
+BAD_INPUTS = [
+    # (arguments, message); "{d}" is the work folder
+    (["fit", "--data", "{d}/absent.csv", "--target", "y"], "absent.csv: file not found"),
+    (["fit", "--data", "{d}/good.csv", "--target", "price"], "no column 'price'; the columns are 'x1', 'x2', 'y'"),
+    (["fit", "--data", "{d}/text_target.csv", "--target", "y", "--task", "regression"],
+     "line 9, column 'y': 'n/a' is not a number"),
+    (["fit", "--data", "{d}/nan.csv", "--target", "y"], "line 4, column 'x2': 'nan' is not a finite number"),
+    (["fit", "--data", "{d}/inf.csv", "--target", "y"], "line 7, column 'x1': 'inf' is not a finite number"),
+    (["fit", "--data", "{d}/one_row.csv", "--target", "y"], "1 data row(s) below the header; need at least 2"),
+    (["fit", "--data", "{d}/good.csv"], "--data needs --target COLUMN"),
+    (["predict", "--model", "{d}/model", "--data", "{d}/nan.csv"], "line 4, column 'x2': 'nan' is not a finite"),
+    (["predict", "--model", "{d}/model", "--data", "{d}/other_features.csv"], "feature column(s) 'x2' missing"),
+    (["predict", "--model", "{d}/model", "--data", "{d}/extra_feature.csv"],
+     "column(s) 'x3' are not features of the model ('x1', 'x2'); drop them"),
+    (["predict", "--model", "{d}/model", "--data", "{d}/good.csv", "--level", "1.5"],
+     "--level must lie strictly between 0 and 1"),
+    (["evaluate", "--model", "{d}/class_model", "--data", "{d}/unknown_class.csv", "--target", "label"],
+     "line 6, column 'label': label 'delta' is not one of the classes 'alpha', 'beta', 'gamma'"),
+    (["evaluate", "--model", "{d}/model", "--data", "{d}/good.csv", "--target", "z"], "no column 'z'"),
+]
+OUTPUT_OPTION = {"fit": "--out", "predict": "--output", "evaluate": "--json"}
+
+
+@pytest.mark.parametrize("args, message", BAD_INPUTS, ids=lambda v: v[0] if isinstance(v, list) else None)
+def test_bad_input_is_one_clear_line_and_existing_output_survives(capsys, workdir, args, message):
+    args = [a.format(d=workdir) for a in args]
+    # The output exists and --force is given: a failure must still leave it as it was.
+    existing = workdir / ("existing_dir" if args[0] == "fit" else "existing.out")
+    if args[0] == "fit":
+        existing.mkdir()
+        (existing / "keep.txt").write_text("precious")
+    else:
+        existing.write_text("precious")
+    status, err = _main(capsys, *args, OUTPUT_OPTION[args[0]], existing, "--force")
+    assert status == 2
+    assert message in err, err
+    assert err.startswith(f"tfp-bnn {args[0]}: error: ") and len(err.strip().splitlines()) == 1
+    kept = existing / "keep.txt" if args[0] == "fit" else existing
+    assert kept.read_text() == "precious"
+    assert sorted(p.name for p in workdir.iterdir() if p.name.startswith(".")) == []  # no staging left
+
+
+@pytest.mark.parametrize("command", ["fit", "predict", "evaluate"])
+def test_existing_output_is_never_replaced_without_force(capsys, workdir, command):
+    target = workdir / ("out_dir" if command == "fit" else "out.file")
+    if command == "fit":
+        target.mkdir()
+        (target / "keep.txt").write_text("precious")
+    else:
+        target.write_text("precious")
+    args = {
+        "fit": ["fit", "--data", workdir / "good.csv", "--target", "y", "--out", target],
+        "predict": ["predict", "--model", workdir / "model", "--data", workdir / "good.csv", "--output", target],
+        "evaluate": ["evaluate", "--model", workdir / "model", "--data", workdir / "good.csv", "--target", "y",
+                     "--json", target],
+    }[command]
+    status, err = _main(capsys, *args)
+    assert status == 2 and f"{target} already exists; pass --force to replace it." in err
+    assert (target / "keep.txt" if command == "fit" else target).read_text() == "precious"
+
+
+def test_force_replaces_an_existing_prediction(capsys, workdir):
+    target = workdir / "pred.csv"
+    target.write_text("old")
+    status, _ = _main(capsys, "predict", "--model", workdir / "model", "--data", workdir / "good.csv",
+                      "--output", target, "--force", "--samples", "5", "--seed", "0")
+    assert status == 0
+    assert list(_read_csv(target)[0]) == REGRESSION_COLUMNS and len(_read_csv(target)) == 160
