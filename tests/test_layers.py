@@ -341,7 +341,7 @@ def test_weight_draws_are_independent_with_the_posterior_variance(estimator):
     assert np.all(np.abs(lag1) < 5 / np.sqrt(NUM_DRAWS)), lag1
 
 
-@pytest.mark.parametrize("estimator", ["reparameterization", "variational"])
+@pytest.mark.parametrize("estimator", ["reparameterization", "variational", "flipout", "local_reparameterization"])
 def test_each_weight_draw_is_one_network_for_all_inputs(estimator, rng):
     # Without bias the layer is linear in its input for a fixed weight draw:
     # f_t(a + b) = f_t(a) + f_t(b) holds only if rows a, b, a + b of block t share W_t.

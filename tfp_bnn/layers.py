@@ -32,7 +32,9 @@ TFP has it in closed form, and a one-draw Monte Carlo estimate otherwise
 
 Inside :func:`tfp_bnn.sampling.weight_draws` the layers draw ``T`` independent
 weight samples at once (one ``[T, ...]`` tensor, one batched matmul), which is
-how :func:`tfp_bnn.predict` runs ``T`` networks in one graph.
+how :func:`tfp_bnn.predict` runs ``T`` networks in one graph. There every
+estimator samples whole weights: the estimator only decides how training
+gradients are estimated.
 
 Example:
 
@@ -171,12 +173,16 @@ class _BayesianLayer(tf_keras.layers.Layer):
 
         if mode.kind == "mean":
             y = self._forward_mean(x)
-        elif self.estimator in _SINGLE_DRAW:
+        elif self.estimator in _SINGLE_DRAW or mode.kind == "draws":
+            # Under weight_draws every estimator samples whole weights: Flipout's sign flips
+            # and local reparameterization only lower the variance of training gradients;
+            # the predictive distribution is the same, and draw t is then one network for
+            # all inputs (coherent sampled curves).
             params = self.posterior.distribution().sample(num_draws, seed=seeds[0])
             kernel, bias = self._split(params)
             y = self._add_bias(self._apply_kernel(x, kernel), bias)
         elif self.estimator == "flipout":
-            y = self._forward_flipout(x, num_draws, seeds)
+            y = self._forward_flipout(x, seeds)
         else:
             y = self._forward_local_reparameterization(x, seeds)
 
@@ -187,10 +193,10 @@ class _BayesianLayer(tf_keras.layers.Layer):
         kernel, bias = self._split(self.posterior.distribution().mean()[tf.newaxis])
         return self._add_bias(self._apply_kernel(x, kernel), bias)
 
-    def _forward_flipout(self, x, num_draws, seeds):
+    def _forward_flipout(self, x, seeds):
         loc, scale = self._mean_field_moments()
         loc_kernel, loc_bias = self._split(loc[tf.newaxis])
-        noise = scale * _standard_normal([num_draws, self.kernel_size + self.bias_size], seeds[0], x.dtype)
+        noise = scale * _standard_normal([1, self.kernel_size + self.bias_size], seeds[0], x.dtype)
         delta_kernel, delta_bias = self._split(noise)
         # Flipout: example n sees W + dW * (r_n s_n^T) with random signs r_n, s_n.
         sign_in = tfp.random.rademacher(tf.shape(x), x.dtype, seed=seeds[1])
