@@ -16,7 +16,7 @@ from tfp_bnn._quiet import import_tensorflow_quietly
 
 import_tensorflow_quietly()
 
-from tfp_bnn import heads, layers, metrics, posteriors, priors, sampling, validation
+from tfp_bnn import heads, layers, metrics, posteriors, priors, sampling, serving, validation
 from tfp_bnn.heads import (
     BernoulliHead,
     CategoricalHead,
@@ -67,5 +67,6 @@ __all__ = [
     "predict",
     "priors",
     "sampling",
+    "serving",
     "validation",
 ]

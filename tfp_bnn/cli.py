@@ -3,6 +3,7 @@
     tfp-bnn fit [--data FILE.csv --target COLUMN] --out DIR
     tfp-bnn predict --model DIR --data FILE.csv --output PRED.csv
     tfp-bnn evaluate --model DIR --data FILE.csv --target COLUMN [--json FILE]
+    tfp-bnn export --model DIR --out BASE/NAME [--samples T] [--version V]
 
 Bad input ends the command with one line on standard error and exit status 2
 before any training; nothing already written is overwritten without ``--force``.
@@ -108,6 +109,20 @@ def _parser():
     evaluate.add_argument("--json", type=Path, help="also write the metrics to this JSON file")
     evaluate.add_argument("--force", action="store_true", help="replace an existing --json file")
     evaluate.set_defaults(run=_evaluate)
+
+    export = commands.add_parser(
+        "export",
+        help="write a TensorFlow Serving version of a fitted model",
+        description="Write the model in --model as the next version BASE/NAME/<version>/ of a TensorFlow "
+        "Serving model: signatures serving_default (the predictive mean, stddev and its aleatoric/epistemic "
+        "split, or class probabilities and the entropy split) and samples, each from T weight draws per "
+        "request. Existing versions are kept and never overwritten.",
+    )
+    export.add_argument("--model", type=Path, required=True, help="folder written by tfp-bnn fit")
+    export.add_argument("--out", type=Path, required=True, help="BASE/NAME: the served model's folder of versions")
+    export.add_argument("--samples", type=_positive_int, default=100, help="weight draws per request (default 100)")
+    export.add_argument("--version", type=_positive_int, help="version number (default: one more than the highest)")
+    export.set_defaults(run=_export)
     return parser
 
 
@@ -352,6 +367,25 @@ def _evaluate(args):
     if args.json is not None:
         with _replaced_file(args.json, args.force) as path:
             path.write_text(json.dumps(metrics["data"], indent=2) + "\n")
+
+
+def _export(args):
+    from tfp_bnn import serving
+
+    try:
+        version = serving.check_export_dir(args.out, args.version)
+    except FileExistsError as error:
+        raise UsageError(str(error))
+    report = _read_report(args.model)
+    model = _load_model(args.model)
+    metadata = {key: report[key] for key in ("task", "features", "target", "class_names")}
+    try:
+        path = serving.export_for_serving(
+            model, args.out, num_samples=args.samples, version=version, metadata=metadata
+        )
+    except (FileExistsError, ImportError) as error:
+        raise UsageError(str(error))
+    print(f"Wrote {path} (signatures serving_default and samples, {args.samples} weight draws per request)")
 
 
 def _write_csv(path, columns):

@@ -20,6 +20,11 @@ matmul), all in one ``tf.function``. Copying the batch ``T`` times through an
 ordinary forward pass would instead share one weight draw among the copies.
 Inputs go through in chunks, so memory stays bounded for any ``N``.
 
+The graph of one chunk is built by :func:`predictive_summary` (and
+:func:`predictive_draws`, :func:`predictive_samples`), plain functions of
+tensors that any ``tf.function`` can call: :mod:`tfp_bnn.serving` exports
+the same graph for TensorFlow Serving.
+
 Example:
 
 >>> result = tfp_bnn.predict(model, x_test, num_samples=100, seed=0)
@@ -36,7 +41,15 @@ import tensorflow_probability as tfp
 from tfp_bnn import sampling, validation
 from tfp_bnn.heads import Head
 
-__all__ = ["predict", "log_likelihoods", "RegressionPrediction", "ClassificationPrediction"]
+__all__ = [
+    "predict",
+    "log_likelihoods",
+    "RegressionPrediction",
+    "ClassificationPrediction",
+    "predictive_draws",
+    "predictive_summary",
+    "predictive_samples",
+]
 
 # Rows (inputs x draws) per chunk, and the cap on numbers per input row.
 _ROWS_PER_CHUNK = 2**15
@@ -116,7 +129,7 @@ def predict(model, x, *, num_samples=100, seed=None, level=0.95, batch_size=None
     num_samples = validation.check_num_samples(num_samples)
     x = validation.check_inputs(x, model.input_shape[1:])
     function = _cached(
-        model, ("predict", num_samples, float(level)), lambda: _summary_fn(model, head, num_samples, level)
+        model, ("predict", num_samples, float(level)), lambda: _summary_fn(model, num_samples, level)
     )
     parts = _run_chunks(function, (x,), num_samples, seed, batch_size)
     if head.task == "classification":
@@ -150,11 +163,11 @@ def _cached(model, key, make):
     return functions[key]
 
 
-def _head(model):
+def _head(model, what="predict"):
     head = model.layers[-1] if getattr(model, "layers", None) else None
     if not isinstance(head, Head):
         raise TypeError(
-            "predict needs a model that ends in a tfp_bnn head (tfp_bnn.heads); the last layer is "
+            f"{what} needs a model that ends in a tfp_bnn head (tfp_bnn.heads); the last layer is "
             f"{type(head).__name__}."
         )
     return head
@@ -176,16 +189,75 @@ def _draws(model, x, num_samples, seed):
         return model(stacked, training=False)
 
 
-def _summary_fn(model, head, num_samples, level):
+def predictive_draws(model, x, *, num_samples, seed):
+    """Graph function: the head's distribution and what each of ``T`` weight draws predicts.
+
+    Call it inside a ``tf.function`` (or any graph being built); nothing runs
+    eagerly here.
+
+    Args:
+      model: a Keras model ending in a :mod:`tfp_bnn.heads` head.
+      x: float32 tensor ``[B, *input_shape]``.
+      num_samples: Python int ``T``.
+      seed: stateless seed, int32 tensor ``[2]`` (:func:`tfp_bnn.sampling.stateless_seed`).
+
+    Returns:
+      ``(dist, stats)``: the output distribution with batch ``[T * B]``
+      (draw-major) and the head's :meth:`~tfp_bnn.heads.Head.draw_statistics`,
+      each reshaped to ``[T, B, ...]``.
+    """
+    head = _head(model)
+    dist = _draws(model, x, num_samples, seed)
+    return dist, {k: _by_draw(v, num_samples) for k, v in head.draw_statistics(dist).items()}
+
+
+def predictive_summary(model, x, *, num_samples, seed, level=0.95):
+    """Graph function: the tensors of :func:`predict` for one batch ``x``.
+
+    Regression: ``mean``, ``aleatoric_variance``, ``epistemic_variance``,
+    ``lower``, ``upper`` (``[B, units]``) and ``draw_means``,
+    ``draw_variances`` (``[T, B, units]``). Classification:
+    ``probabilities`` (``[B, K]``), ``predictive_entropy``,
+    ``expected_entropy``, ``mutual_information`` (``[B]``) and
+    ``draw_probabilities`` (``[T, B, K]``). Arguments as in
+    :func:`predictive_draws`.
+    """
+    head = _head(model)
+    dist, stats = predictive_draws(model, x, num_samples=num_samples, seed=seed)
+    if head.task == "classification":
+        return _entropy_split(stats["probs"])
+    return _variance_split(head, dist, stats, num_samples, level)
+
+
+def predictive_samples(model, x, *, num_samples, seed):
+    """Graph function: one draw ``y_t ~ p(y | x, w_t)`` for each of ``T`` weight draws.
+
+    Together the ``T`` values are a sample of the predictive mixture.
+    Regression draws from the head's :meth:`~tfp_bnn.heads.Head.components`
+    (so a point head gives its prediction itself); classification draws a
+    class index from each draw's probabilities. Returns ``samples``
+    (``[T, B, units]`` float, or ``[T, B]`` int64 class indices) next to the
+    per-draw statistics of :func:`predictive_summary`. The weight draws are
+    those of :func:`predictive_summary` with the same seed; ``y`` uses a
+    seed derived from it.
+    """
+    head = _head(model)
+    dist, stats = predictive_draws(model, x, num_samples=num_samples, seed=seed)
+    sample_seed = tfp.random.split_seed(seed, n=1, salt="tfp_bnn.predictive_samples")[0]
+    if head.task == "classification":
+        probs = stats["probs"]
+        classes = tfp.distributions.Categorical(probs=probs, dtype=tf.int64).sample(seed=sample_seed)
+        return {"samples": classes, "draw_probabilities": probs}
+    samples = _by_draw(head.components(dist).sample(seed=sample_seed), num_samples)
+    return {"samples": samples, "draw_means": stats["mean"], "draw_variances": stats["variance"]}
+
+
+def _summary_fn(model, num_samples, level):
     spec = tf.TensorSpec([None, *model.input_shape[1:]], tf.float32)
 
     @tf.function(input_signature=[spec, _SEED_SPEC])
     def summary(x, seed):
-        dist = _draws(model, x, num_samples, seed)
-        stats = {k: _by_draw(v, num_samples) for k, v in head.draw_statistics(dist).items()}
-        if head.task == "classification":
-            return _entropy_split(stats["probs"])
-        return _variance_split(head, dist, stats, num_samples, level)
+        return predictive_summary(model, x, num_samples=num_samples, seed=seed, level=level)
 
     return summary
 
@@ -265,13 +337,6 @@ def _entropy_split(draw_probs):
     }
 
 
-def _stateless_seed(seed):
-    """An int as a stateless seed ``[2]`` (not tfp.random.sanitize_seed: for ints it
-    runs a stateful op, which gives a new value on every eager call)."""
-    seed = int(seed)
-    return tf.constant([seed & 0x7FFFFFFF, (seed >> 31) & 0x7FFFFFFF], tf.int32)
-
-
 # -- chunking ---------------------------------------------------------------------
 
 
@@ -286,7 +351,7 @@ def _run_chunks(function, arrays, num_samples, seed, batch_size):
     # NumPy's global generator (which tf_keras.utils.set_random_seed seeds).
     if seed is None:
         seed = int(np.random.randint(0, 2**31 - 1))
-    seed = _stateless_seed(seed)
+    seed = sampling.stateless_seed(int(seed))
     parts = []
     for start in range(0, num_inputs, int(batch_size)):
         chunk = [tf.constant(a[start : start + int(batch_size)]) for a in arrays]

@@ -25,7 +25,7 @@ import threading
 
 import tensorflow as tf
 
-__all__ = ["weight_draws", "posterior_mean", "current_mode"]
+__all__ = ["weight_draws", "posterior_mean", "current_mode", "stateless_seed"]
 
 
 @dataclasses.dataclass
@@ -91,3 +91,20 @@ def weight_draws(num_draws, seed=None):
 def posterior_mean():
     """Context in which Bayesian layers use the mean of their posterior (no noise)."""
     return _entered(Mode("mean"))
+
+
+def stateless_seed(seed):
+    """An integer seed (Python int or int64 tensor) as a stateless seed ``[2]`` int32.
+
+    The low 31 bits and the next 31 bits, so every seed in ``[0, 2**62)``
+    gives its own pair. It is made of plain TensorFlow ops, so a graph that
+    takes the seed as an input (a served model) derives the same pair as
+    :func:`tfp_bnn.predict` does from a Python int. (Not
+    ``tfp.random.sanitize_seed``: for ints it runs a stateful op, which gives
+    a new value on every eager call.)
+    """
+    seed = tf.convert_to_tensor(seed, tf.int64)
+    mask = tf.constant(0x7FFFFFFF, tf.int64)
+    low = tf.bitwise.bitwise_and(seed, mask)
+    high = tf.bitwise.bitwise_and(tf.bitwise.right_shift(seed, 31), mask)
+    return tf.cast(tf.stack([low, high]), tf.int32)

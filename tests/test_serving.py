@@ -1,0 +1,639 @@
+"""TF Serving export: what tensorflow_model_server relies on, checked without the server.
+
+We cannot run the server binary here, so each thing it needs is proven on its
+own. One module-scoped fixture trains a small regressor and a small classifier
+(with input and target standardization inside), exports both with
+:func:`tfp_bnn.serving.export_for_serving`, writes ``PredictRequest`` files
+built by :func:`tfp_bnn.serving.predict_request`, then runs
+``tests/serving_child.py`` ONCE in a fresh process that imports only
+TensorFlow: it audits the ops, loads each export with the TF1 session loader,
+answers the requests by the tensor names of the SignatureDefs as TF Serving's
+Predict API does (defaults included), answers the warm-up records and calls
+the signatures through ``tf.saved_model.load``. ``saved_model_cli show`` and
+``run`` run as the user would type them. The tests below read what came out.
+"""
+
+import importlib.util
+import json
+import os
+import re
+import subprocess
+import sys
+from concurrent import futures
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras
+
+import tfp_bnn
+from tfp_bnn import cli, posteriors, serving
+
+grpc = pytest.importorskip("grpc")
+from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc  # noqa: E402
+from tensorflow_serving.config import model_server_config_pb2  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+NUM_SAMPLES = 64
+SEED = 11
+CHILD_TIMEOUT = 300  # seconds
+# Monte Carlo reference: this many weight draws, and subsets of NUM_SAMPLES of them.
+REFERENCE_SAMPLES = 2000
+SUBSETS = 400
+MAX_Z = 6.0
+
+REGRESSION_OUTPUTS = ("mean", "stddev", "aleatoric_stddev", "epistemic_stddev", "lower", "upper")
+CLASSIFICATION_OUTPUTS = ("probabilities", "predicted_class", "entropy", "expected_entropy", "mutual_information")
+EXPORTS = ("regression", "classification")
+
+
+def _quiet_env():
+    return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+
+
+# -- the models ---------------------------------------------------------------------
+
+
+def _regression_case():
+    """2 features in raw units far from 0 / 1 (so standardization matters), heteroscedastic noise."""
+    rng = np.random.default_rng(0)
+    x = rng.normal([10.0, -5.0], [2.0, 0.5], size=(256, 2)).astype("float32")
+    y = (3.0 * x[:, 0] + 4.0 * x[:, 1] ** 2 + rng.normal(size=256) * (1.0 + np.abs(x[:, 0] - 10.0))).astype("float32")
+    model = tfp_bnn.make_regressor(
+        (2,), hidden_units=(16,), train_size=len(x),
+        kernel_posterior=posteriors.MeanFieldNormal(initial_scale=0.05),
+        input_mean=x.mean(0), input_std=x.std(0), target_mean=float(y.mean()), target_std=float(y.std()),
+    )
+    model.compile(optimizer=tf_keras.optimizers.Adam(0.01))
+    model.fit(x, y, epochs=20, batch_size=64, verbose=0)
+    # Inside the data and far outside it (larger epistemic spread).
+    x_test = np.concatenate([x[:8], rng.normal([10.0, -5.0], [8.0, 2.0], size=(4, 2))]).astype("float32")
+    return model, x_test
+
+
+def _classification_case():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(192, 4)).astype("float32") * 3.0 + 1.0
+    labels = (x[:, 0] > 1.0).astype("int64") + (x[:, 1] > 2.0)
+    model = tfp_bnn.make_classifier(
+        (4,), 3, hidden_units=(16,), train_size=len(x),
+        kernel_posterior=posteriors.MeanFieldNormal(initial_scale=0.1),
+        input_mean=x.mean(0), input_std=x.std(0),
+    )
+    model.compile(optimizer=tf_keras.optimizers.Adam(0.01))
+    model.fit(x, labels, epochs=20, batch_size=64, verbose=0)
+    return model, x[:12]
+
+
+def _raw_request(name, x, dtype, seed=None, signature_name="serving_default"):
+    """A request predict_request would refuse to build: what a foreign client might send."""
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = name
+    request.model_spec.signature_name = signature_name
+    request.inputs["x"].CopyFrom(tf.make_tensor_proto(np.asarray(x, dtype)))
+    if seed is not None:
+        request.inputs["seed"].CopyFrom(tf.make_tensor_proto(np.int64(seed)))
+    return request
+
+
+def _requests(name, x):
+    request = serving.predict_request
+    num_features = x.shape[1]
+    return {
+        "seeded": request(x, model_name=name, seed=SEED),
+        "seeded_again": request(x, model_name=name, seed=SEED),
+        "other_seed": request(x, model_name=name, seed=SEED + 1),
+        "unseeded_1": request(x, model_name=name),
+        "unseeded_2": request(x, model_name=name),
+        "samples_seeded": request(x, model_name=name, signature_name="samples", seed=SEED),
+        "samples_unseeded": request(x, model_name=name, signature_name="samples"),
+        "wrong_features": request(np.zeros((2, num_features + 1)), model_name=name),
+        "wrong_rank": _raw_request(name, np.zeros(num_features), np.float32),
+        "wrong_dtype": _raw_request(name, x, np.float64),
+        "nan": _raw_request(name, np.where(np.arange(x.size).reshape(x.shape) == 1, np.nan, x), np.float32),
+    }
+
+
+def _saved_model_cli(*args):
+    command = [str(Path(sys.executable).parent / "saved_model_cli"), *map(str, args)]
+    completed = subprocess.run(command, env=_quiet_env(), capture_output=True, text=True, timeout=CHILD_TIMEOUT)
+    assert completed.returncode == 0, f"{' '.join(command)} failed:\n{completed.stdout}\n{completed.stderr}"
+    return completed.stdout
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("serving")
+    tf_keras.utils.set_random_seed(5)
+    cases = {"regression": _regression_case(), "classification": _classification_case()}
+    exports, inputs, in_python, reference = {}, {}, {}, {}
+    for name, (model, x) in cases.items():
+        metadata = {"features": [f"f{i}" for i in range(x.shape[1])]}
+        exports[name] = serving.export_for_serving(
+            model, workdir / "models" / name, num_samples=NUM_SAMPLES, metadata=metadata)
+        inputs[f"{name}/input/x"] = x
+        inputs[f"{name}/input/seed"] = np.int64(SEED)
+        (workdir / "requests" / name).mkdir(parents=True)
+        for label, request in _requests(name, x).items():
+            (workdir / "requests" / name / f"{label}.pb").write_bytes(request.SerializeToString())
+        in_python[name] = tfp_bnn.predict(model, x, num_samples=NUM_SAMPLES, seed=SEED)
+        reference[name] = tfp_bnn.predict(model, x, num_samples=REFERENCE_SAMPLES, seed=0)
+    np.savez(workdir / "inputs.npz", **inputs)
+    (workdir / "exports.json").write_text(json.dumps({k: str(v) for k, v in exports.items()}))
+
+    completed = subprocess.run(
+        [sys.executable, str(Path(__file__).with_name("serving_child.py")), str(workdir)],
+        cwd=workdir, env=_quiet_env(), capture_output=True, text=True, timeout=CHILD_TIMEOUT,
+    )
+    assert completed.returncode == 0, f"child process failed:\n{completed.stdout}\n{completed.stderr}"
+    with np.load(workdir / "child.npz") as arrays:
+        answers = dict(arrays)
+
+    # saved_model_cli, as a user would run it.
+    shown = _saved_model_cli("show", "--dir", exports["regression"], "--all")
+    np.save(workdir / "x.npy", inputs["regression/input/x"])
+    np.save(workdir / "seed.npy", np.int64(SEED))
+    _saved_model_cli(
+        "run", "--dir", exports["regression"], "--tag_set", "serve", "--signature_def", "serving_default",
+        "--inputs", f"x={workdir / 'x.npy'};seed={workdir / 'seed.npy'}", "--outdir", workdir / "cli_run",
+    )
+    cli_run = {p.stem: np.load(p) for p in (workdir / "cli_run").glob("*.npy")}
+    return {
+        "cases": cases,
+        "exports": exports,
+        "report": json.loads((workdir / "child.json").read_text()),
+        "answers": answers,
+        "in_python": in_python,
+        "reference": reference,
+        "shown": shown,
+        "cli_run": cli_run,
+    }
+
+
+def _answer(served, name, request):
+    prefix = f"{name}/{request}/"
+    found = {k[len(prefix):]: v for k, v in served["answers"].items() if k.startswith(prefix)}
+    assert found, f"no answer to {request!r} for the {name} export: {served['report']['exports'][name]['errors']}"
+    return found
+
+
+def _served_like_predict(prediction, task):
+    """The serving_default outputs tfp_bnn.predict's result corresponds to."""
+    if task == "classification":
+        return {
+            "probabilities": prediction.probabilities,
+            "predicted_class": prediction.predicted_class,
+            "entropy": prediction.predictive_entropy,
+            "expected_entropy": prediction.expected_entropy,
+            "mutual_information": prediction.mutual_information,
+        }
+    return {name: getattr(prediction, name) for name in REGRESSION_OUTPUTS}
+
+
+# -- the layout -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", EXPORTS)
+def test_export_writes_a_versioned_saved_model(served, name):
+    path = served["exports"][name]
+    assert path.name == "1" and path.parent.name == name
+    assert (path / "saved_model.pb").is_file()
+    assert (path / "variables" / "variables.index").is_file()
+    assert (path / "assets.extra" / serving.WARMUP_FILE).stat().st_size > 0
+    # Nothing but the version: the staging folder was renamed, not left behind.
+    assert [p.name for p in path.parent.iterdir()] == ["1"]
+    described = json.loads((path / "assets.extra" / serving.METADATA_FILE).read_text())
+    model, x = served["cases"][name]
+    assert described["num_samples"] == NUM_SAMPLES
+    assert described["input_shape"] == [x.shape[1]]
+    assert described["task"] == name
+    assert described["features"] == [f"f{i}" for i in range(x.shape[1])]
+    assert set(described["signatures"]) == set(serving.SIGNATURES)
+
+
+# -- what the server needs: core ops only, in a process without TFP ------------------
+
+
+@pytest.mark.parametrize("name", EXPORTS)
+def test_every_op_is_a_registered_core_tensorflow_op(served, name):
+    report = served["report"]
+    assert report["foreign_modules_at_start"] == [] and report["foreign_modules_at_end"] == []
+    ops = report["exports"][name]["ops"]
+    assert ops["num_meta_graphs"] == 1
+    assert ops["unregistered"] == []
+    assert ops["python_ops"] == []
+    assert ops["without_cpu_kernel"] == []
+    # The T draws are one batched matmul, and the weight noise comes from
+    # stateless ops; the one stateful random op draws the seed of unseeded requests.
+    assert "BatchMatMulV2" in ops["ops"]
+    assert any(op.startswith("StatelessRandom") for op in ops["ops"])
+    assert ops["stateful_random"] == ["RandomUniformInt"]
+
+
+@pytest.mark.parametrize("name", EXPORTS)
+def test_signatures_take_named_float32_inputs_and_an_optional_seed(served, name):
+    signatures = served["report"]["exports"][name]["signatures"]
+    _, x = served["cases"][name]
+    assert set(signatures) == set(serving.SIGNATURES)
+    outputs = {
+        "serving_default": REGRESSION_OUTPUTS if name == "regression" else CLASSIFICATION_OUTPUTS,
+        "samples": ("samples", "draw_means", "draw_variances") if name == "regression"
+        else ("samples", "draw_probabilities"),
+    }
+    for key, signature in signatures.items():
+        assert signature["method_name"] == "tensorflow/serving/predict"
+        assert signature["inputs"]["x"]["dtype"] == "float32"
+        assert signature["inputs"]["x"]["shape"] == [-1, x.shape[1]]
+        assert signature["inputs"]["seed"]["dtype"] == "int64"
+        assert signature["inputs"]["seed"]["shape"] == []
+        assert signature["defaults"] == {"seed": serving.UNSEEDED}
+        assert set(signature["outputs"]) == set(outputs[key])
+        for output in signature["outputs"].values():
+            assert output["shape"][0] == -1  # batch first: TF Serving's row format works
+    if name == "regression":
+        assert all(signatures["serving_default"]["outputs"][k]["shape"] == [-1, 1] for k in REGRESSION_OUTPUTS)
+        assert signatures["samples"]["outputs"]["samples"]["shape"] == [-1, NUM_SAMPLES, 1]
+    else:
+        assert signatures["serving_default"]["outputs"]["probabilities"]["shape"] == [-1, 3]
+        assert signatures["serving_default"]["outputs"]["predicted_class"]["dtype"] == "int64"
+        assert signatures["samples"]["outputs"]["samples"]["shape"] == [-1, NUM_SAMPLES]
+        assert signatures["samples"]["outputs"]["samples"]["dtype"] == "int64"
+
+
+# -- the answers ----------------------------------------------------------------------
+
+
+# The TF1 session (TF Serving's way in) optimizes the graph differently from
+# eager tf.function calls (other op fusions), so its float32 sums may round
+# differently: equal to float32 precision, far below the Monte Carlo error.
+# Sums of large terms (targets around 130) that cancel near 0 keep the
+# absolute error of the large terms: tolerances are relative to the array's scale.
+SESSION_RTOL = 1e-5
+
+
+def _assert_float32_close(actual, expected, err_msg):
+    atol = SESSION_RTOL * max(float(np.abs(expected).max()), 1e-3)
+    np.testing.assert_allclose(actual, expected, rtol=SESSION_RTOL, atol=atol, err_msg=err_msg)
+
+
+def _expected_draws(served, name):
+    draws = served["in_python"][name]
+    fields = ("draw_means", "draw_variances") if name == "regression" else ("draw_probabilities",)
+    return {field: np.swapaxes(getattr(draws, field), 0, 1) for field in fields}
+
+
+@pytest.mark.parametrize("name", EXPORTS)
+@pytest.mark.parametrize("route", ["tf2", "session"])
+def test_seeded_answer_equals_tfp_bnn_predict_with_that_seed(served, name, route):
+    """Same seed, same weight draws: predict's numbers, bit for bit through
+    tf.saved_model.load, to float32 rounding by tensor names in a TF1 session."""
+    compare = np.testing.assert_array_equal if route == "tf2" else _assert_float32_close
+    requests = ("tf2_serving_default", "tf2_samples") if route == "tf2" else ("seeded", "samples_seeded")
+    expected = (_served_like_predict(served["in_python"][name], name), _expected_draws(served, name))
+    for request, fields in zip(requests, expected):
+        answer = _answer(served, name, request)
+        assert set(fields) <= set(answer)
+        for output, value in fields.items():
+            compare(answer[output], value, err_msg=f"{request} {output}")
+
+
+@pytest.mark.parametrize("name", EXPORTS)
+def test_same_seed_same_answer_without_seed_fresh_draws(served, name):
+    seeded, again = _answer(served, name, "seeded"), _answer(served, name, "seeded_again")
+    for output in seeded:
+        np.testing.assert_array_equal(again[output], seeded[output], err_msg=output)
+    key = "mean" if name == "regression" else "probabilities"
+    first, second = _answer(served, name, "unseeded_1"), _answer(served, name, "unseeded_2")
+    assert not np.array_equal(first[key], second[key])
+    assert not np.array_equal(_answer(served, name, "other_seed")[key], seeded[key])
+    assert not np.array_equal(
+        _answer(served, name, "samples_unseeded")["samples"], _answer(served, name, "samples_seeded")["samples"])
+
+
+def _monte_carlo(reference, task, rng):
+    """Statistics from all reference draws, and their spread over subsets of NUM_SAMPLES draws."""
+    def statistics(index):
+        if task == "classification":
+            return {"probabilities": reference.draw_probabilities[index].mean(0)}
+        means, variances = reference.draw_means[index], reference.draw_variances[index]
+        mean = means.mean(0)
+        return {"mean": mean, "stddev": np.sqrt(variances.mean(0) + ((means - mean) ** 2).mean(0))}
+
+    truth = statistics(np.arange(REFERENCE_SAMPLES))
+    subsets = [statistics(rng.choice(REFERENCE_SAMPLES, NUM_SAMPLES, replace=False)) for _ in range(SUBSETS)]
+    spread = {k: np.std([s[k] for s in subsets], axis=0) for k in truth}
+    return truth, spread
+
+
+@pytest.mark.parametrize("name", EXPORTS)
+def test_unseeded_answers_agree_with_predict_within_monte_carlo_error(served, name):
+    """Fresh draws: within MAX_Z Monte Carlo standard errors of a 2000-draw predict."""
+    truth, spread = _monte_carlo(served["reference"][name], name, np.random.default_rng(0))
+    for request in ("unseeded_1", "unseeded_2"):
+        answer = _answer(served, name, request)
+        for output in truth:
+            assert np.all(spread[output] > 0), output  # the draws do differ
+            z = np.abs(answer[output] - truth[output]) / spread[output]
+            assert z.max() < MAX_Z, f"{request} {output}: {z.max():.1f} standard errors off"
+
+
+def test_samples_are_draws_of_the_predictive_mixture(served):
+    reg = _answer(served, "regression", "samples_seeded")
+    summary = _answer(served, "regression", "seeded")
+    assert reg["samples"].shape == (12, NUM_SAMPLES, 1)
+    z = np.abs(reg["samples"].mean(1) - summary["mean"]) / (summary["stddev"] / np.sqrt(NUM_SAMPLES))
+    assert z.max() < 5.0
+    # Fraction of samples inside the 95 % interval, over all inputs.
+    inside = (reg["samples"] >= summary["lower"][:, None]) & (reg["samples"] <= summary["upper"][:, None])
+    assert 0.90 < inside.mean() < 0.99
+
+    cls = _answer(served, "classification", "samples_seeded")
+    probabilities = _answer(served, "classification", "seeded")["probabilities"]
+    assert cls["samples"].dtype == np.int64 and set(np.unique(cls["samples"])) <= {0, 1, 2}
+    frequencies = np.stack([(cls["samples"] == k).mean(1) for k in range(3)], axis=1)
+    tolerance = 5.0 * np.sqrt(probabilities * (1 - probabilities) / NUM_SAMPLES) + 1.0 / NUM_SAMPLES
+    assert np.all(np.abs(frequencies - probabilities) <= tolerance)
+
+
+def test_regression_answer_is_in_raw_units_with_a_consistent_split(served):
+    answer = _answer(served, "regression", "seeded")
+    np.testing.assert_allclose(
+        answer["stddev"] ** 2, answer["aleatoric_stddev"] ** 2 + answer["epistemic_stddev"] ** 2, rtol=1e-5)
+    assert np.all(answer["lower"] < answer["mean"]) and np.all(answer["mean"] < answer["upper"])
+    assert np.all(answer["epistemic_stddev"] > 0)
+    # Targets are around 3 * 10 + 4 * 25 = 130: the target standardization is baked in.
+    assert 50 < np.median(answer["mean"]) < 250
+
+
+def test_classification_answer_is_a_consistent_entropy_split(served):
+    answer = _answer(served, "classification", "seeded")
+    np.testing.assert_allclose(answer["probabilities"].sum(1), 1.0, rtol=1e-5)
+    np.testing.assert_array_equal(answer["predicted_class"], answer["probabilities"].argmax(1))
+    np.testing.assert_allclose(
+        answer["entropy"], answer["expected_entropy"] + answer["mutual_information"], rtol=1e-4, atol=1e-6)
+    assert np.all(answer["mutual_information"] >= 0)
+
+
+# -- bad requests ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", EXPORTS)
+def test_wrong_shape_fails_naming_the_expected_shape(served, name):
+    errors = served["report"]["exports"][name]["errors"]
+    num_features = served["cases"][name][1].shape[1]
+    expected = f"(N, {num_features})"
+    assert set(errors) == {"wrong_features", "wrong_rank", "wrong_dtype", "nan"}
+    assert expected in errors["wrong_features"] and f"[2 {num_features + 1}]" in errors["wrong_features"]
+    assert expected in errors["wrong_rank"] and f"[{num_features}]" in errors["wrong_rank"]
+    assert "NaN" in errors["nan"]
+    # A float64 tensor never reaches the graph: TensorFlow refuses the feed.
+    assert "float" in errors["wrong_dtype"] and "double" in errors["wrong_dtype"]
+    # Through tf.saved_model.load: the same check, and the same refusal of float64.
+    tf2 = served["report"]["exports"][name]["tf2_errors"]
+    assert tf2["wrong_features"] is not None and expected in tf2["wrong_features"]
+    assert tf2["wrong_dtype"] is not None and "float" in tf2["wrong_dtype"] and "double" in tf2["wrong_dtype"]
+
+
+def test_predict_request_refuses_bad_inputs_before_sending():
+    with pytest.raises(ValueError, match=r"\(N, 2\)"):
+        serving.predict_request(np.zeros((3, 3)), model_name="m", input_shape=(2,))
+    with pytest.raises(ValueError, match=r"\(1, features\)"):
+        serving.predict_request(np.zeros(3), model_name="m")
+    with pytest.raises(ValueError, match="row 1, column 0"):
+        serving.predict_request([[0.0], [np.nan]], model_name="m")
+    with pytest.raises(TypeError, match="not a number type"):
+        serving.predict_request([["a"], ["b"]], model_name="m")
+    for seed in (-1, 1.5, True, 2**63):
+        with pytest.raises(ValueError, match="seed must be an integer >= 0"):
+            serving.predict_request([[0.0]], model_name="m", seed=seed)
+
+
+# -- the other ways in ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", EXPORTS)
+def test_tf2_signatures_give_the_session_answers(served, name):
+    for signature, request in (("serving_default", "seeded"), ("samples", "samples_seeded")):
+        by_session, by_tf2 = _answer(served, name, request), _answer(served, name, f"tf2_{signature}")
+        assert set(by_tf2) == set(by_session)
+        for output in by_session:
+            _assert_float32_close(by_tf2[output], by_session[output], err_msg=f"{signature} {output}")
+
+
+@pytest.mark.parametrize("name", EXPORTS)
+def test_warmup_records_are_predict_logs_the_model_answers(served, name):
+    warmup = served["report"]["exports"][name]["warmup"]
+    assert len(warmup) == 3
+    assert {w["kind"] for w in warmup} == {"predict_log"}
+    assert {w["model_name"] for w in warmup} == {name}
+    assert sorted(w["signature_name"] for w in warmup) == ["samples", "serving_default", "serving_default"]
+    assert ["x"] in [w["inputs"] for w in warmup]  # one relies on the seed's default
+    assert all(w["finite"] and w["outputs"] for w in warmup)
+
+
+def test_saved_model_cli_shows_and_runs_the_signatures(served):
+    shown = served["shown"]
+    for signature in serving.SIGNATURES:
+        assert f"signature_def['{signature}']" in shown
+    assert shown.count("Method name is: tensorflow/serving/predict") == 2
+    assert "shape: (-1, 2)" in shown and "serving_default_seed:0" in shown
+    for output in REGRESSION_OUTPUTS:
+        assert f"outputs['{output}']" in shown
+    seeded = _answer(served, "regression", "seeded")
+    assert set(served["cli_run"]) == set(REGRESSION_OUTPUTS)
+    for output, value in served["cli_run"].items():
+        np.testing.assert_array_equal(value, seeded[output], err_msg=output)
+
+
+class _LocalServer(prediction_service_pb2_grpc.PredictionServiceServicer):
+    """TF Serving's Predict over gRPC on 127.0.0.1, backed by the TF1 session of an export."""
+
+    def __init__(self, path):
+        spec = importlib.util.spec_from_file_location("serving_child", Path(__file__).with_name("serving_child.py"))
+        self.child = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(self.child)
+        self.graph = tf.Graph()
+        self.session = tf.compat.v1.Session(graph=self.graph)
+        with self.graph.as_default():
+            self.meta_graph = tf.compat.v1.saved_model.loader.load(self.session, ["serve"], str(path))
+        self.requests = []
+
+    def Predict(self, request, context):
+        self.requests.append(request)
+        response = predict_pb2.PredictResponse()
+        response.model_spec.CopyFrom(request.model_spec)
+        for name, value in self.child.run_predict(self.session, self.meta_graph, request).items():
+            response.outputs[name].CopyFrom(tf.make_tensor_proto(value))
+        return response
+
+
+def test_grpc_client_round_trip_on_loopback(served):
+    servicer = _LocalServer(served["exports"]["regression"])
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        x = served["cases"]["regression"][1]
+        answer = serving.grpc_predict(f"127.0.0.1:{port}", x, model_name="regression", seed=SEED, version=1,
+                                      timeout=60)
+    finally:
+        server.stop(grace=None)
+        servicer.session.close()
+    request = servicer.requests[0]
+    assert request.model_spec.name == "regression"
+    assert request.model_spec.signature_name == "serving_default"
+    assert request.model_spec.version.value == 1
+    assert request.inputs["x"].dtype == tf.float32.as_datatype_enum
+    assert [d.size for d in request.inputs["x"].tensor_shape.dim] == list(x.shape)
+    np.testing.assert_array_equal(tf.make_ndarray(request.inputs["x"]), x)
+    assert request.inputs["seed"].dtype == tf.int64.as_datatype_enum and tf.make_ndarray(request.inputs["seed"]) == SEED
+    seeded = _answer(served, "regression", "seeded")
+    assert set(answer) == set(seeded)
+    for output in seeded:
+        np.testing.assert_array_equal(answer[output], seeded[output], err_msg=output)
+
+
+def test_predict_request_fields():
+    request = serving.predict_request([[1.0, 2.0]], model_name="gap", signature_name="samples")
+    assert request.model_spec.name == "gap" and request.model_spec.signature_name == "samples"
+    assert not request.model_spec.HasField("version")
+    assert set(request.inputs) == {"x"}  # no seed: the server's default, fresh draws
+    np.testing.assert_array_equal(tf.make_ndarray(request.inputs["x"]), np.array([[1.0, 2.0]], np.float32))
+    assert request.inputs["x"].dtype == tf.float32.as_datatype_enum
+    seeded = serving.predict_request(np.ones((3, 1), np.float64), model_name="gap", seed=2**40, input_shape=(1,))
+    assert seeded.inputs["x"].dtype == tf.float32.as_datatype_enum
+    assert tf.make_ndarray(seeded.inputs["seed"]) == 2**40 and seeded.inputs["seed"].tensor_shape.dim == []
+
+
+# -- versions: next integer, never overwritten, atomic -------------------------------------
+
+
+def test_check_export_dir_picks_the_next_version_and_refuses_existing_ones(tmp_path):
+    base = tmp_path / "models" / "gap"
+    assert serving.check_export_dir(base) == 1
+    for name in ("1", "3", "notes", ".5.incomplete-x"):
+        (base / name).mkdir(parents=True)
+    assert serving.check_export_dir(base) == 4
+    assert serving.check_export_dir(base, 2) == 2
+    with pytest.raises(FileExistsError, match="never overwritten; omit the version to write the next one \\(4\\)"):
+        serving.check_export_dir(base, 3)
+    for bad in (0, -1, 1.5, "2", True):
+        with pytest.raises(ValueError, match="positive integer"):
+            serving.check_export_dir(base, bad)
+    (base / "1" / "saved_model.pb").write_bytes(b"")
+    with pytest.raises(ValueError, match="pass its parent BASE/NAME"):
+        serving.check_export_dir(base / "1")
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ValueError, match="is a file"):
+        serving.check_export_dir(tmp_path / "file")
+
+
+def test_export_is_renamed_into_place_complete_and_leaves_nothing_when_it_fails(tmp_path, monkeypatch):
+    model = tfp_bnn.make_regressor((1,), hidden_units=(4,), train_size=10)
+    base = tmp_path / "gap"
+    (base / "1").mkdir(parents=True)
+    (base / "1" / "keep").write_text("version 1")
+    renames = []
+    real_rename = os.rename
+
+    def spy(source, target):
+        source = Path(source)
+        renames.append({
+            "source": source.name,
+            "target": Path(target).name,
+            "files": sorted(str(p.relative_to(source)) for p in source.rglob("*") if p.is_file()),
+        })
+        return real_rename(source, target)
+
+    monkeypatch.setattr(serving.os, "rename", spy)
+    path = serving.export_for_serving(model, base, num_samples=4)
+    assert path == base / "2"
+    assert len(renames) == 1 and renames[0]["target"] == "2"
+    assert renames[0]["source"].startswith(".2.incomplete-")  # not a number: the server ignores it
+    assert {"saved_model.pb", "assets.extra/tf_serving_warmup_requests", "variables/variables.index"} <= set(
+        renames[0]["files"])
+
+    def broken_save(module, directory, signatures=None):
+        (Path(directory) / "saved_model.pb").write_bytes(b"half")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(serving.tf.saved_model, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        serving.export_for_serving(model, base, num_samples=4)
+    assert sorted(p.name for p in base.iterdir()) == ["1", "2"]
+    assert (base / "1" / "keep").read_text() == "version 1"
+
+
+def test_export_refuses_models_it_cannot_serve(tmp_path):
+    plain = tf_keras.Sequential([tf_keras.Input((2,)), tf_keras.layers.Dense(1)])
+    with pytest.raises(TypeError, match="export_for_serving needs a model that ends in a tfp_bnn head"):
+        serving.export_for_serving(plain, tmp_path / "m")
+    model = tfp_bnn.make_regressor((1,), hidden_units=(4,), train_size=10)
+    with pytest.raises(ValueError, match="num_samples"):
+        serving.export_for_serving(model, tmp_path / "m", num_samples=0)
+    with pytest.raises(ValueError, match="level"):
+        serving.export_for_serving(model, tmp_path / "m", level=1.0)
+    assert not (tmp_path / "m").exists()
+
+
+# -- the command line ---------------------------------------------------------------------
+
+
+def test_cli_export_writes_next_versions_and_never_overwrites(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert cli.main(["fit", "--out", str(run), "--epochs", "1", "--hidden", "4", "--samples", "2"]) == 0
+    base = tmp_path / "models" / "gap"
+    assert cli.main(["export", "--model", str(run), "--out", str(base), "--samples", "4"]) == 0
+    assert cli.main(["export", "--model", str(run), "--out", str(base), "--samples", "4", "--version", "7"]) == 0
+    assert sorted(p.name for p in base.iterdir()) == ["1", "7"]
+    described = json.loads((base / "7" / "assets.extra" / serving.METADATA_FILE).read_text())
+    assert described["num_samples"] == 4 and described["features"] == ["x"] and described["target"] == "y"
+    assert "Wrote" in capsys.readouterr().out
+
+    before = (base / "7" / "saved_model.pb").read_bytes()
+    assert cli.main(["export", "--model", str(run), "--out", str(base), "--version", "7"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("tfp-bnn export: error:") and "never overwritten" in error and "(8)" in error
+    assert len(error.splitlines()) == 1
+    assert (base / "7" / "saved_model.pb").read_bytes() == before
+
+    assert cli.main(["export", "--model", str(tmp_path / "nothing"), "--out", str(base)]) == 2
+    assert "not found" in capsys.readouterr().err
+    assert cli.main(["export", "--model", str(run), "--out", str(base / "1")]) == 2
+    assert "pass its parent BASE/NAME" in capsys.readouterr().err
+    assert sorted(p.name for p in base.iterdir()) == ["1", "7"]
+
+
+# -- the README's models.config ---------------------------------------------------------------
+
+
+def test_readme_models_config_example_parses():
+    from google.protobuf import text_format
+
+    readme = (REPO / "README.md").read_text()
+    blocks = re.findall(r"```(?:protobuf|text)\n(model_config_list.*?)```", readme, flags=re.S)
+    assert len(blocks) == 1, "README.md should hold one models.config example"
+    config = text_format.Parse(blocks[0], model_server_config_pb2.ModelServerConfig())
+    models = {c.name: c for c in config.model_config_list.config}
+    assert len(models) >= 2
+    assert all(c.base_path.startswith("/models/") and c.model_platform == "tensorflow" for c in models.values())
+    policies = [c.model_version_policy.WhichOneof("policy_choice") for c in models.values()]
+    assert "specific" in policies  # serving several versions of one model
+
+
+# -- the benchmark runs (its numbers are not a test) ---------------------------------------------
+
+
+def test_serving_benchmark_smoke(tmp_path):
+    spec = importlib.util.spec_from_file_location("serving_benchmark", REPO / "benchmarks" / "serving.py")
+    benchmark = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(benchmark)
+    out = tmp_path / "serving.json"
+    results = benchmark.main(["--tiny", "--json", str(out)])
+    saved = json.loads(out.read_text())
+    assert saved == json.loads(json.dumps(results))
+    for row in saved["rows"]:
+        assert row["served_seconds"] > 0 and row["forward_seconds"] > 0
+        assert row["ratio"] == pytest.approx(row["served_seconds"] / row["forward_seconds"])

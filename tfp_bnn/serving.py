@@ -1,0 +1,396 @@
+"""Serve the predictive distribution with TensorFlow Serving.
+
+A Keras SavedModel of a TFP model answers every request with one random
+*sample* of the output distribution. :func:`export_for_serving` writes a
+SavedModel whose signatures run ``T`` independent weight draws inside the
+graph in one call (the graph of :func:`tfp_bnn.predict`, built by
+:func:`tfp_bnn.prediction.predictive_summary`) and answer with the whole
+predictive distribution. TF Serving loads it as it is: the graph holds only
+core TensorFlow ops (no Python, no TFP code at serving time).
+
+=====================  =========================================================
+signature              outputs (``N`` inputs, ``T`` weight draws, all batch-major)
+=====================  =========================================================
+``serving_default``    regression: ``mean``, ``stddev``, ``aleatoric_stddev``,
+                       ``epistemic_stddev``, ``lower``, ``upper`` (central
+                       ``level`` interval of the predictive mixture), each
+                       ``[N, units]``; classification: ``probabilities``
+                       ``[N, K]``, ``predicted_class`` ``[N]`` (int64),
+                       ``entropy``, ``expected_entropy``, ``mutual_information``
+                       ``[N]`` (nats)
+``samples``            ``samples``: one draw ``y_t ~ p(y | x, w_t)`` per weight
+                       draw, ``[N, T, units]`` (classification: class indices
+                       ``[N, T]``), and ``draw_means``, ``draw_variances``
+                       ``[N, T, units]`` (classification: ``draw_probabilities``
+                       ``[N, T, K]``)
+=====================  =========================================================
+
+Inputs (method ``tensorflow/serving/predict``): ``x``, float32
+``[N, *input_shape]`` in the units the model was trained on (any
+standardization is inside the model), and ``seed``, an optional int64
+scalar. With a seed ``>= 0`` the answer is a fixed function of the seed (the
+weight draws are stateless random ops, and the same as those of
+``tfp_bnn.predict(model, x, num_samples=T, seed=seed)``); without one
+(default ``-1``: any negative value) the graph draws a fresh seed per request,
+so answers vary as Monte Carlo estimates do. Every output has the batch as
+its first axis, so TF Serving's row ("instances") format works too.
+
+Layout, the one TF Serving watches::
+
+    BASE/NAME/1/saved_model.pb, variables/, assets.extra/tf_serving_warmup_requests
+    BASE/NAME/2/...
+
+A new version is written to a hidden temporary folder inside ``BASE/NAME``
+and renamed into place, so a server never sees half a version; an existing
+version is never overwritten and older versions are kept (the server's
+version policy decides which it serves). ``assets.extra`` also holds
+``tfp_bnn.json``: the number of draws, the input shape and the outputs.
+
+Example:
+
+>>> path = tfp_bnn.serving.export_for_serving(model, "models/gap", num_samples=100)
+>>> path
+PosixPath('models/gap/1')
+>>> tfp_bnn.serving.grpc_predict("localhost:8500", x, model_name="gap", seed=0)["mean"]
+"""
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from tfp_bnn import prediction, sampling, validation
+
+__all__ = [
+    "export_for_serving",
+    "check_export_dir",
+    "predict_request",
+    "grpc_predict",
+    "SIGNATURES",
+    "UNSEEDED",
+]
+
+SIGNATURES = ("serving_default", "samples")
+WARMUP_FILE = "tf_serving_warmup_requests"
+METADATA_FILE = "tfp_bnn.json"
+# Default of the ``seed`` input: any negative seed means "draw a fresh one".
+UNSEEDED = -1
+# Fresh seeds are drawn from [0, 2**62): the range sampling.stateless_seed keeps apart.
+_SEED_RANGE = 2**62
+
+_SERVING_API_MISSING = (
+    "this needs the TensorFlow Serving API protos (package tensorflow-serving-api); "
+    "install them with: pip install 'tfp-bnn[serving]'"
+)
+
+
+def export_for_serving(model, export_dir, *, num_samples=100, version=None, level=0.95, metadata=None):
+    """Write ``model`` as version ``version`` of the TF Serving model in ``export_dir``.
+
+    Args:
+      model: a Keras model with one input of fixed shape that ends in a
+        :mod:`tfp_bnn.heads` head (e.g. a :class:`tfp_bnn.BayesianModel`
+        loaded from a ``.keras`` file).
+      export_dir: ``BASE/NAME``, the folder of numbered versions that the
+        server watches (``--model_base_path``); created if missing.
+      num_samples: ``T``, weight draws per request (fixed in the graph).
+      version: positive integer; by default one more than the highest
+        existing version (1 for a new model). An existing version is never
+        overwritten (``FileExistsError``).
+      level: coverage of the ``lower``/``upper`` interval (regression).
+      metadata: optional JSON-serializable dict added to
+        ``assets.extra/tfp_bnn.json`` (e.g. feature and class names).
+
+    Returns:
+      The ``pathlib.Path`` of the new version folder.
+    """
+    head = prediction._head(model, "export_for_serving")
+    num_samples = validation.check_num_samples(num_samples)
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must lie strictly between 0 and 1, got {level!r}.")
+    input_shape = _input_shape(model)
+    export_dir = Path(export_dir)
+    version = check_export_dir(export_dir, version)
+    warmup = _warmup_requests(export_dir.name, input_shape)  # before any work: needs the serving protos
+    description = {
+        **(metadata or {}),
+        "tfp_bnn_version": _version(),
+        "task": head.task,
+        "head": type(head).__name__,
+        "num_samples": num_samples,
+        "level": float(level) if head.task == "regression" else None,
+        "input_shape": list(input_shape),
+        "unseeded": UNSEEDED,
+        "signatures": {},
+    }
+    json.dumps(description)  # fail now, not after the export, if metadata is not JSON
+
+    signatures = _signatures(model, head, input_shape, num_samples, float(level))
+    export_dir.mkdir(parents=True, exist_ok=True)
+    # Hidden and not a number: TF Serving ignores it until the rename.
+    staging = Path(tempfile.mkdtemp(prefix=f".{version}.incomplete-", dir=export_dir))
+    try:
+        module = tf.Module()
+        module.model_variables = list(model.variables)  # what the signatures read
+        tf.saved_model.save(module, str(staging), signatures=signatures)
+        extra = staging / "assets.extra"
+        extra.mkdir()
+        with tf.io.TFRecordWriter(str(extra / WARMUP_FILE)) as writer:
+            for record in warmup:
+                writer.write(record)
+        for name, function in signatures.items():
+            outputs = function.get_concrete_function().structured_outputs
+            description["signatures"][name] = {key: _spec_text(t) for key, t in outputs.items()}
+        (extra / METADATA_FILE).write_text(json.dumps(description, indent=2) + "\n")
+        staging.chmod(0o755)  # mkdtemp's 0o700 would hide it from a server running as another user
+        target = export_dir / str(version)
+        if target.exists():  # written by someone else meanwhile
+            raise FileExistsError(f"{target} appeared during the export; it was left as it is.")
+        os.rename(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def check_export_dir(export_dir, version=None):
+    """The version :func:`export_for_serving` would write in ``export_dir``, or an error.
+
+    ``export_dir`` is ``BASE/NAME``: a folder (possibly not yet there) whose
+    integer-named subfolders are versions. Raises ``FileExistsError`` if
+    ``version`` exists already, ``ValueError`` for a bad version or folder.
+    """
+    export_dir = Path(export_dir)
+    if export_dir.exists() and not export_dir.is_dir():
+        raise ValueError(f"{export_dir} is a file; the export goes to a folder BASE/NAME of numbered versions.")
+    if (export_dir / "saved_model.pb").exists():
+        raise ValueError(
+            f"{export_dir} is itself a SavedModel (a version folder?); pass its parent BASE/NAME, "
+            "the folder that holds the numbered versions."
+        )
+    existing = _existing_versions(export_dir)
+    following = max(existing, default=0) + 1
+    if version is None:
+        return following
+    if isinstance(version, bool) or not isinstance(version, (int, np.integer)) or version < 1:
+        raise ValueError(f"version must be a positive integer, got {version!r}.")
+    if int(version) in existing:
+        raise FileExistsError(
+            f"{existing[int(version)]} already exists and a served version is never overwritten; "
+            f"omit the version to write the next one ({following}) or choose an unused number."
+        )
+    return int(version)
+
+
+def _existing_versions(export_dir):
+    if not export_dir.is_dir():
+        return {}
+    return {int(p.name): p for p in export_dir.iterdir() if p.name.isdigit()}
+
+
+def _input_shape(model):
+    shape = model.input_shape
+    if isinstance(shape, list):
+        raise ValueError(f"export_for_serving takes models with one input; this one has {len(shape)}.")
+    if any(d is None for d in shape[1:]):
+        raise ValueError(
+            f"The model's input shape {tuple(shape)} has unknown dimensions besides the batch; a served "
+            "model needs a fixed input shape (e.g. tf_keras.Input((13,)))."
+        )
+    return tuple(int(d) for d in shape[1:])
+
+
+def _spec_text(tensor):
+    """``"float32 (N, 1)"``: how the README and the metadata file name an output."""
+    dims = ["N" if d is None else str(d) for d in tensor.shape.as_list()]
+    return f"{tensor.dtype.name} ({', '.join(dims)}{',' if len(dims) == 1 else ''})"
+
+
+def _version():
+    import tfp_bnn
+
+    return tfp_bnn.__version__
+
+
+# -- the graph ---------------------------------------------------------------------
+
+
+def _signatures(model, head, input_shape, num_samples, level):
+    x_spec = tf.TensorSpec([None, *input_shape], tf.float32, name="x")
+    seed_spec = tf.TensorSpec([], tf.int64, name="seed")
+    # A tensor default becomes the SignatureDef's default for "seed" (and a
+    # PlaceholderWithDefault), so requests may leave the seed out.
+    unseeded = tf.constant(UNSEEDED, tf.int64)
+
+    @tf.function(input_signature=[x_spec, seed_spec])
+    def serving_default(x, seed=unseeded):
+        x, seed = _checked_inputs(x, seed, input_shape)
+        summary = prediction.predictive_summary(model, x, num_samples=num_samples, seed=seed, level=level)
+        return _summary_outputs(head, summary)
+
+    @tf.function(input_signature=[x_spec, seed_spec])
+    def samples(x, seed=unseeded):
+        x, seed = _checked_inputs(x, seed, input_shape)
+        draws = prediction.predictive_samples(model, x, num_samples=num_samples, seed=seed)
+        # [T, N, ...] -> [N, T, ...]: TF Serving's row format wants the batch first.
+        return {k: tf.transpose(v, [1, 0, *range(2, v.shape.rank)]) for k, v in draws.items()}
+
+    return {"serving_default": serving_default, "samples": samples}
+
+
+def _checked_inputs(x, seed, input_shape):
+    """``x`` checked at run time, and the stateless seed ``[2]`` of the request.
+
+    TF Serving feeds request tensors without checking them against the
+    signature's shape, so a wrong feature count would otherwise surface as a
+    matmul error deep inside (or not at all).
+    """
+    expected = "(N, " + ", ".join(map(str, input_shape)) + ")"
+    shape = tf.shape(x)
+    # Padded with -1 so that a tensor of any rank compares: dims 1..k must be
+    # the input shape and dim k + 1 must not exist.
+    padded = tf.concat([shape, -tf.ones([len(input_shape) + 2], tf.int32)], axis=0)
+    fits = tf.reduce_all(tf.equal(padded[1 : len(input_shape) + 2], [*input_shape, -1]))
+    shape_check = tf.debugging.Assert(
+        fits,
+        [f"tfp_bnn: input x must be float32 of shape {expected}: N examples of shape "
+         f"{tuple(input_shape)}; got a tensor of shape", shape],
+        name="check_x_shape",
+    )
+    # After the shape check, and flat: ops built for rank 2 fail on other ranks.
+    with tf.control_dependencies([shape_check]):
+        finite_check = tf.debugging.Assert(
+            tf.reduce_all(tf.math.is_finite(tf.reshape(x, [-1]))),
+            ["tfp_bnn: input x contains NaN or infinite values; drop or impute them first."],
+            name="check_x_finite",
+        )
+    with tf.control_dependencies([finite_check]):
+        x = tf.identity(x)
+    # The only stateful random op: a fresh seed for requests without one. The
+    # raw op with seed = seed2 = 0 is seeded from the OS, not from the global
+    # seed of the exporting process (which would repeat across server restarts).
+    fresh = tf.raw_ops.RandomUniformInt(
+        shape=tf.constant([], tf.int32),
+        minval=tf.constant(0, tf.int64),
+        maxval=tf.constant(_SEED_RANGE, tf.int64),
+        seed=0,
+        seed2=0,
+    )
+    return x, sampling.stateless_seed(tf.where(seed < 0, fresh, seed))
+
+
+def _summary_outputs(head, summary):
+    if head.task == "classification":
+        probs = summary["probabilities"]
+        return {
+            "probabilities": probs,
+            "predicted_class": tf.argmax(probs, axis=-1),
+            "entropy": summary["predictive_entropy"],
+            "expected_entropy": summary["expected_entropy"],
+            "mutual_information": summary["mutual_information"],
+        }
+    aleatoric, epistemic = summary["aleatoric_variance"], summary["epistemic_variance"]
+    shape = summary["mean"].shape
+    lower, upper = summary["lower"], summary["upper"]
+    lower.set_shape(shape)  # the root finder's while loop loses the static shape
+    upper.set_shape(shape)
+    return {
+        "mean": summary["mean"],
+        "stddev": tf.sqrt(aleatoric + epistemic),
+        "aleatoric_stddev": tf.sqrt(aleatoric),
+        "epistemic_stddev": tf.sqrt(epistemic),
+        "lower": lower,
+        "upper": upper,
+    }
+
+
+# -- requests: warm-up records and the gRPC client ------------------------------------
+
+
+def _serving_apis():
+    try:
+        from tensorflow_serving.apis import predict_pb2, prediction_log_pb2, prediction_service_pb2_grpc
+    except ImportError as error:
+        raise ImportError(f"tfp_bnn.serving: {_SERVING_API_MISSING}.") from error
+    return predict_pb2, prediction_log_pb2, prediction_service_pb2_grpc
+
+
+def _warmup_requests(model_name, input_shape):
+    """Serialized ``PredictionLog`` records: each signature once, with and without a seed."""
+    _, prediction_log_pb2, _ = _serving_apis()
+    x = np.zeros((1, *input_shape), np.float32)
+    requests = [
+        predict_request(x, model_name=model_name),
+        predict_request(x, model_name=model_name, seed=0),
+        predict_request(x, model_name=model_name, signature_name="samples", seed=0),
+    ]
+    return [
+        prediction_log_pb2.PredictionLog(
+            predict_log=prediction_log_pb2.PredictLog(request=request)
+        ).SerializeToString()
+        for request in requests
+    ]
+
+
+def predict_request(x, *, model_name, signature_name="serving_default", seed=None, version=None, input_shape=None):
+    """A TF Serving ``PredictRequest`` for inputs ``x``, checked before it is sent.
+
+    Args:
+      x: ``(N, *input_shape)`` numbers, sent as float32.
+      model_name: the served model's name (``NAME`` of ``BASE/NAME``).
+      signature_name: ``"serving_default"`` or ``"samples"``.
+      seed: integer ``>= 0`` for a reproducible answer; ``None`` leaves it
+        out (fresh weight draws).
+      version: ask for this version instead of the newest one served.
+      input_shape: if given, ``x`` must have it (e.g. ``(13,)``).
+    """
+    predict_pb2, _, _ = _serving_apis()
+    if input_shape is None:
+        if np.ndim(x) < 2:
+            raise ValueError(
+                f"x has shape {np.shape(x)}; a request takes a batch of shape (N, features): "
+                "reshape a single example to (1, features)."
+            )
+        input_shape = np.shape(x)[1:]
+    x = validation.check_inputs(x, input_shape)
+    if seed is not None and (
+        isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63
+    ):
+        raise ValueError(f"seed must be an integer >= 0 (or None for fresh draws), got {seed!r}.")
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model_name
+    request.model_spec.signature_name = signature_name
+    if version is not None:
+        request.model_spec.version.value = int(version)
+    request.inputs["x"].CopyFrom(tf.make_tensor_proto(x))
+    if seed is not None:
+        request.inputs["seed"].CopyFrom(tf.make_tensor_proto(np.int64(seed)))
+    return request
+
+
+def grpc_predict(target, x, *, model_name, signature_name="serving_default", seed=None, version=None,
+                 input_shape=None, timeout=30.0):
+    """Ask the TF Serving server at ``target`` (``"host:8500"``) for a prediction.
+
+    Arguments as in :func:`predict_request`; ``timeout`` in seconds. Returns
+    the signature's outputs as a dict of NumPy arrays.
+
+    Example:
+
+    >>> answer = grpc_predict("localhost:8500", [[0.5], [4.0]], model_name="gap", seed=0)
+    >>> answer["mean"], answer["epistemic_stddev"]
+    """
+    import grpc
+
+    _, _, prediction_service_pb2_grpc = _serving_apis()
+    request = predict_request(
+        x, model_name=model_name, signature_name=signature_name, seed=seed, version=version,
+        input_shape=input_shape,
+    )
+    with grpc.insecure_channel(target) as channel:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        response = stub.Predict(request, timeout=timeout)
+    return {name: tf.make_ndarray(proto) for name, proto in response.outputs.items()}
