@@ -1,7 +1,7 @@
 """What the uncertainty costs a served model: the signature against one deterministic forward pass.
 
     python benchmarks/serving.py [--samples 100] [--repeats 30] [--estimators flipout,reparameterization]
-                                 [--json benchmarks/serving.json]
+                                 [--json benchmarks/results/serving.json]
 
 A regressor (8 features, two Bayesian layers of 50, Normal head), for each
 estimator, is exported twice: by :func:`tfp_bnn.serving.export_for_serving` (``serving_default``,
@@ -16,9 +16,8 @@ served, ...), each time the median over the repeats:
 * batch 1024: throughput in rows per second.
 
 ``ratio`` is served time / forward time per call, measured side by side.
-With Flipout most of the served time goes to its per-example random signs
-(``T * N`` rows of them per layer); reparameterization draws ``T`` weight
-matrices and nothing per example.
+Under ``weight_draws`` every estimator draws ``T`` whole weight matrices and
+nothing per example, so the estimators cost the same to serve.
 Not part of ``make test`` (a smoke test runs it with ``--tiny``).
 """
 
@@ -147,7 +146,7 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, help=f"timed repeats (default {FULL['repeats']})")
     parser.add_argument("--estimators", help="comma-separated (default flipout,reparameterization)")
     parser.add_argument("--tiny", action="store_true", help="tiny settings, for the smoke test")
-    parser.add_argument("--json", type=Path, default=Path(__file__).with_name("serving.json"))
+    parser.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "serving.json")
     args = parser.parse_args(argv)
     settings = dict(TINY if args.tiny else FULL)
     for key in ("samples", "repeats"):
@@ -157,6 +156,7 @@ def main(argv=None):
         settings["estimators"] = tuple(args.estimators.split(","))
     results = run(settings)
     _print_table(results)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=2) + "\n")
     print(f"Wrote {args.json}")
     return results
