@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo test clean
+.PHONY: demo test tutorials clean
 
 $(INSTALLED): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,9 @@ demo: $(INSTALLED)  ## train a Bayesian regressor on the built-in data, print th
 
 test: $(INSTALLED)  ## the test suite (what CI runs)
 	$(PY) -m pytest -q -m "not slow"
+
+tutorials: $(INSTALLED)  ## re-execute every tutorial chapter in full, saving the notebooks with their outputs
+	$(PY) tutorials/notebooks.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

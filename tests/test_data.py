@@ -462,3 +462,111 @@ def test_real_boston_housing_rows_match_the_raw_file():
     assert (target.min(), target.max()) == (5.0, 50.0)  # MEDV in $1000s, capped at 50
     with pytest.raises(DataError, match="split 20 is out of range: .* has 20 splits, 0..19"):
         data.load_uci(folder, 20)
+
+
+# --- digit images and their corruption -----------------------------------------------------------------
+
+
+def test_load_digit_images_scales_pixels_to_unit_range_and_stratifies():
+    x_train, y_train, x_test, y_test = data.load_digit_images("digits", test_fraction=0.25, seed=0)
+    assert x_train.shape == (1347, 8, 8, 1) and x_test.shape == (450, 8, 8, 1)
+    assert x_train.dtype == np.float32 and y_train.dtype == np.int64
+    # scikit-learn's pixels are 0..16: divided by 16, the brightest pixel is exactly 1.
+    assert x_train.min() == 0.0 and x_train.max() == 1.0 and x_test.max() <= 1.0
+    np.testing.assert_array_equal(np.unique(x_train * 16), np.arange(17))
+    train_share = np.bincount(y_train, minlength=10) / len(y_train)
+    test_share = np.bincount(y_test, minlength=10) / len(y_test)
+    np.testing.assert_allclose(train_share, test_share, atol=0.01)
+    again = data.load_digit_images("digits", seed=0)
+    np.testing.assert_array_equal(again[3], y_test)
+    assert not np.array_equal(data.load_digit_images("digits", seed=1)[3], y_test)
+
+
+def test_load_digit_images_unknown_source():
+    with pytest.raises(DataError, match="unknown digit image source 'fashion'; choose one of digits, mnist"):
+        data.load_digit_images("fashion")
+
+
+@pytest.mark.skipif(
+    not (Path.home() / ".keras" / "datasets" / "mnist.npz").exists(),
+    reason="MNIST is not in ~/.keras/datasets and the test suite does not download",
+)
+def test_load_digit_images_mnist_from_the_keras_cache():
+    x_train, y_train, x_test, y_test = data.load_digit_images("mnist")
+    assert x_train.shape == (60000, 28, 28, 1) and x_test.shape == (10000, 28, 28, 1)
+    assert x_train.max() == 1.0 and set(np.unique(y_test)) == set(range(10))
+
+
+@pytest.fixture(scope="module")
+def digit_images():
+    return data.load_digit_images("digits")
+
+
+@pytest.mark.parametrize("shape", [(50, 8, 8), (50, 8, 8, 1), (20, 12, 10, 3)])
+def test_corrupt_images_keeps_shape_and_range_and_reproduces_with_a_seed(shape, rng):
+    images = rng.uniform(0, 1, shape).astype(np.float32)
+    corrupted = data.corrupt_images(images, seed=3)
+    assert corrupted.shape == shape and corrupted.dtype == np.float32
+    assert corrupted.min() >= 0.0 and corrupted.max() <= 1.0
+    np.testing.assert_array_equal(corrupted, data.corrupt_images(images, seed=3))
+    assert not np.array_equal(corrupted, data.corrupt_images(images, seed=4))
+
+
+def test_corrupt_images_without_blobs_or_noise_is_the_identity(digit_images):
+    x_test = digit_images[2]
+    np.testing.assert_array_equal(data.corrupt_images(x_test, num_blobs=0, noise_std=0.0), x_test)
+
+
+def test_corrupt_images_noise_has_the_requested_standard_deviation():
+    grey = np.full((200, 16, 16, 1), 0.5, np.float32)
+    difference = data.corrupt_images(grey, num_blobs=0, noise_std=0.1, seed=0) - grey
+    # Clipping at 0 and 1 lies 5 sd away: the noise is untouched.
+    assert difference.mean() == pytest.approx(0.0, abs=0.002)
+    assert difference.std() == pytest.approx(0.1, rel=0.01)
+
+
+def test_corrupt_images_blobs_cover_a_share_of_pixels_that_grows_with_their_number():
+    black = np.zeros((500, 28, 28), np.float32)
+
+    def covered(num_blobs):
+        blobs = data.corrupt_images(black, num_blobs=num_blobs, blob_radius=(0.1, 0.1), noise_std=0.0, seed=0)
+        return np.mean(blobs > 0)
+
+    # One blob of radius r = 2.8 px fades out at 1.5 r: it touches about pi (1.5 r)^2 = 55 of 784 pixels
+    # (fewer at the borders); k independent blobs cover 1 - (1 - p)^k.
+    one = covered(1)
+    assert 0.05 < one < 0.075
+    assert covered(4) == pytest.approx(1 - (1 - one) ** 4, rel=0.05)
+    # A blob of radius 2 image sides covers the whole image with its shade, uniform on [0, 1].
+    covering = data.corrupt_images(black, num_blobs=1, blob_radius=(2.0, 2.0), noise_std=0.0, seed=1)
+    shades = covering[:, 0, 0]
+    np.testing.assert_array_equal(covering, np.broadcast_to(shades[:, None, None], covering.shape))
+    assert shades.mean() == pytest.approx(0.5, abs=0.03) and shades.std() == pytest.approx(12**-0.5, rel=0.06)
+
+
+def test_corrupt_images_breaks_a_classifier_trained_on_clean_digits(digit_images):
+    from sklearn.linear_model import LogisticRegression
+
+    x_train, y_train, x_test, y_test = digit_images
+    flat = lambda x: x.reshape(len(x), -1)  # noqa: E731
+    classifier = LogisticRegression(max_iter=2000).fit(flat(x_train), y_train)
+    clean = classifier.score(flat(x_test), y_test)
+    noisy = classifier.score(flat(data.corrupt_images(x_test, num_blobs=0)), y_test)
+    spattered = classifier.score(flat(data.corrupt_images(x_test)), y_test)
+    assert clean > 0.95
+    assert clean - 0.1 < noisy < clean  # the default noise alone hurts a little
+    assert spattered < clean - 0.15  # blobs and noise: the default corruption takes away a sixth or more
+
+
+@pytest.mark.parametrize(
+    "images, kwargs, message",
+    [
+        (np.full((2, 8, 8), 16.0), {}, r"scaled to \[0, 1\], got values in \[16, 16\]; divide by"),
+        (np.zeros((8, 8)), {}, r"shape \(N, H, W\) or \(N, H, W, C\), got \(8, 8\)"),
+        (np.zeros((2, 8, 8)), {"blob_radius": (0.3, 0.1)}, "0 < blob_radius"),
+        (np.zeros((2, 8, 8)), {"noise_std": -1.0}, "noise_std >= 0"),
+    ],
+)
+def test_corrupt_images_refuses_bad_input(images, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        data.corrupt_images(images, **kwargs)

@@ -13,6 +13,10 @@ Loaders returning a :class:`Dataset` (``x`` float32 ``(N, D)``, ``y`` float32 or
 int64 labels ``0..K-1``): :func:`load_sklearn` (iris, wine, breast_cancer, digits,
 bundled with scikit-learn) and :func:`load_csv`.
 
+Images: :func:`load_digit_images` (scikit-learn's 8x8 digits, or MNIST) scaled
+to [0, 1], and :func:`corrupt_images`, a spatter-like corruption of blobs and
+noise for testing a classifier off its training distribution.
+
 The UCI regression benchmark in the folder layout of Hernández-Lobato & Adams
 (2015): :func:`uci_datasets`, :func:`uci_num_splits`, :func:`uci_split_indices`,
 :func:`uci_settings` and :func:`load_uci`.
@@ -49,6 +53,9 @@ __all__ = [
     "Dataset",
     "load_sklearn",
     "SKLEARN_DATASETS",
+    "load_digit_images",
+    "DIGIT_IMAGE_SOURCES",
+    "corrupt_images",
     "load_csv",
     "load_features",
     "load_target",
@@ -258,6 +265,108 @@ def load_sklearn(name):
         task="classification",
         class_names=tuple(bunch.target_names),
     )
+
+
+# --- Images: handwritten digits and a corruption ----------------------------------------------------
+
+#: Sources accepted by :func:`load_digit_images`.
+DIGIT_IMAGE_SOURCES = ("digits", "mnist")
+
+
+def load_digit_images(source="digits", test_fraction=0.25, seed=0):
+    """Handwritten digits as images scaled to [0, 1]: ``(x_train, y_train, x_test, y_test)``.
+
+    ``x`` is float32 ``(N, H, W, 1)`` with pixels divided by their largest
+    possible value (16 for scikit-learn's digits, 255 for MNIST), so a network
+    sees inputs of order one; ``y`` is int64 labels 0..9.
+
+    ``source="digits"``: scikit-learn's 1797 8x8 images (bundled, no download),
+    split at random into train and test with every class in the same
+    proportion in both (``test_fraction``, ``seed``).
+    ``source="mnist"``: the 60000 + 10000 28x28 MNIST images of
+    ``tf_keras.datasets.mnist`` with their standard split (downloaded once to
+    ``~/.keras/datasets``; ``test_fraction`` and ``seed`` are ignored).
+
+    >>> x_train, y_train, x_test, y_test = load_digit_images("digits")
+    >>> x_train.shape, x_test.shape, float(x_train.max())
+    ((1347, 8, 8, 1), (450, 8, 8, 1), 1.0)
+    """
+    if source not in DIGIT_IMAGE_SOURCES:
+        raise DataError(f"unknown digit image source {source!r}; choose one of {', '.join(DIGIT_IMAGE_SOURCES)}.")
+    if source == "mnist":
+        import tf_keras
+
+        (x_train, y_train), (x_test, y_test) = tf_keras.datasets.mnist.load_data()
+        scale = 255.0
+    else:
+        from sklearn import datasets, model_selection
+
+        digits = datasets.load_digits()
+        x_train, x_test, y_train, y_test = model_selection.train_test_split(
+            digits.images, digits.target, test_size=test_fraction, random_state=seed, stratify=digits.target
+        )
+        scale = 16.0
+
+    def images(x):
+        return (np.asarray(x, np.float32) / np.float32(scale))[..., np.newaxis]
+
+    return images(x_train), np.int64(y_train), images(x_test), np.int64(y_test)
+
+
+def corrupt_images(images, num_blobs=3, blob_radius=(0.1, 0.2), noise_std=0.15, seed=0):
+    """Spatter-like corruption: soft blobs of random shade, then Gaussian pixel noise.
+
+    Each image gets ``num_blobs`` round blobs (in the spirit of ImageNet-C's
+    "spatter") at uniformly random centres, each with a radius drawn uniformly
+    from ``blob_radius`` (fractions of the image side) and a shade uniform in
+    [0, 1] that covers the pixels under it with a soft edge; then independent
+    ``N(0, noise_std^2)`` noise is added to every pixel and the result clipped
+    to [0, 1]. A classifier trained on clean images has never seen either.
+
+    Args:
+      images: ``(N, H, W)`` or ``(N, H, W, C)`` pixels in [0, 1] (all channels
+        get the same blobs).
+      num_blobs: blobs per image (0: noise only).
+      blob_radius: ``(low, high)``, radius range as a fraction of ``max(H, W)``.
+      noise_std: standard deviation of the pixel noise (0: blobs only).
+      seed: seed of NumPy's generator; the same seed gives the same corruption.
+
+    Returns:
+      float32 array of the shape of ``images``, in [0, 1].
+
+    >>> x_train, y_train, x_test, y_test = load_digit_images("digits")
+    >>> corrupt_images(x_test, seed=0).shape
+    (450, 8, 8, 1)
+    """
+    images = np.asarray(images, np.float32)
+    if images.ndim not in (3, 4):
+        raise ValueError(f"images must have shape (N, H, W) or (N, H, W, C), got {images.shape}.")
+    if images.size and (images.min() < 0.0 or images.max() > 1.0):
+        raise ValueError(
+            f"images must be scaled to [0, 1], got values in [{images.min():g}, {images.max():g}]; divide by "
+            "the largest pixel value (16 for scikit-learn's digits, 255 for 8-bit images)."
+        )
+    low, high = blob_radius
+    if not 0.0 < low <= high or int(num_blobs) < 0 or not noise_std >= 0.0:
+        raise ValueError(
+            f"need num_blobs >= 0, 0 < blob_radius[0] <= blob_radius[1] and noise_std >= 0, got "
+            f"{num_blobs!r}, {blob_radius!r}, {noise_std!r}."
+        )
+    rng = np.random.default_rng(seed)
+    num_images, height, width = images.shape[:3]
+    pixels = images.reshape(num_images, height, width, -1).copy()
+    rows, columns = np.arange(height)[:, np.newaxis], np.arange(width)[np.newaxis, :]
+    for _ in range(int(num_blobs)):
+        centre_row = rng.uniform(0, height, num_images)[:, np.newaxis, np.newaxis]
+        centre_column = rng.uniform(0, width, num_images)[:, np.newaxis, np.newaxis]
+        radius = rng.uniform(low, high, num_images)[:, np.newaxis, np.newaxis] * max(height, width)
+        shade = rng.uniform(0.0, 1.0, num_images)[:, np.newaxis, np.newaxis, np.newaxis]
+        distance = np.hypot(rows - centre_row + 0.5, columns - centre_column + 0.5) / radius
+        # Full cover inside the radius, fading to none at 1.5 radii: a splash, not a disk.
+        cover = np.clip(3.0 - 2.0 * distance, 0.0, 1.0)[..., np.newaxis]
+        pixels = (1.0 - cover) * pixels + cover * shade
+    pixels = pixels + noise_std * rng.standard_normal(pixels.shape)
+    return np.clip(pixels, 0.0, 1.0).astype(np.float32).reshape(images.shape)
 
 
 # --- CSV files --------------------------------------------------------------------------------------
