@@ -167,7 +167,9 @@ class _BayesianLayer(tf_keras.layers.Layer):
         mode = sampling.current_mode()
         num_draws = mode.num_draws if mode.kind == "draws" else 1
         seed = mode.next_seed() if mode.kind == "draws" else None
-        seeds = tfp.random.split_seed(seed, n=3, salt=self.name)
+        # No salt: mode.next_seed already differs per layer, by the order of tracing, so the
+        # draws depend on the seed and the architecture, not on auto-generated layer names.
+        seeds = tfp.random.split_seed(seed, n=3)
         x = tf.cast(inputs, self.compute_dtype)
         x = tf.reshape(x, tf.concat([[num_draws, -1], tf.shape(x)[1:]], axis=0))
 
