@@ -212,11 +212,3 @@ def test_saved_keras_file_predicts_the_same_distribution_and_keeps_training(fixt
         np.testing.assert_allclose(getattr(after, field), getattr(before, field), rtol=1e-5, atol=1e-7)
     assert loaded.optimizer.iterations.numpy() == model.optimizer.iterations.numpy() > 0
     loaded.fit(*_sine_data(), batch_size=32, epochs=1, verbose=0)
-
-
-def test_compile_runs_32_steps_per_execution_unless_told_otherwise():
-    model = tfp_bnn.make_regressor((1,), regime="probabilistic")
-    model.compile()
-    assert model._steps_per_execution.numpy() == tfp_bnn.models.DEFAULT_STEPS_PER_EXECUTION == 32
-    model.compile(steps_per_execution=1)
-    assert model._steps_per_execution.numpy() == 1

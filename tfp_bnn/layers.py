@@ -32,7 +32,9 @@ TFP has it in closed form, and a one-draw Monte Carlo estimate otherwise
 
 Inside :func:`tfp_bnn.sampling.weight_draws` the layers draw ``T`` independent
 weight samples at once (one ``[T, ...]`` tensor, one batched matmul), which is
-how :func:`tfp_bnn.predict` runs ``T`` networks in one graph.
+how :func:`tfp_bnn.predict` runs ``T`` networks in one graph. Every estimator
+does the same there (each draw is one network for all inputs); the estimator
+only changes the training gradients.
 
 Example:
 
@@ -171,7 +173,10 @@ class _BayesianLayer(tf_keras.layers.Layer):
 
         if mode.kind == "mean":
             y = self._forward_mean(x)
-        elif self.estimator in _SINGLE_DRAW:
+        elif self.estimator in _SINGLE_DRAW or mode.kind == "draws":
+            # Within weight_draws every estimator draws whole weight samples: block t is one
+            # network for all its rows. The estimators differ only in their training gradients;
+            # Flipout's sign flips would cost ~10x the time of prediction here (benchmarks/speed.py).
             params = self.posterior.distribution().sample(num_draws, seed=seeds[0])
             kernel, bias = self._split(params)
             y = self._add_bias(self._apply_kernel(x, kernel), bias)
