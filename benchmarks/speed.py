@@ -369,6 +369,9 @@ def bench_prediction(settings, torch, log):
             }
             if graph is not None and strategy != ONE_GRAPH:
                 row["ratio_to_one_graph"] = median_ratio(seconds, graph)
+            full = times.get((model_case, FULL_PREDICT))
+            if full is not None and strategy == LOOP:
+                row["ratio_to_predict"] = median_ratio(seconds, full)
             rows.append(row)
             log(f"predict {shape} {model_case} / {strategy}: {row['seconds']:.3f} s"
                 + (f", {row['ratio_to_one_graph']:.2f}x one graph" if "ratio_to_one_graph" in row else ""))
@@ -461,11 +464,16 @@ def markdown(report):
             cells.append(f"{row['seconds_per_epoch']:.3f} s ({row['ratio_to_deterministic']:.2f}x)")
         lines.append(f"| {case} | " + " | ".join(cells) + " |")
     samples, inputs = report["settings"]["num_samples"], report["settings"]["num_predict"]
-    lines += ["", f"## Prediction: T = {samples} draws for {inputs:,} inputs (median seconds; ratio to tfp_bnn's "
-              "one graph)", "", "| shape | model | strategy | seconds | x one graph |", "|---|---|---|---|---|"]
+    lines += ["", f"## Prediction: T = {samples} draws for {inputs:,} inputs (median seconds; each ratio the median "
+              "of the per-round ratios)", "",
+              "One graph = `tfp_bnn.log_likelihoods` (the (T, N) per-draw log-likelihoods, as the loop and the "
+              "limit compute); `tfp_bnn.predict` adds the moments and the mixture-quantile intervals.", "",
+              "| shape | model | strategy | seconds | x one graph | x tfp_bnn.predict |", "|---|---|---|---|---|---|"]
     for row in report["prediction"]:
         ratio = f"{row['ratio_to_one_graph']:.1f}" if "ratio_to_one_graph" in row else "1"
-        lines.append(f"| {row['shape']} | {row['model']} | {row['strategy']} | {row['seconds']:.3f} | {ratio} |")
+        versus_predict = f"{row['ratio_to_predict']:.1f}" if "ratio_to_predict" in row else ""
+        lines.append(f"| {row['shape']} | {row['model']} | {row['strategy']} | {row['seconds']:.3f} | {ratio} "
+                     f"| {versus_predict} |")
     if report.get("memory"):
         lines += ["", f"## Peak resident memory ({MEMORY_SHAPE} MLP, batch {MEMORY_BATCH}; one fresh process per "
                   "case)", "", "| kind | case | strategy | peak RSS (MiB) |", "|---|---|---|---|"]
