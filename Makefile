@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo test tutorials clean
+.PHONY: demo test tutorials bench clean
 
 $(INSTALLED): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,22 @@ test: $(INSTALLED)  ## the test suite (what CI runs)
 
 tutorials: $(INSTALLED)  ## re-execute every tutorial chapter in full, saving the notebooks with their outputs
 	$(PY) tutorials/notebooks.py
+
+# The benchmarks (about 1.5 hours on 2 cores; not part of `make test`). The optional
+# comparison with Bayesian-Torch needs the bench extra: torch 2.13.0 (the CPU build here)
+# and bayesian-torch without its dependencies (its torchvision would pull a CUDA torch).
+UCI_DATA ?= ../shared/data/uci
+BENCH_INSTALLED := $(VENV)/.bench-installed
+
+$(BENCH_INSTALLED): $(INSTALLED)
+	$(PY) -m pip install --quiet -e ".[test,plots,bench]"
+	$(PY) -m pip install --quiet --no-deps bayesian-torch==0.5.0
+	touch $@
+
+bench: $(BENCH_INSTALLED)  ## speed and UCI benchmarks -> benchmarks/results/
+	nice -n 10 $(PY) benchmarks/speed.py --json benchmarks/results/speed.json --markdown benchmarks/results/speed.md
+	nice -n 10 $(PY) benchmarks/uci.py --data-dir $(UCI_DATA) --json benchmarks/results/uci.json \
+		--markdown benchmarks/results/uci.md
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -16,7 +16,8 @@ from tfp_bnn._quiet import import_tensorflow_quietly
 
 import_tensorflow_quietly()
 
-from tfp_bnn import heads, layers, metrics, posteriors, priors, sampling, serving, validation
+from tfp_bnn import baselines, heads, layers, metrics, posteriors, priors, sampling, serving, validation
+from tfp_bnn.baselines import EnsembleDense, MCDropout
 from tfp_bnn.heads import (
     BernoulliHead,
     CategoricalHead,
@@ -29,7 +30,7 @@ from tfp_bnn.heads import (
     StudentTHead,
 )
 from tfp_bnn.layers import BayesianConv2D, BayesianDense
-from tfp_bnn.models import REGIMES, BayesianModel, make_classifier, make_regressor
+from tfp_bnn.models import INFERENCE_METHODS, REGIMES, BayesianModel, make_classifier, make_regressor
 from tfp_bnn.posteriors import FullCovarianceNormal, MeanFieldNormal
 from tfp_bnn.prediction import ClassificationPrediction, RegressionPrediction, log_likelihoods, predict
 from tfp_bnn.priors import NormalPrior, ScaleMixturePrior, TrainableNormalPrior
@@ -43,8 +44,11 @@ __all__ = [
     "BernoulliHead",
     "CategoricalHead",
     "ClassificationPrediction",
+    "EnsembleDense",
     "FullCovarianceNormal",
     "HomoscedasticNormalHead",
+    "INFERENCE_METHODS",
+    "MCDropout",
     "MeanFieldNormal",
     "NegativeLogLikelihood",
     "NormalHead",
@@ -57,6 +61,7 @@ __all__ = [
     "ScaleMixturePrior",
     "StudentTHead",
     "TrainableNormalPrior",
+    "baselines",
     "heads",
     "layers",
     "log_likelihoods",

@@ -269,6 +269,12 @@ class BayesianDense(_BayesianLayer):
         return (int(input_shape[-1]), self.units)
 
     def _apply_kernel(self, x, kernel):
+        if kernel.shape[0] == 1:
+            # One kernel for all draws (single draw, posterior mean, Flipout's
+            # mean): one 2-D matmul of all rows. A [1, ...] batched matmul costs
+            # about as much as the rest of a small layer's training step.
+            rows = tf.matmul(tf.reshape(x, [-1, self.kernel_shape[0]]), kernel[0])
+            return tf.reshape(rows, tf.concat([tf.shape(x)[:-1], [self.units]], axis=0))
         # Broadcast the [T, in, out] kernels over any middle dimensions of x.
         kernel = tf.reshape(kernel, [-1] + [1] * (x.shape.rank - 3) + list(self.kernel_shape))
         return tf.matmul(x, kernel)

@@ -9,6 +9,19 @@ regime                     hidden layers     head                 uncertainty
 ``bayesian_probabilistic`` ``BayesianDense`` distribution         aleatoric + epistemic
 =========================  ================  ===================  ==========================
 
+In the Bayesian regimes, ``inference`` chooses how the weights are uncertain:
+
+================  ============================================================
+``inference``     hidden and output layers
+================  ============================================================
+``variational``   ``BayesianDense``: a variational posterior, KL to the prior
+``mc_dropout``    ``MCDropout`` before every ``Dense`` (Gal & Ghahramani 2016)
+``ensemble``      ``EnsembleDense``: ``num_members`` independently initialised
+                  networks trained side by side (Lakshminarayanan et al. 2017)
+================  ============================================================
+
+(:mod:`tfp_bnn.baselines`). All three predict through :func:`tfp_bnn.predict`.
+
 :func:`make_regressor` and :func:`make_classifier` build them as
 :class:`BayesianModel`, a Functional ``tf_keras.Model`` that users compile and
 ``fit`` as usual. Its loss is the negative log-likelihood of the head plus the
@@ -32,11 +45,18 @@ import tf_keras
 from tfp_bnn import heads as heads_lib
 from tfp_bnn import sampling, validation
 from tfp_bnn._factory import register
+from tfp_bnn.baselines import EnsembleDense, MCDropout
 from tfp_bnn.layers import BayesianDense
 
-__all__ = ["BayesianModel", "make_regressor", "make_classifier", "REGIMES"]
+__all__ = ["BayesianModel", "make_regressor", "make_classifier", "REGIMES", "INFERENCE_METHODS"]
 
 REGIMES = ("deterministic", "probabilistic", "bayesian", "bayesian_probabilistic")
+INFERENCE_METHODS = ("variational", "mc_dropout", "ensemble")
+# Prior length-scale of the MC dropout weight decay l^2 (1 - p) / (2 N) (Gal & Ghahramani 2016, UCI runs).
+MC_DROPOUT_LENGTH_SCALE = 1e-2
+# Batches per tf.function call in fit/evaluate/predict unless compile is told
+# otherwise; the per-epoch time stops falling at about 16 (benchmarks/speed.py).
+DEFAULT_STEPS_PER_EXECUTION = 32
 
 
 @register
@@ -52,7 +72,11 @@ class BayesianModel(tf_keras.Model):
       ``model.losses`` (the 1/N-scaled KL of the Bayesian layers and any other
       regularizer);
     * step functions are retraced when the :mod:`tfp_bnn.sampling` mode differs
-      from the one they were traced in.
+      from the one they were traced in;
+    * a model of :class:`tfp_bnn.baselines.EnsembleDense` layers (an ensemble of
+      ``num_members`` networks) trains and evaluates every member on every
+      batch: the batch goes through stacked once per member and the loss is
+      the mean of the members' losses.
 
     Build it like a Functional model: ``BayesianModel(inputs, outputs)``.
     """
@@ -68,6 +92,7 @@ class BayesianModel(tf_keras.Model):
             )
         self._create_trackers()
         self._traced_modes = {}
+        self.num_members = _num_members(self)
 
     # Running means of the logs are not model state: untracked, they stay out
     # of model.weights, get_weights() and the saved file.
@@ -81,8 +106,21 @@ class BayesianModel(tf_keras.Model):
         """The model's last layer, a :class:`tfp_bnn.heads.Head`."""
         return self.layers[-1]
 
-    def compile(self, optimizer="adam", loss=None, **kwargs):
-        super().compile(optimizer=optimizer, loss=loss or heads_lib.NegativeLogLikelihood(), **kwargs)
+    def compile(self, optimizer="adam", loss=None, steps_per_execution=None, **kwargs):
+        """``tf_keras.Model.compile`` with the head's NLL as default loss and 32 steps per call.
+
+        ``fit`` of a small network spends most of a small-batch epoch in
+        Python between steps; running ``steps_per_execution`` batches inside
+        one ``tf.function`` call removes that (``benchmarks/speed.py``).
+        Batch-level callbacks then run every ``steps_per_execution`` batches;
+        pass ``steps_per_execution=1`` to get them after every batch.
+        """
+        super().compile(
+            optimizer=optimizer,
+            loss=loss or heads_lib.NegativeLogLikelihood(),
+            steps_per_execution=steps_per_execution or DEFAULT_STEPS_PER_EXECUTION,
+            **kwargs,
+        )
 
     # Keras's Model.compile_from_config refuses models with a custom compile;
     # this is its body, so load_model recompiles and restores the optimizer.
@@ -105,7 +143,13 @@ class BayesianModel(tf_keras.Model):
 
     def _step(self, data, training):
         x, y, sample_weight = tf_keras.utils.unpack_x_y_sample_weight(data)
-        y_pred = self(x, training=training)
+        if self.num_members > 1:
+            # One stacked copy per member (draw t is member t mod M), targets alike.
+            x, y, sample_weight = tf.nest.map_structure(lambda v: _stacked(v, self.num_members), (x, y, sample_weight))
+            with sampling.weight_draws(self.num_members):
+                y_pred = self(x, training=training)
+        else:
+            y_pred = self(x, training=training)
         kl = self.kl_divergence()
         loss = self.compiled_loss(y, y_pred, sample_weight, regularization_losses=[kl])
         return x, y, sample_weight, y_pred, kl, loss
@@ -160,24 +204,63 @@ class BayesianModel(tf_keras.Model):
         return super().make_predict_function(force=force or self._mode_changed("predict"))
 
 
-def _check_regime(regime, train_size):
+def _num_members(model):
+    """``M`` of a model of ``EnsembleDense`` layers (1 without them)."""
+    sizes = {layer.num_members for layer in model._flatten_layers() if isinstance(layer, EnsembleDense)}
+    if len(sizes) > 1:
+        raise ValueError(f"The EnsembleDense layers of one model must agree on num_members, got {sorted(sizes)}.")
+    return sizes.pop() if sizes else 1
+
+
+def _stacked(tensor, copies):
+    """``[B, ...]`` -> ``[copies * B, ...]``, copy-major (None stays None)."""
+    if tensor is None:
+        return None
+    return tf.tile(tensor, tf.concat([[copies], tf.ones([tf.rank(tensor) - 1], tf.int32)], axis=0))
+
+
+def _check_regime(regime, train_size, inference):
     if regime not in REGIMES:
         raise ValueError(f"Unknown regime {regime!r}; choose one of {', '.join(map(repr, REGIMES))}.")
-    bayesian = regime.startswith("bayesian")
-    if bayesian and (train_size is None or int(train_size) < 1):
+    if inference not in INFERENCE_METHODS:
         raise ValueError(
-            f"regime={regime!r} needs train_size, the number of training examples N: the KL of "
-            "every Bayesian layer is scaled by 1/N."
+            f"Unknown inference {inference!r}; choose one of {', '.join(map(repr, INFERENCE_METHODS))}."
+        )
+    bayesian = regime.startswith("bayesian")
+    if inference != "variational" and not bayesian:
+        raise ValueError(
+            f"inference={inference!r} gives epistemic uncertainty, which regime={regime!r} does not have; "
+            "use regime='bayesian_probabilistic' (or 'bayesian' for a point head)."
+        )
+    if bayesian and inference != "ensemble" and (train_size is None or int(train_size) < 1):
+        penalty = "the KL of every Bayesian layer" if inference == "variational" else "the weight decay"
+        raise ValueError(
+            f"regime={regime!r} needs train_size, the number of training examples N: {penalty} is "
+            "scaled by 1/N."
         )
     return bayesian, regime.endswith("probabilistic")
 
 
-def _build(input_shape, hidden_units, head, bayesian, train_size, activation, layer_kwargs, input_mean, input_std, name):
-    def dense(units, activation=None):
-        if bayesian:
-            return BayesianDense(units, activation=activation, kl_weight=1.0 / int(train_size), **layer_kwargs)
-        return tf_keras.layers.Dense(units, activation=activation)
+def _layer_factory(bayesian, inference, train_size, layer_kwargs, dropout_rate, num_members):
+    """``dense(units, activation)`` -> the layers of one dense block, input first."""
+    if not bayesian:
+        return lambda units, activation=None: [tf_keras.layers.Dense(units, activation=activation)]
+    if inference == "variational":
+        kl_weight = 1.0 / int(train_size)
+        return lambda units, activation=None: [
+            BayesianDense(units, activation=activation, kl_weight=kl_weight, **layer_kwargs)
+        ]
+    if inference == "ensemble":
+        return lambda units, activation=None: [EnsembleDense(units, num_members, activation=activation)]
+    # MC dropout's KL term is the weight decay l^2 (1 - p) / (2 N) ||W||^2 per example.
+    decay = MC_DROPOUT_LENGTH_SCALE**2 * (1.0 - dropout_rate) / (2.0 * int(train_size))
+    return lambda units, activation=None: [
+        MCDropout(dropout_rate),
+        tf_keras.layers.Dense(units, activation=activation, kernel_regularizer=tf_keras.regularizers.L2(decay)),
+    ]
 
+
+def _build(input_shape, hidden_units, head, dense, activation, input_mean, input_std, name):
     inputs = tf_keras.Input(shape=tuple(input_shape))
     x = inputs
     if input_mean is not None or input_std is not None:
@@ -186,10 +269,11 @@ def _build(input_shape, hidden_units, head, bayesian, train_size, activation, la
         x = tf_keras.layers.Normalization(mean=mean, variance=tf.square(std), name="standardize")(x)
     if len(input_shape) > 1:
         x = tf_keras.layers.Flatten()(x)
-    for units in hidden_units:
-        x = dense(units, activation)(x)
-    outputs = head(dense(head.params_size)(x))
-    return BayesianModel(inputs, outputs, name=name)
+    blocks = [dense(units, activation) for units in hidden_units] + [dense(head.params_size)]
+    for block in blocks:
+        for layer in block:
+            x = layer(x)
+    return BayesianModel(inputs, head(x), name=name)
 
 
 def make_regressor(
@@ -198,12 +282,15 @@ def make_regressor(
     regime="bayesian_probabilistic",
     hidden_units=(50,),
     train_size=None,
-    estimator="flipout",
+    inference="variational",
+    estimator=None,
     activation="relu",
     units=1,
     head=None,
     kernel_prior=None,
     kernel_posterior=None,
+    dropout_rate=0.05,
+    num_members=5,
     input_mean=None,
     input_std=None,
     target_mean=0.0,
@@ -217,9 +304,17 @@ def make_regressor(
       regime: see the module docs.
       hidden_units: width of each hidden layer.
       train_size: number of training examples ``N`` (Bayesian regimes): every
-        Bayesian layer gets ``kl_weight = 1 / N``.
+        Bayesian layer gets ``kl_weight = 1 / N`` (MC dropout: weight decay
+        ``l^2 (1 - p) / (2 N)`` with ``l = MC_DROPOUT_LENGTH_SCALE``; an
+        ensemble does not need it).
+      inference: ``"variational"`` (default), ``"mc_dropout"`` or
+        ``"ensemble"``, for the Bayesian regimes (module docs).
       estimator, kernel_prior, kernel_posterior: passed to every
-        :class:`tfp_bnn.layers.BayesianDense`.
+        :class:`tfp_bnn.layers.BayesianDense` (variational inference;
+        ``estimator`` defaults to ``"flipout"``).
+      dropout_rate: MC dropout's rate ``p``, before every dense layer.
+      num_members: ``M``, the ensemble's number of networks; predict with a
+        ``num_samples`` that is a multiple of ``M``.
       activation: of the hidden layers.
       units: number of targets.
       head: a :mod:`tfp_bnn.heads` head for the probabilistic regimes
@@ -229,14 +324,17 @@ def make_regressor(
       target_mean, target_std: the default heads predict
         ``target_mean + target_std * z`` from standardized ``z``.
     """
-    bayesian, probabilistic = _check_regime(regime, train_size)
+    bayesian, probabilistic = _check_regime(regime, train_size, inference)
     target = {"target_loc": target_mean, "target_scale": target_std}
     if head is None:
         head = heads_lib.NormalHead(units, **target) if probabilistic else heads_lib.PointHead(units, **target)
     elif not probabilistic:
         raise ValueError(f"regime={regime!r} uses a PointHead; pass head only for the probabilistic regimes.")
-    layer_kwargs = _layer_kwargs(estimator, kernel_prior, kernel_posterior)
-    return _build(input_shape, hidden_units, head, bayesian, train_size, activation, layer_kwargs, input_mean, input_std, name)
+    dense = _layer_factory(
+        bayesian, inference, train_size, _layer_kwargs(inference, estimator, kernel_prior, kernel_posterior),
+        dropout_rate, num_members,
+    )
+    return _build(input_shape, hidden_units, head, dense, activation, input_mean, input_std, name)
 
 
 def make_classifier(
@@ -246,10 +344,13 @@ def make_classifier(
     regime="bayesian_probabilistic",
     hidden_units=(50,),
     train_size=None,
-    estimator="flipout",
+    inference="variational",
+    estimator=None,
     activation="relu",
     kernel_prior=None,
     kernel_posterior=None,
+    dropout_rate=0.05,
+    num_members=5,
     input_mean=None,
     input_std=None,
     name="classifier",
@@ -260,17 +361,24 @@ def make_classifier(
     regimes in :class:`tfp_bnn.heads.PointClassHead`; other arguments as in
     :func:`make_regressor`. Inputs of rank > 1 (images) are flattened.
     """
-    bayesian, probabilistic = _check_regime(regime, train_size)
+    bayesian, probabilistic = _check_regime(regime, train_size, inference)
     head_class = heads_lib.CategoricalHead if probabilistic else heads_lib.PointClassHead
-    layer_kwargs = _layer_kwargs(estimator, kernel_prior, kernel_posterior)
-    return _build(
-        input_shape, hidden_units, head_class(num_classes), bayesian, train_size, activation,
-        layer_kwargs, input_mean, input_std, name,
+    dense = _layer_factory(
+        bayesian, inference, train_size, _layer_kwargs(inference, estimator, kernel_prior, kernel_posterior),
+        dropout_rate, num_members,
     )
+    return _build(input_shape, hidden_units, head_class(num_classes), dense, activation, input_mean, input_std, name)
 
 
-def _layer_kwargs(estimator, kernel_prior, kernel_posterior):
-    kwargs = {"estimator": estimator}
+def _layer_kwargs(inference, estimator, kernel_prior, kernel_posterior):
+    given = [name for name, value in (("estimator", estimator), ("kernel_prior", kernel_prior),
+                                       ("kernel_posterior", kernel_posterior)) if value is not None]
+    if inference != "variational" and given:
+        raise ValueError(
+            f"{', '.join(given)} configure the variational layers; inference={inference!r} does not "
+            "use them. Leave them out, or use inference='variational'."
+        )
+    kwargs = {"estimator": estimator or "flipout"}
     if kernel_prior is not None:
         kwargs["kernel_prior"] = kernel_prior
     if kernel_posterior is not None:

@@ -1,0 +1,430 @@
+"""UCI regression benchmark: tfp_bnn beside the published results.
+
+    python benchmarks/uci.py --data-dir ../shared/data/uci --datasets bostonHousing,concrete \\
+        [--splits K] [--method bnn|mc_dropout|ensemble] [--json OUT] [--markdown OUT]
+
+``--data-dir`` holds one folder per data set in the layout of Hernández-Lobato &
+Adams' splits (``data.txt``, ``index_features.txt``, ``index_target.txt``,
+``index_train_<i>.txt``/``index_test_<i>.txt``, optionally ``n_hidden.txt``);
+any such folder runs. The protocol is that of ``PUBLISHED.md`` §7:
+
+* the given splits (the first ``--splits`` of them);
+* one hidden layer of ``n_hidden.txt`` ReLU units (50; 100 for protein);
+* inputs and targets standardised with the training split's mean and standard
+  deviation (inside the model: it takes and predicts original units);
+* test RMSE of the predictive mean and test log-likelihood of the Monte Carlo
+  predictive mixture, ``log 1/T sum_t p(y | x, w_t)`` over ``--samples`` draws,
+  averaged over test points, both in original units; then mean and standard
+  error over splits (``std / sqrt(splits)``, ``ddof=0`` as in Gal's logs).
+
+Hyperparameters are chosen on validation data only: the last 20 % of split 0's
+training rows (Gal 2018) are held out, every configuration of the method's
+small grid is trained on the other 80 % and scored by validation
+log-likelihood at 11 checkpoints between 1/64 of the epoch budget (about
+40,000 steps) and all of it; the best configuration and
+epoch count are then used to train on each full training split. The choice is
+made once, on split 0, and reused for all splits to keep the run within a few
+hours on two cores; split 0's validation rows are test rows of other splits,
+so the choice of a handful of discrete settings sees them (as in Gal &
+Ghahramani's original tuning). The grid, every validation score and the
+choice are written to the JSON.
+
+The default method ``bnn`` is the default Bayesian + probabilistic regressor of
+tfp_bnn (``make_regressor``: Flipout ``BayesianDense``, mean-field posterior,
+Normal prior, KL weight ``1/N``); ``mc_dropout`` and ``ensemble`` are the
+baselines of :mod:`tfp_bnn.baselines`.
+"""
+
+import argparse
+import itertools
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import tf_keras  # noqa: E402
+
+import tfp_bnn  # noqa: E402
+from tfp_bnn import data, heads, metrics, posteriors, priors  # noqa: E402
+
+METHODS = ("bnn", "mc_dropout", "ensemble")
+VALIDATION_FRACTION = 0.2
+STEP_BUDGET = 40_000  # training steps of the longest run
+ROWS_PER_CHUNK = 2**18  # inputs x draws per prediction call: a few hundred MB at most for these MLPs
+# Validation scores at these fractions of the epoch budget: dense at the start,
+# where small data sets are best stopped early.
+CHECKPOINTS = (1 / 64, 1 / 32, 1 / 16, 1 / 8, 1 / 4, 3 / 8, 1 / 2, 5 / 8, 3 / 4, 7 / 8, 1)
+
+# Settings every configuration shares (recorded in the JSON).
+FIXED = {
+    "bnn": {"learning_rate": 3e-3, "batch_size": 32, "estimator": "flipout", "posterior_scale": 1e-3, "prior": "normal", "prior_scale": 1.0},
+    "mc_dropout": {"learning_rate": 3e-3, "batch_size": 32, "head": "homoscedastic"},
+    "ensemble": {"learning_rate": 3e-3, "batch_size": 32, "head": "normal", "num_members": 5},
+}
+# The grid searched on validation data, per method.
+GRIDS = {
+    "bnn": {"head": ("normal", "homoscedastic")},
+    "mc_dropout": {"dropout_rate": (0.005, 0.01, 0.05, 0.1)},  # Gal's dropout_rates.txt
+    "ensemble": {},
+}
+HEADS = {"normal": heads.NormalHead, "homoscedastic": heads.HomoscedasticNormalHead}
+# "trainable": empirical Bayes, one learned prior scale per layer (as DVI's prior), starting at prior_scale.
+PRIORS = {"normal": priors.NormalPrior, "trainable": priors.TrainableNormalPrior}
+
+# Published columns shown beside ours (PUBLISHED.md §2 and §3): mean, error.
+# (c) MC dropout, Gal & Ghahramani 2016 Table 1; (f) Deep Ensembles,
+# Lakshminarayanan et al. 2017 (error probably a std); (g) DVI and (i) MCVI,
+# Wu et al. 2019 Table 2 (log-likelihood only).
+PUBLISHED_RMSE = {
+    "bostonHousing": {"c": (2.97, 0.19), "f": (3.28, 1.00)},
+    "concrete": {"c": (5.23, 0.12), "f": (6.03, 0.58)},
+    "energy": {"c": (1.66, 0.04), "f": (2.09, 0.29)},
+    "kin8nm": {"c": (0.10, 0.00), "f": (0.09, 0.00)},
+    "naval-propulsion-plant": {"c": (0.01, 0.00), "f": (0.00, 0.00)},
+    "power-plant": {"c": (4.02, 0.04), "f": (4.11, 0.17)},
+    "protein-tertiary-structure": {"c": (4.36, 0.01), "f": (4.71, 0.06)},
+    "wine-quality-red": {"c": (0.62, 0.01), "f": (0.64, 0.04)},
+    "yacht": {"c": (1.11, 0.09), "f": (1.58, 0.48)},
+}
+PUBLISHED_LL = {
+    "bostonHousing": {"c": (-2.46, 0.06), "f": (-2.41, 0.25), "g": (-2.41, 0.02), "i": (-2.46, 0.02)},
+    "concrete": {"c": (-3.04, 0.02), "f": (-3.06, 0.18), "g": (-3.06, 0.01), "i": (-3.07, 0.01)},
+    "energy": {"c": (-1.99, 0.02), "f": (-1.38, 0.22), "g": (-1.01, 0.06), "i": (-1.03, 0.04)},
+    "kin8nm": {"c": (0.95, 0.01), "f": (1.20, 0.02), "g": (1.13, 0.00), "i": (1.14, 0.00)},
+    "naval-propulsion-plant": {"c": (3.80, 0.01), "f": (5.63, 0.05), "g": (6.29, 0.04), "i": (5.94, 0.05)},
+    "power-plant": {"c": (-2.80, 0.01), "f": (-2.79, 0.04), "g": (-2.80, 0.00), "i": (-2.80, 0.00)},
+    "protein-tertiary-structure": {"c": (-2.89, 0.00), "f": (-2.83, 0.02), "g": (-2.85, 0.01), "i": (-2.87, 0.01)},
+    "wine-quality-red": {"c": (-0.93, 0.01), "f": (-0.94, 0.12), "g": (-0.90, 0.01), "i": (-0.92, 0.01)},
+    "yacht": {"c": (-1.55, 0.03), "f": (-1.18, 0.21), "g": (-0.47, 0.03), "i": (-0.68, 0.03)},
+}
+
+
+class UsageError(Exception):
+    """Bad command-line input: one line on standard error, exit status 2."""
+
+
+# -- training and scoring one model --------------------------------------------------------------
+
+
+def max_epochs(num_train, batch_size=32):
+    """Epoch budget of the search: ``STEP_BUDGET`` steps, between 20 and 2,000 epochs.
+
+    About 40 s per training run on two shared cores, which keeps the full run
+    (6 data sets, 105 splits) near 80 minutes.
+    """
+    return int(min(2000, max(20, STEP_BUDGET * batch_size // num_train)))
+
+
+def standardization(x, y):
+    """Training-split mean and std of inputs and target (a std of 0 becomes 1)."""
+    x_std = x.std(axis=0)
+    x_std[x_std == 0] = 1.0
+    y_std = float(y.std()) or 1.0
+    return x.mean(axis=0), x_std, float(y.mean()), y_std
+
+
+def build(method, params, x, y, num_hidden):
+    """A compiled regressor of ``method`` with hyperparameters ``params`` for training data ``x, y``."""
+    x_mean, x_std, y_mean, y_std = standardization(x, y)
+    head = HEADS[params["head"]](1, target_loc=y_mean, target_scale=y_std)
+    kwargs = {}
+    if method == "bnn":
+        kwargs = {
+            "estimator": params["estimator"],
+            "kernel_prior": PRIORS[params["prior"]](params["prior_scale"]),
+            "kernel_posterior": posteriors.MeanFieldNormal(params["posterior_scale"]),
+        }
+    elif method == "mc_dropout":
+        kwargs = {"inference": "mc_dropout", "dropout_rate": params["dropout_rate"]}
+    else:
+        kwargs = {"inference": "ensemble", "num_members": params["num_members"]}
+    model = tfp_bnn.make_regressor(
+        x.shape[1:], hidden_units=(num_hidden,), train_size=len(x), head=head,
+        input_mean=x_mean, input_std=x_std, **kwargs,
+    )
+    model.compile(optimizer=tf_keras.optimizers.Adam(params["learning_rate"]))
+    return model
+
+
+def num_draws(method, params, samples):
+    """``samples`` rounded up to a multiple of the ensemble size (every member equally often)."""
+    members = params.get("num_members", 1) if method == "ensemble" else 1
+    return int(math.ceil(samples / members) * members)
+
+
+def score(model, x, y, samples, seed):
+    """RMSE of the predictive mean, mean test log-likelihood and 95 % interval coverage."""
+    chunk = max(1, ROWS_PER_CHUNK // samples)
+    log_likelihoods = tfp_bnn.log_likelihoods(model, x, y, num_samples=samples, seed=seed, batch_size=chunk)
+    prediction = tfp_bnn.predict(model, x, num_samples=samples, seed=seed, batch_size=chunk)
+    return {
+        "rmse": metrics.rmse(y, prediction.mean),
+        "test_ll": -metrics.mixture_nll(log_likelihoods),
+        "coverage_95": metrics.interval_coverage(y, prediction.lower, prediction.upper),
+    }
+
+
+# -- hyperparameter choice on validation data ------------------------------------------------------
+
+
+def configurations(method):
+    grid = GRIDS[method]
+    for values in itertools.product(*grid.values()):
+        yield {**FIXED[method], **dict(zip(grid, values))}
+
+
+def select(method, folder, num_hidden, samples, epochs_cap, seed):
+    """Best configuration and epoch count by validation log-likelihood on split 0."""
+    x_train, y_train, _, _ = data.load_uci(folder, 0)
+    cut = min(len(x_train) - 1, max(1, int(round((1 - VALIDATION_FRACTION) * len(x_train)))))
+    x_fit, y_fit, x_val, y_val = x_train[:cut], y_train[:cut], x_train[cut:], y_train[cut:]
+    budget = max_epochs(len(x_train), FIXED[method]["batch_size"])
+    budget = min(epochs_cap, budget) if epochs_cap else budget
+    checkpoints = sorted({max(1, round(budget * fraction)) for fraction in CHECKPOINTS})
+    trials = []
+    for params in configurations(method):
+        tf_keras.utils.set_random_seed(seed)
+        model = build(method, params, x_fit, y_fit, num_hidden)
+        draws = num_draws(method, params, samples)
+        curve, done = [], 0
+        for epoch in checkpoints:
+            model.fit(x_fit, y_fit, batch_size=params["batch_size"], epochs=epoch - done, verbose=0)
+            done = epoch
+            curve.append({"epochs": epoch, **score(model, x_val, y_val, draws, seed)})
+        best = max(curve, key=lambda point: point["test_ll"])
+        trials.append({"params": params, "epochs": best["epochs"], "validation_ll": best["test_ll"], "curve": curve})
+    chosen = max(trials, key=lambda trial: trial["validation_ll"])
+    return {
+        "params": {**chosen["params"], "epochs": chosen["epochs"]},
+        "tuned_on": "split 0: last 20 % of its training rows held out for validation",
+        "max_epochs": budget,
+        "grid": {name: list(values) for name, values in GRIDS[method].items()},
+        "trials": trials,
+    }
+
+
+# -- one data set -------------------------------------------------------------------------------------
+
+
+def run_split(method, params, folder, split, num_hidden, samples, seed):
+    start = time.perf_counter()
+    x_train, y_train, x_test, y_test = data.load_uci(folder, split)
+    tf_keras.utils.set_random_seed(seed + split)
+    model = build(method, params, x_train, y_train, num_hidden)
+    model.fit(x_train, y_train, batch_size=params["batch_size"], epochs=params["epochs"], verbose=0)
+    result = score(model, x_test, y_test, num_draws(method, params, samples), seed + split)
+    return {**result, "seconds": time.perf_counter() - start}
+
+
+def mean_and_se(values):
+    values = np.asarray(values, np.float64)
+    return float(values.mean()), float(values.std() / np.sqrt(len(values)))
+
+
+def run_dataset(method, folder, num_splits, samples, epochs_cap, seed, log):
+    settings = data.uci_settings(folder)
+    num_hidden = settings.get("n_hidden", 50)
+    splits = min(num_splits or data.uci_num_splits(folder), data.uci_num_splits(folder))
+    start = time.perf_counter()
+    selection = select(method, folder, num_hidden, max(100, samples // 10), epochs_cap, seed)
+    tuning_seconds = time.perf_counter() - start
+    log(f"{folder.name}: chose {selection['params']} in {tuning_seconds:.0f} s")
+    per_split = []
+    for split in range(splits):
+        per_split.append(run_split(method, selection["params"], folder, split, num_hidden, samples, seed))
+        log(f"{folder.name} split {split}: " + ", ".join(f"{k} {v:.4g}" for k, v in per_split[-1].items()))
+    rmse_mean, rmse_se = mean_and_se([s["rmse"] for s in per_split])
+    ll_mean, ll_se = mean_and_se([s["test_ll"] for s in per_split])
+    return {
+        "rmse_mean": rmse_mean,
+        "rmse_se": rmse_se,
+        "test_ll_mean": ll_mean,
+        "test_ll_se": ll_se,
+        "coverage_95_mean": float(np.mean([s["coverage_95"] for s in per_split])),
+        "num_splits": splits,
+        "rmse": [s["rmse"] for s in per_split],
+        "test_ll": [s["test_ll"] for s in per_split],
+        "coverage_95": [s["coverage_95"] for s in per_split],
+        "seconds": [s["seconds"] for s in per_split],
+        "seconds_per_split": float(np.mean([s["seconds"] for s in per_split])),
+        "tuning_seconds": tuning_seconds,
+        "num_hidden": num_hidden,
+        "num_samples": samples,
+        "hyperparameters": selection["params"],
+        "selection": selection,
+        "published_rmse": PUBLISHED_RMSE.get(folder.name, {}),
+        "published_test_ll": PUBLISHED_LL.get(folder.name, {}),
+    }
+
+
+# -- report ------------------------------------------------------------------------------------------
+
+
+def _number(value, digits=2):
+    return f"{value:.{digits}f}" if abs(value) >= 0.1 or value == 0 else f"{value:.2g}"
+
+
+def _pm(mean, se):
+    digits = 2 if abs(mean) >= 0.1 else 4
+    return f"{mean:.{digits}f} ± {se:.{digits}f}"
+
+
+def targets(name, result):
+    """Which targets this result meets, compared at the published precision (2 decimals)."""
+    rmse, ll = PUBLISHED_RMSE.get(name, {}), PUBLISHED_LL.get(name, {})
+    ours_ll, ours_rmse = round(result["test_ll_mean"], 2), round(result["rmse_mean"], 2)
+    checks = {}
+    if "i" in ll:
+        checks["LL >= MCVI (i)"] = ours_ll >= ll["i"][0]
+    if "c" in ll:
+        checks["LL >= MC dropout (c)"] = ours_ll >= ll["c"][0]
+    if "c" in rmse:
+        checks["RMSE <= MC dropout (c)"] = ours_rmse <= rmse["c"][0]
+    if "g" in ll:
+        checks["LL >= DVI (g, stretch)"] = ours_ll >= ll["g"][0]
+    return checks
+
+
+def report_markdown(report):
+    """The results table, the chosen hyperparameters and how the targets are judged."""
+    results, method = report["datasets"], report["method"]
+    samples = {result["num_samples"] for result in results.values()}
+    lines = [
+        f"# UCI regression: tfp_bnn ({method}) beside the published results",
+        "",
+        "Protocol of PUBLISHED.md §7 (benchmarks/uci.py docstring): the given splits, one hidden layer of "
+        "50 units (100 for protein), training-split standardisation inside the model, test RMSE and test "
+        f"log-likelihood of the predictive mixture of T = {', '.join(map(str, sorted(samples)))} draws in "
+        "original units, mean ± standard error over splits. Hyperparameters chosen on the last 20 % of "
+        "split 0's training rows, reused for all splits. Targets are judged at the published precision "
+        "(our means rounded to 2 decimals). Letters are PUBLISHED.md's columns.",
+        "",
+        table(results, method),
+        "",
+        "| data set | chosen hyperparameters | validation LL | tuning s | total s |",
+        "|---|---|---|---|---|",
+    ]
+    for name, result in results.items():
+        chosen = ", ".join(f"{k}={v}" for k, v in result["hyperparameters"].items())
+        best = max(trial["validation_ll"] for trial in result["selection"]["trials"])
+        total = result["tuning_seconds"] + sum(result["seconds"])
+        lines.append(f"| {name} | {chosen} | {best:.3f} | {result['tuning_seconds']:.0f} | {total:.0f} |")
+    return "\n".join(lines)
+
+
+def table(results, method):
+    """Markdown table: ours beside the published columns, then the targets met."""
+    def published(column, name, key):
+        entry = column.get(name, {}).get(key)
+        return f"{entry[0]:.2f} ± {entry[1]:.2f}" if entry else "—"
+
+    lines = [
+        f"| data set | splits | RMSE tfp_bnn ({method}) | RMSE (c) MC dropout | RMSE (f) Deep Ens. "
+        f"| test LL tfp_bnn ({method}) | LL (c) MC dropout | LL (f) Deep Ens. | LL (g) DVI | LL (i) MCVI "
+        "| s / split | targets met |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, result in results.items():
+        checks = targets(name, result)
+        met = ", ".join(f"{'✓' if ok else '✗'} {label}" for label, ok in checks.items()) or "—"
+        lines.append(
+            f"| {name} | {result['num_splits']} | {_pm(result['rmse_mean'], result['rmse_se'])} "
+            f"| {published(PUBLISHED_RMSE, name, 'c')} | {published(PUBLISHED_RMSE, name, 'f')} "
+            f"| {_pm(result['test_ll_mean'], result['test_ll_se'])} "
+            f"| {published(PUBLISHED_LL, name, 'c')} | {published(PUBLISHED_LL, name, 'f')} "
+            f"| {published(PUBLISHED_LL, name, 'g')} | {published(PUBLISHED_LL, name, 'i')} "
+            f"| {result['seconds_per_split']:.0f} | {met} |"
+        )
+    return "\n".join(lines)
+
+
+# -- command line --------------------------------------------------------------------------------------
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-dir", type=Path, help="folder of UCI data set folders (required to run)")
+    parser.add_argument("--datasets", help="comma-separated folder names (default: all in --data-dir)")
+    parser.add_argument("--splits", type=_positive_int, help="use the first K splits (default: all)")
+    parser.add_argument("--method", choices=METHODS, default="bnn")
+    parser.add_argument("--samples", type=_positive_int, default=1000, help="draws T for the test scores (>= 100)")
+    parser.add_argument("--max-epochs", type=_positive_int, help="cap the epoch budget (smoke runs)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument("--markdown", type=Path, help="write the table here")
+    parser.add_argument("--table-from", type=Path, metavar="JSON", help="only print (and --markdown) the tables of a results file")
+    return parser.parse_args(argv)
+
+
+def dataset_folders(data_dir, names):
+    available = {folder.name: folder for folder in data.uci_datasets(data_dir)}
+    if not available:
+        raise UsageError(f"{data_dir} holds no UCI data set folders (folders with data.txt).")
+    if not names:
+        return list(available.values())
+    wanted = [name.strip() for name in names.split(",") if name.strip()]
+    unknown = [name for name in wanted if name not in available]
+    if unknown:
+        raise UsageError(
+            f"no data set folder {', '.join(unknown)} in {data_dir}; choose from {', '.join(available)}."
+        )
+    return [available[name] for name in wanted]
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.table_from:
+        markdown = report_markdown(json.loads(args.table_from.read_text()))
+        print(markdown)
+        if args.markdown:
+            args.markdown.write_text(markdown + "\n")
+        return 0
+    try:
+        if args.data_dir is None:
+            raise UsageError("--data-dir is required: the folder that holds the UCI data set folders.")
+        folders = dataset_folders(args.data_dir, args.datasets)
+        if args.samples < 100:
+            raise UsageError(f"--samples must be at least 100 (the protocol's T >= 100), got {args.samples}.")
+        for path in (args.json, args.markdown):
+            if path is not None and not path.parent.is_dir():
+                raise UsageError(f"{path.parent}: folder not found for {path.name}.")
+    except (UsageError, data.DataError) as error:
+        print(f"uci.py: error: {error}", file=sys.stderr)
+        return 2
+
+    def log(message):
+        print(message, file=sys.stderr, flush=True)
+
+    results = {}
+    for folder in folders:
+        results[folder.name] = run_dataset(
+            args.method, folder, args.splits, args.samples, args.max_epochs, args.seed, log
+        )
+        report = {"method": args.method, "protocol": __doc__, "datasets": results}
+        if args.json:  # after every data set, so a long run leaves its finished part behind
+            args.json.write_text(json.dumps(report, indent=1) + "\n")
+    markdown = report_markdown(report)
+    print(markdown)
+    if args.markdown:
+        args.markdown.write_text(markdown + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

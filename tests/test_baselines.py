@@ -1,0 +1,214 @@
+"""MC dropout and deep ensembles (tfp_bnn.baselines) through the same prediction API as the BNNs."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras
+
+import tfp_bnn
+from tfp_bnn import sampling
+from tfp_bnn.baselines import EnsembleDense, MCDropout
+
+NUM_TRAIN = 256
+
+
+def _sine_data(seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-1, 1, (NUM_TRAIN, 1)).astype("float32")
+    y = (np.sin(3 * x[:, 0]) + 0.1 * rng.normal(size=NUM_TRAIN)).astype("float32")
+    return x, y
+
+
+def _trained_regressor(inference, epochs=150, **kwargs):
+    x, y = _sine_data()
+    model = tfp_bnn.make_regressor((1,), hidden_units=(32,), train_size=NUM_TRAIN, inference=inference, **kwargs)
+    model.compile(optimizer=tf_keras.optimizers.Adam(1e-2))
+    model.fit(x, y, batch_size=32, epochs=epochs, verbose=0)
+    return model
+
+
+@pytest.fixture(scope="module")
+def mc_dropout_regressor():
+    tf_keras.utils.set_random_seed(0)
+    return _trained_regressor("mc_dropout", dropout_rate=0.1)
+
+
+@pytest.fixture(scope="module")
+def ensemble_regressor():
+    tf_keras.utils.set_random_seed(0)
+    return _trained_regressor("ensemble", num_members=4)
+
+
+# -- MCDropout -------------------------------------------------------------------------------------------
+
+
+def test_mc_dropout_is_on_outside_training_and_drops_at_its_rate():
+    layer = MCDropout(0.3)
+    outputs = layer(tf.ones([2000, 10]), training=False).numpy()
+    assert abs(np.mean(outputs == 0) - 0.3) < 0.02
+    np.testing.assert_allclose(outputs[outputs != 0], 1 / 0.7, rtol=1e-6)  # inverted dropout keeps the mean
+
+
+def test_mc_dropout_draws_independent_masks_per_copy_and_repeats_with_a_seed():
+    layer = MCDropout(0.5)
+    stacked = tf.ones([8 * 4, 6])  # T = 8 copies of a batch of 4
+
+    def masks(seed):
+        with sampling.weight_draws(8, seed=tf.constant([seed, 0])):
+            return tf.reshape(layer(stacked), [8, 4, 6]).numpy() != 0
+
+    first = masks(1)
+    assert len({m.tobytes() for m in first}) == 8  # every copy has its own mask
+    np.testing.assert_array_equal(first, masks(1))
+    assert not np.array_equal(first, masks(2))
+
+
+def test_mc_dropout_is_the_identity_under_posterior_mean():
+    x = tf.random.normal([5, 3])
+    with sampling.posterior_mean():
+        np.testing.assert_array_equal(MCDropout(0.5)(x).numpy(), x.numpy())
+
+
+# -- EnsembleDense ---------------------------------------------------------------------------------------
+
+
+def test_ensemble_members_start_from_independent_initialisations_of_the_right_scale():
+    layer = EnsembleDense(64, num_members=3)
+    layer.build((None, 32))
+    kernels = layer.kernel.numpy()
+    assert not np.allclose(kernels[0], kernels[1]) and not np.allclose(kernels[1], kernels[2])
+    limit = np.sqrt(6 / (32 + 64))  # glorot_uniform of one member's [32, 64]
+    assert kernels.max() <= limit and kernels.max() > 0.9 * limit
+
+
+def test_ensemble_draw_t_is_member_t_mod_m():
+    layer = EnsembleDense(2, num_members=3, bias_initializer="random_normal")
+    x = tf.random.normal([4, 5])
+    layer.build(x.shape)
+    with sampling.weight_draws(6):
+        y = tf.reshape(layer(tf.tile(x, [6, 1])), [6, 4, 2]).numpy()
+    kernel, bias = layer.kernel.numpy(), layer.bias.numpy()
+    for t in range(6):
+        np.testing.assert_allclose(y[t], x.numpy() @ kernel[t % 3] + bias[t % 3], rtol=1e-5, atol=1e-6)
+
+
+def test_a_plain_call_sends_row_n_through_member_n_mod_m():
+    layer = EnsembleDense(2, num_members=3)
+    x = tf.random.normal([7, 5])
+    y = layer(x).numpy()
+    for n in range(7):
+        np.testing.assert_allclose(y[n], x.numpy()[n] @ layer.kernel.numpy()[n % 3], rtol=1e-5, atol=1e-6)
+
+
+def test_ensemble_refuses_draws_that_are_not_a_multiple_of_members_and_the_posterior_mean():
+    layer = EnsembleDense(2, num_members=3)
+    layer(tf.zeros([1, 2]))
+    with pytest.raises(ValueError, match="multiple of 3"), sampling.weight_draws(4):
+        layer(tf.zeros([4, 2]))
+    with pytest.raises(ValueError, match="no posterior-mean network"), sampling.posterior_mean():
+        layer(tf.zeros([1, 2]))
+
+
+# -- models: fit, predict, the uncertainty split ------------------------------------------------------
+
+
+def test_fit_trains_every_ensemble_member_on_the_data(ensemble_regressor):
+    x, y = _sine_data(seed=1)
+    result = tfp_bnn.predict(ensemble_regressor, x, num_samples=4, seed=0)
+    member_rmse = np.sqrt(np.mean((result.draw_means[:, :, 0] - y) ** 2, axis=1))
+    assert member_rmse.shape == (4,)
+    assert np.all(member_rmse < 0.2), member_rmse  # noise std 0.1; an untrained member is ~0.7 off
+    assert np.all(np.abs(np.sqrt(result.draw_variances.mean(axis=(1, 2))) - 0.1) < 0.05)
+
+
+def test_ensemble_predictions_are_the_uniform_mixture_for_any_multiple_of_members(ensemble_regressor):
+    x = np.linspace(-3, 3, 9, dtype="float32")[:, None]
+    exact = tfp_bnn.predict(ensemble_regressor, x, num_samples=4)
+    repeated = tfp_bnn.predict(ensemble_regressor, x, num_samples=100)
+    for field in ("mean", "aleatoric_variance", "epistemic_variance", "lower", "upper"):
+        np.testing.assert_allclose(getattr(repeated, field), getattr(exact, field), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(exact.epistemic_variance, exact.draw_means.var(axis=0), rtol=1e-5)
+    with pytest.raises(ValueError, match="multiple of 4"):
+        tfp_bnn.predict(ensemble_regressor, x, num_samples=10)
+
+
+@pytest.mark.parametrize("fixture", ["mc_dropout_regressor", "ensemble_regressor"])
+def test_epistemic_variance_is_positive_and_grows_off_the_data(fixture, request):
+    model = request.getfixturevalue(fixture)
+    samples = 100 if fixture == "ensemble_regressor" else 400
+
+    def epistemic(x):
+        return tfp_bnn.predict(model, np.asarray(x, "float32")[:, None], num_samples=samples, seed=0).epistemic_stddev
+
+    inside = epistemic(np.linspace(-0.9, 0.9, 19))  # the data cover [-1, 1]
+    left, right = epistemic(np.linspace(-4, -2.5, 4)), epistemic(np.linspace(2.5, 4, 4))
+    assert np.all(inside > 0)
+    # ReLU members extrapolate linearly with their own slopes; on one side they may happen to
+    # agree more than on the other, so each side is compared on average.
+    assert left.mean() > inside.mean() and right.mean() > inside.mean()
+    assert np.concatenate([left, right]).mean() > 5 * inside.mean(), (inside.mean(), left.mean(), right.mean())
+
+
+@pytest.mark.parametrize("fixture", ["mc_dropout_regressor", "ensemble_regressor"])
+def test_variance_split_adds_up_to_the_mixture_variance(fixture, request):
+    model = request.getfixturevalue(fixture)
+    x = np.linspace(-2, 2, 11, dtype="float32")[:, None]
+    result = tfp_bnn.predict(model, x, num_samples=100, seed=3)
+    mixture_second_moment = np.mean(result.draw_variances + result.draw_means**2, axis=0)
+    np.testing.assert_allclose(result.total_variance, mixture_second_moment - result.mean**2, rtol=1e-3, atol=1e-6)
+
+
+@pytest.mark.parametrize("inference", ["mc_dropout", "ensemble"])
+def test_classifier_entropy_split_with_positive_mutual_information(inference):
+    tf_keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 2)).astype("float32") * 0.5
+    labels = (x[:, 0] > 0).astype("int64")
+    model = tfp_bnn.make_classifier((2,), 2, hidden_units=(32,), train_size=len(x), inference=inference)
+    model.compile(optimizer=tf_keras.optimizers.Adam(1e-2))
+    model.fit(x, labels, batch_size=32, epochs=60, verbose=0)
+    points = np.array([[0.8, 0.0], [0.0, 6.0], [0.0, -6.0]], dtype="float32")
+    result = tfp_bnn.predict(model, points, num_samples=200, seed=0)
+    np.testing.assert_allclose(
+        result.predictive_entropy, result.expected_entropy + result.mutual_information, rtol=1e-4, atol=1e-6
+    )
+    assert result.probabilities[0, 1] > 0.9  # well inside class 1
+    assert np.all(result.mutual_information[1:] > 1e-4)  # far from the data the networks disagree
+
+
+# -- builders, saving, compile ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"inference": "laplace", "train_size": 10}, "Unknown inference 'laplace'"),
+        ({"inference": "ensemble", "regime": "probabilistic"}, "regime='bayesian_probabilistic'"),
+        ({"inference": "mc_dropout"}, "needs train_size"),
+        ({"inference": "ensemble", "estimator": "flipout"}, "estimator configure the variational layers"),
+        ({"inference": "mc_dropout", "train_size": 10, "dropout_rate": 1.5}, "rate"),
+    ],
+)
+def test_builders_refuse_inconsistent_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        tfp_bnn.make_regressor((3,), **kwargs)
+
+
+def test_ensemble_needs_no_train_size_and_counts_members():
+    model = tfp_bnn.make_regressor((3,), inference="ensemble", num_members=7)
+    assert model.num_members == 7 and not model.losses
+
+
+@pytest.mark.parametrize("fixture", ["mc_dropout_regressor", "ensemble_regressor"])
+def test_saved_keras_file_predicts_the_same_distribution_and_keeps_training(fixture, request, tmp_path):
+    model = request.getfixturevalue(fixture)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = tf_keras.models.load_model(path, safe_mode=True)
+    assert type(loaded) is tfp_bnn.BayesianModel and loaded.num_members == model.num_members
+    x = np.linspace(-2, 2, 9, dtype="float32")[:, None]
+    before, after = (tfp_bnn.predict(m, x, num_samples=20, seed=5) for m in (model, loaded))
+    for field in ("mean", "aleatoric_variance", "epistemic_variance", "lower", "upper"):
+        np.testing.assert_allclose(getattr(after, field), getattr(before, field), rtol=1e-5, atol=1e-7)
+    assert loaded.optimizer.iterations.numpy() == model.optimizer.iterations.numpy() > 0
+    loaded.fit(*_sine_data(), batch_size=32, epochs=1, verbose=0)

@@ -1,0 +1,151 @@
+"""Smoke runs of the benchmark scripts on tiny settings: they run and write the documented JSON.
+
+The full runs are ``make bench`` (outside ``make test``); these only check that
+every code path works and that the output files hold the documented keys.
+"""
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(f"benchmark_{name}", BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def uci():
+    return _load("uci")
+
+
+def _uci_folder(root, name="tiny", rows=80, num_test=16, splits=2, seed=0):
+    """A data set in the layout of ../shared/data/uci: data.txt, index files, n_hidden.txt."""
+    folder = root / name
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(rows, 3))
+    x[:, 2] = 5.0  # a constant column, as naval's column 8: its std 0 must not divide
+    y = 100 + 10 * (x[:, 0] - 0.5 * x[:, 1]) + rng.normal(size=rows)
+    np.savetxt(folder / "data.txt", np.column_stack([x, y]))
+    (folder / "index_features.txt").write_text("0\n1\n2\n")
+    (folder / "index_target.txt").write_text("3\n")
+    (folder / "n_hidden.txt").write_text("8\n")
+    for split in range(splits):
+        order = rng.permutation(rows)
+        np.savetxt(folder / f"index_train_{split}.txt", order[num_test:], fmt="%d")
+        np.savetxt(folder / f"index_test_{split}.txt", order[:num_test], fmt="%d")
+    return folder
+
+
+UCI_KEYS = {
+    "rmse_mean", "rmse_se", "test_ll_mean", "test_ll_se", "rmse", "test_ll", "seconds",
+    "seconds_per_split", "hyperparameters", "selection", "num_splits",
+}
+
+
+@pytest.mark.parametrize("method", ["bnn", "mc_dropout", "ensemble"])
+def test_uci_benchmark_writes_the_documented_json_and_table(uci, method, tmp_path):
+    _uci_folder(tmp_path / "data")
+    out_json, out_md = tmp_path / "uci.json", tmp_path / "uci.md"
+    status = uci.main([
+        "--data-dir", str(tmp_path / "data"), "--datasets", "tiny", "--splits", "1", "--method", method,
+        "--max-epochs", "2", "--samples", "100", "--json", str(out_json), "--markdown", str(out_md),
+    ])
+    assert status == 0
+    report = json.loads(out_json.read_text())
+    assert report["method"] == method
+    result = report["datasets"]["tiny"]
+    assert UCI_KEYS <= set(result)
+    assert result["num_splits"] == len(result["rmse"]) == len(result["test_ll"]) == len(result["seconds"]) == 1
+    assert result["num_hidden"] == 8
+    assert result["rmse_mean"] == pytest.approx(result["rmse"][0]) and result["rmse_se"] == 0.0
+    assert result["rmse_mean"] > 0 and math.isfinite(result["test_ll_mean"])
+    # Chosen on validation data, by the grid recorded beside it.
+    assert {"epochs", "learning_rate", "batch_size", "head"} <= set(result["hyperparameters"])
+    assert len(result["selection"]["trials"]) == math.prod(len(v) for v in uci.GRIDS[method].values())
+    assert "| tiny | 1 |" in out_md.read_text()
+    # The tables can be rendered again from the JSON alone.
+    assert uci.main(["--table-from", str(out_json), "--markdown", str(tmp_path / "again.md")]) == 0
+    assert (tmp_path / "again.md").read_text() == out_md.read_text()
+
+
+def test_uci_benchmark_scores_in_original_units(uci, tmp_path):
+    """Targets around 100 with noise std 1: a standardised-unit RMSE would be far below 1."""
+    folder = _uci_folder(tmp_path / "data", rows=300, num_test=60)
+    params = {**uci.FIXED["bnn"], "head": "homoscedastic", "epochs": 60}
+    result = uci.run_split("bnn", params, folder, 0, 16, 100, seed=0)
+    assert 0.5 < result["rmse"] < 4.0, result
+    assert -4.0 < result["test_ll"] < -1.0, result  # N(0, 1) noise alone: -1.42
+
+
+def test_uci_benchmark_refuses_an_unknown_data_set_before_any_work(uci, tmp_path, capsys):
+    _uci_folder(tmp_path / "data")
+    status = uci.main(["--data-dir", str(tmp_path / "data"), "--datasets", "tiny,boston"])
+    assert status == 2
+    assert "no data set folder boston" in capsys.readouterr().err
+
+
+def test_uci_standard_error_is_over_splits_as_published(uci):
+    mean, se = uci.mean_and_se([1.0, 2.0, 3.0, 4.0])
+    assert mean == 2.5 and se == pytest.approx(np.std([1, 2, 3, 4]) / 2)
+
+
+def test_speed_benchmark_writes_the_documented_json(tmp_path):
+    speed = _load("speed")
+    out_json, out_md = tmp_path / "speed.json", tmp_path / "speed.md"
+    assert speed.main(["--quick", "--no-torch", "--json", str(out_json), "--markdown", str(out_md)]) == 0
+    report = json.loads(out_json.read_text())
+    assert {"settings", "machine", "training", "prediction", "memory"} <= set(report)
+    training = {row["case"]: row for row in report["training"]}
+    assert set(speed.QUICK["only"]) == set(training)
+    assert training["keras deterministic"]["ratio_to_deterministic"] == 1.0
+    assert all(row["seconds_per_epoch"] > 0 for row in training.values())
+    strategies = {(row["model"], row["strategy"]) for row in report["prediction"]}
+    assert ("reparameterization", speed.LIMIT) in strategies and ("flipout", speed.LOOP) in strategies
+    assert all(row["ratio_to_one_graph"] > 0 for row in report["prediction"] if row["strategy"] != speed.ONE_GRAPH)
+    kinds = {row["kind"] for row in report["memory"]}
+    assert kinds == {"import", "train", "predict"}
+    # A fresh process after importing TensorFlow holds at least 100 MiB, and no case reports
+    # its parent's memory (ru_maxrss would: it survives exec).
+    assert all(100 < row["peak_rss_mb"] < 8000 for row in report["memory"])
+    assert "Training: seconds per epoch" in out_md.read_text()
+
+
+def test_speed_limit_computes_the_same_log_likelihoods_as_tfp_bnn():
+    """The batched-weights limit is a fair bound only if it computes what tfp_bnn computes."""
+    speed = _load("speed")
+    import tfp_bnn
+
+    x, y = speed._data(50, seed=0)
+    case = speed.KerasPrediction("reparameterization", speed.LIMIT, (8,), x, y, num_samples=400)
+
+    def both():
+        limit = case.run().reshape(400, 50)
+        return limit, tfp_bnn.log_likelihoods(case.model, x, y, num_samples=400, seed=0)
+
+    def set_posterior_scale(value):
+        for layer in case.model.layers:
+            if isinstance(layer, tfp_bnn.BayesianDense):
+                scale = layer.posterior.untransformed_scale
+                scale.assign(np.full(scale.shape, np.log(np.expm1(value)), np.float32))
+
+    set_posterior_scale(1e-7)  # every draw is the mean network: the very same numbers
+    limit, ours = both()
+    np.testing.assert_allclose(limit, ours, rtol=1e-4, atol=1e-4)
+    set_posterior_scale(0.3)  # wide posteriors: the draws must spread alike
+    limit, ours = both()
+
+    def quartiles(ll):  # log-likelihoods of wide posteriors are heavy-tailed: robust statistics
+        return np.median(np.percentile(ll, [25, 50, 75], axis=0), axis=1)
+
+    np.testing.assert_allclose(quartiles(limit), quartiles(ours), rtol=0.1)
+    assert np.ptp(quartiles(limit)) > 0.5  # and the draws do spread

@@ -1,0 +1,52 @@
+"""The fast paths of training and prediction (measured by benchmarks/speed.py) compute the same thing."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tfp_bnn
+from tfp_bnn import sampling
+
+IN, OUT = 4, 3
+
+
+@pytest.mark.parametrize("estimator", ["flipout", "local_reparameterization"])
+def test_every_estimator_draws_one_network_per_block_for_prediction(estimator):
+    # Without bias the layer is linear in its input for a fixed weight draw:
+    # f_t(a + b) = f_t(a) + f_t(b) holds only if rows a, b, a + b of block t share W_t.
+    layer = tfp_bnn.BayesianDense(OUT, estimator=estimator, use_bias=False,
+                                  kernel_posterior=tfp_bnn.MeanFieldNormal(0.3))
+    a, b = np.random.default_rng(0).normal(size=(2, IN)).astype(np.float32)
+    inputs = np.stack([a, b, a + b])
+    layer(inputs)
+    with sampling.weight_draws(50, seed=tf.constant([7, 8])):
+        outputs = layer(np.tile(inputs, [50, 1])).numpy().reshape(50, 3, OUT)
+    np.testing.assert_allclose(outputs[:, 2], outputs[:, 0] + outputs[:, 1], rtol=1e-5, atol=1e-5)
+    assert outputs[:, 0].std(axis=0).min() > 0.1
+
+
+def test_one_kernel_for_all_rows_is_the_batched_matmul():
+    layer = tfp_bnn.BayesianDense(OUT, estimator="reparameterization")
+    x = tf.random.normal([2, 5, IN])  # [T, batch, in]
+    layer.build((None, IN))
+    kernel = tf.random.normal([1, IN, OUT])
+    np.testing.assert_allclose(layer._apply_kernel(x, kernel).numpy(), tf.matmul(x, kernel).numpy(), rtol=1e-5)
+    np.testing.assert_allclose(
+        layer._apply_kernel(x[:1], kernel).numpy(), tf.matmul(x[:1], kernel).numpy(), rtol=1e-5
+    )
+
+
+def test_compile_runs_32_steps_per_execution_unless_told_otherwise():
+    model = tfp_bnn.make_regressor((1,), regime="probabilistic")
+    model.compile()
+    assert model._steps_per_execution.numpy() == tfp_bnn.models.DEFAULT_STEPS_PER_EXECUTION == 32
+    model.compile(steps_per_execution=1)
+    assert model._steps_per_execution.numpy() == 1
+
+
+def test_fit_with_several_steps_per_execution_runs_every_batch_once():
+    x = np.random.default_rng(0).normal(size=(100, 1)).astype("float32")
+    model = tfp_bnn.make_regressor((1,), train_size=100)
+    model.compile()
+    model.fit(x, x[:, 0], batch_size=8, epochs=3, verbose=0)  # 13 batches: 32 > an epoch, and a partial batch
+    assert model.optimizer.iterations.numpy() == 3 * 13

@@ -1,0 +1,214 @@
+"""MC dropout and deep ensembles: the two usual alternatives to a variational BNN.
+
+Both are layers that follow the sampling modes of :mod:`tfp_bnn.sampling`, so
+:func:`tfp_bnn.predict`, :func:`tfp_bnn.log_likelihoods` and the
+aleatoric/epistemic (or entropy) split work on them unchanged, ``T`` draws in
+one graph. Build the models with ``make_regressor``/``make_classifier``
+(``inference="mc_dropout"`` or ``inference="ensemble"``).
+
+* :class:`MCDropout` (Gal & Ghahramani 2016): dropout that stays on at
+  prediction. Every row of a batch gets its own mask, so inside
+  ``weight_draws(T)`` the ``T`` stacked copies of the inputs run through ``T``
+  independent dropout networks.
+* :class:`EnsembleDense` (Lakshminarayanan et al. 2017): a dense layer with
+  ``M`` independently initialised kernels ``[M, in, out]``, one per member; a
+  network of such layers holds ``M`` networks that share nothing but their
+  architecture. A :class:`tfp_bnn.BayesianModel` made of them trains every
+  member on every batch (the batch goes through stacked ``M`` times, one copy
+  per member, and the loss is the mean of the members' losses: each member
+  gets the gradient of its own loss). For predictions draw ``t`` is member
+  ``t mod M``, so ``num_samples`` must be a multiple of ``M``: each member
+  then appears ``T / M`` times and the mixture over draws is exactly the
+  uniform mixture of the ``M`` members (``num_samples=M`` gives the same
+  numbers as any other multiple).
+
+Example:
+
+>>> model = tfp_bnn.make_regressor((1,), inference="ensemble", num_members=5)
+>>> model.compile(optimizer=tf_keras.optimizers.Adam(3e-3))
+>>> model.fit(x, y, epochs=100, verbose=0)
+>>> tfp_bnn.predict(model, x_test, num_samples=5).epistemic_stddev
+"""
+
+import tensorflow as tf
+import tf_keras
+
+from tfp_bnn import sampling
+from tfp_bnn._factory import register
+
+__all__ = ["MCDropout", "EnsembleDense"]
+
+
+@register
+class MCDropout(tf_keras.layers.Dropout):
+    """Dropout that is on whether or not Keras is training (Monte Carlo dropout).
+
+    ``outputs = inputs * mask / (1 - rate)`` with ``mask ~ Bernoulli(1 - rate)``
+    drawn per element. Within :func:`tfp_bnn.sampling.weight_draws` the
+    stacked copies of the batch get independent masks (and with a seed, the
+    masks are a deterministic function of it); within
+    :func:`tfp_bnn.sampling.posterior_mean` it is the identity, the usual
+    weight-scaling approximation of the dropout network's mean.
+
+    Args:
+      rate: probability of dropping a unit, ``0 <= rate < 1``.
+      noise_shape, seed: as in ``tf_keras.layers.Dropout``.
+
+    Example:
+
+    >>> layer = MCDropout(0.5)
+    >>> float(tf.reduce_mean(tf.cast(layer(tf.ones([1000, 10])) == 0, tf.float32)))  # doctest: +SKIP
+    0.5
+    """
+
+    def call(self, inputs, training=None):
+        mode = sampling.current_mode()
+        if mode.kind == "mean" or self.rate == 0:
+            return tf.identity(inputs)
+        noise_shape = self._get_noise_shape(inputs)
+        seed = mode.next_seed() if mode.kind == "draws" else None
+        if seed is not None:
+            return tf.nn.experimental.stateless_dropout(inputs, self.rate, seed=seed, noise_shape=noise_shape)
+        return self._random_generator.dropout(inputs, self.rate, noise_shape=noise_shape)
+
+
+@register
+class EnsembleDense(tf_keras.layers.Layer):
+    """``num_members`` independent dense layers side by side: one per ensemble member.
+
+    Member ``m`` computes ``activation(inputs @ kernel[m] + bias[m])``; each
+    ``kernel[m]`` is drawn by its own instance of ``kernel_initializer``, so the
+    members start from independent initialisations. Which member sees which
+    rows depends on the :mod:`tfp_bnn.sampling` mode:
+
+    * ``draws`` (``T`` stacked copies, draw-major): copy ``t`` goes through
+      member ``t mod M``; ``T`` must be a multiple of ``M``.
+    * ``single`` (a plain call, e.g. ``model.predict``): row ``n`` goes through
+      member ``n mod M`` in every layer, so each row sees one whole member.
+    * ``mean``: refused; an ensemble has no mean network (use
+      ``tfp_bnn.predict(...).mean``).
+
+    Args:
+      units: output size of every member.
+      num_members: ``M >= 1``.
+      activation, use_bias, kernel_initializer, bias_initializer,
+      kernel_regularizer: as in ``tf_keras.layers.Dense`` (the regularizer
+      sums over members).
+
+    Input shape ``(batch, input_dim)``; output ``(batch, units)``.
+
+    Example:
+
+    >>> layer = EnsembleDense(8, num_members=5, activation="relu")
+    >>> layer(tf.zeros([4, 3])).shape
+    TensorShape([4, 8])
+    >>> layer.kernel.shape
+    TensorShape([5, 3, 8])
+    """
+
+    def __init__(
+        self,
+        units,
+        num_members=5,
+        activation=None,
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if int(units) < 1 or int(num_members) < 1:
+            raise ValueError(f"units and num_members must be positive integers, got {units!r}, {num_members!r}.")
+        self.units = int(units)
+        self.num_members = int(num_members)
+        self.activation = tf_keras.activations.get(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = tf_keras.initializers.get(kernel_initializer)
+        self.bias_initializer = tf_keras.initializers.get(bias_initializer)
+        self.kernel_regularizer = tf_keras.regularizers.get(kernel_regularizer)
+        self.input_spec = tf_keras.layers.InputSpec(ndim=2)
+
+    def build(self, input_shape):
+        input_dim = tf.TensorShape(input_shape)[-1]
+        if input_dim is None:
+            raise ValueError("The last dimension of the inputs to EnsembleDense must be known.")
+        self.input_spec = tf_keras.layers.InputSpec(ndim=2, axes={-1: int(input_dim)})
+        self.kernel = self.add_weight(
+            name="kernel",
+            shape=[self.num_members, int(input_dim), self.units],
+            initializer=self._per_member(self.kernel_initializer),
+            regularizer=self.kernel_regularizer,
+        )
+        self.bias = None
+        if self.use_bias:
+            self.bias = self.add_weight(
+                name="bias", shape=[self.num_members, self.units], initializer=self._per_member(self.bias_initializer)
+            )
+        super().build(input_shape)
+
+    def _per_member(self, initializer):
+        """Initialise each member's slice with a fresh copy of ``initializer``.
+
+        Fan-in/fan-out come from one member's shape, and fresh copies matter:
+        an unseeded Keras initializer returns the same values when called twice.
+        """
+        config = tf_keras.initializers.serialize(initializer)
+
+        def initialize(shape, dtype=None):
+            return tf.stack([tf_keras.initializers.get(config)(shape[1:], dtype=dtype) for _ in range(shape[0])])
+
+        return initialize
+
+    def call(self, inputs):
+        mode = sampling.current_mode()
+        x = tf.cast(inputs, self.compute_dtype)
+        if mode.kind == "mean":
+            raise ValueError(
+                "An ensemble has no posterior-mean network; use tfp_bnn.predict(...).mean for the "
+                "ensemble's mean prediction."
+            )
+        if mode.kind == "draws":
+            y = self._members_by_draw(x, mode.num_draws)
+        else:
+            y = self._member_per_row(x)
+        return self.activation(y) if self.activation is not None else y
+
+    def _apply(self, x):
+        """``x`` ``[M, rows, in]`` -> every member on its own rows, ``[M, rows, units]``."""
+        y = tf.matmul(x, self.kernel)
+        return y + self.bias[:, tf.newaxis, :] if self.use_bias else y
+
+    def _members_by_draw(self, x, num_draws):
+        members = self.num_members
+        if num_draws % members:
+            raise ValueError(
+                f"An ensemble of {members} members needs num_samples to be a multiple of {members} "
+                f"(draw t is member t mod {members}), got {num_draws}."
+            )
+        # [T * B, in] -> [T / M, M, B, in] -> member-major [M, T / M * B, in]: one matmul per member.
+        repeats = num_draws // members
+        per_member = tf.reshape(x, [repeats, members, -1, x.shape[-1]])
+        y = self._apply(tf.reshape(tf.transpose(per_member, [1, 0, 2, 3]), [members, -1, x.shape[-1]]))
+        y = tf.transpose(tf.reshape(y, [members, repeats, -1, self.units]), [1, 0, 2, 3])
+        return tf.reshape(y, [-1, self.units])
+
+    def _member_per_row(self, x):
+        every_member = self._apply(tf.tile(x[tf.newaxis], [self.num_members, 1, 1]))  # [M, B, units]
+        member = tf.range(tf.shape(x)[0]) % self.num_members
+        return tf.gather(tf.transpose(every_member, [1, 0, 2]), member, batch_dims=1)
+
+    def compute_output_shape(self, input_shape):
+        return tf.TensorShape(input_shape)[:-1].concatenate([self.units])
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "units": self.units,
+            "num_members": self.num_members,
+            "activation": tf_keras.activations.serialize(self.activation),
+            "use_bias": self.use_bias,
+            "kernel_initializer": tf_keras.initializers.serialize(self.kernel_initializer),
+            "bias_initializer": tf_keras.initializers.serialize(self.bias_initializer),
+            "kernel_regularizer": tf_keras.regularizers.serialize(self.kernel_regularizer),
+        }
