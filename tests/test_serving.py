@@ -38,10 +38,6 @@ REPO = Path(__file__).resolve().parents[1]
 NUM_SAMPLES = 64
 SEED = 11
 CHILD_TIMEOUT = 300  # seconds
-# Monte Carlo reference: this many weight draws, and subsets of NUM_SAMPLES of them.
-REFERENCE_SAMPLES = 2000
-SUBSETS = 400
-MAX_Z = 6.0
 
 REGRESSION_OUTPUTS = ("mean", "stddev", "aleatoric_stddev", "epistemic_stddev", "lower", "upper")
 CLASSIFICATION_OUTPUTS = ("probabilities", "predicted_class", "entropy", "expected_entropy", "mutual_information")
@@ -127,7 +123,7 @@ def served(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("serving")
     tf_keras.utils.set_random_seed(5)
     cases = {"regression": _regression_case(), "classification": _classification_case()}
-    exports, inputs, in_python, reference = {}, {}, {}, {}
+    exports, inputs, in_python = {}, {}, {}
     for name, (model, x) in cases.items():
         metadata = {"features": [f"f{i}" for i in range(x.shape[1])]}
         exports[name] = serving.export_for_serving(
@@ -138,7 +134,6 @@ def served(tmp_path_factory):
         for label, request in _requests(name, x).items():
             (workdir / "requests" / name / f"{label}.pb").write_bytes(request.SerializeToString())
         in_python[name] = tfp_bnn.predict(model, x, num_samples=NUM_SAMPLES, seed=SEED)
-        reference[name] = tfp_bnn.predict(model, x, num_samples=REFERENCE_SAMPLES, seed=0)
     np.savez(workdir / "inputs.npz", **inputs)
     (workdir / "exports.json").write_text(json.dumps({k: str(v) for k, v in exports.items()}))
 
@@ -165,7 +160,6 @@ def served(tmp_path_factory):
         "report": json.loads((workdir / "child.json").read_text()),
         "answers": answers,
         "in_python": in_python,
-        "reference": reference,
         "shown": shown,
         "cli_run": cli_run,
     }
@@ -237,9 +231,9 @@ def test_signatures_take_named_float32_inputs_and_an_optional_seed(served, name)
     _, x = served["cases"][name]
     assert set(signatures) == set(serving.SIGNATURES)
     outputs = {
-        "serving_default": REGRESSION_OUTPUTS if name == "regression" else CLASSIFICATION_OUTPUTS,
-        "samples": ("samples", "draw_means", "draw_variances") if name == "regression"
-        else ("samples", "draw_probabilities"),
+        "serving_default": (REGRESSION_OUTPUTS if name == "regression" else CLASSIFICATION_OUTPUTS) + ("seed",),
+        "samples": ("samples", "draw_means", "draw_variances", "seed") if name == "regression"
+        else ("samples", "draw_probabilities", "seed"),
     }
     for key, signature in signatures.items():
         assert signature["method_name"] == "tensorflow/serving/predict"
@@ -251,6 +245,7 @@ def test_signatures_take_named_float32_inputs_and_an_optional_seed(served, name)
         assert set(signature["outputs"]) == set(outputs[key])
         for output in signature["outputs"].values():
             assert output["shape"][0] == -1  # batch first: TF Serving's row format works
+        assert signature["outputs"]["seed"]["dtype"] == "int64" and signature["outputs"]["seed"]["shape"] == [-1]
     if name == "regression":
         assert all(signatures["serving_default"]["outputs"][k]["shape"] == [-1, 1] for k in REGRESSION_OUTPUTS)
         assert signatures["samples"]["outputs"]["samples"]["shape"] == [-1, NUM_SAMPLES, 1]
@@ -311,31 +306,23 @@ def test_same_seed_same_answer_without_seed_fresh_draws(served, name):
         _answer(served, name, "samples_unseeded")["samples"], _answer(served, name, "samples_seeded")["samples"])
 
 
-def _monte_carlo(reference, task, rng):
-    """Statistics from all reference draws, and their spread over subsets of NUM_SAMPLES draws."""
-    def statistics(index):
-        if task == "classification":
-            return {"probabilities": reference.draw_probabilities[index].mean(0)}
-        means, variances = reference.draw_means[index], reference.draw_variances[index]
-        mean = means.mean(0)
-        return {"mean": mean, "stddev": np.sqrt(variances.mean(0) + ((means - mean) ** 2).mean(0))}
-
-    truth = statistics(np.arange(REFERENCE_SAMPLES))
-    subsets = [statistics(rng.choice(REFERENCE_SAMPLES, NUM_SAMPLES, replace=False)) for _ in range(SUBSETS)]
-    spread = {k: np.std([s[k] for s in subsets], axis=0) for k in truth}
-    return truth, spread
-
-
 @pytest.mark.parametrize("name", EXPORTS)
-def test_unseeded_answers_agree_with_predict_within_monte_carlo_error(served, name):
-    """Fresh draws: within MAX_Z Monte Carlo standard errors of a 2000-draw predict."""
-    truth, spread = _monte_carlo(served["reference"][name], name, np.random.default_rng(0))
+def test_every_answer_says_its_seed_and_an_unseeded_one_is_predict_with_that_seed(served, name):
+    """A request without a seed draws a fresh one, reports it, and is then predict's answer for it."""
+    model, x = served["cases"][name]
+    for request in ("seeded", "samples_seeded"):
+        np.testing.assert_array_equal(_answer(served, name, request)["seed"], np.full(len(x), SEED))
+    seeds = []
     for request in ("unseeded_1", "unseeded_2"):
         answer = _answer(served, name, request)
-        for output in truth:
-            assert np.all(spread[output] > 0), output  # the draws do differ
-            z = np.abs(answer[output] - truth[output]) / spread[output]
-            assert z.max() < MAX_Z, f"{request} {output}: {z.max():.1f} standard errors off"
+        assert answer["seed"].shape == (len(x),) and len(set(answer["seed"])) == 1
+        seed = int(answer["seed"][0])
+        assert 0 <= seed < 2**62
+        seeds.append(seed)
+        expected = _served_like_predict(tfp_bnn.predict(model, x, num_samples=NUM_SAMPLES, seed=seed), name)
+        for output, value in expected.items():
+            _assert_float32_close(answer[output], value, err_msg=f"{request} {output}")
+    assert seeds[0] != seeds[1]
 
 
 def test_samples_are_draws_of_the_predictive_mixture(served):
@@ -441,7 +428,7 @@ def test_saved_model_cli_shows_and_runs_the_signatures(served):
     for output in REGRESSION_OUTPUTS:
         assert f"outputs['{output}']" in shown
     seeded = _answer(served, "regression", "seeded")
-    assert set(served["cli_run"]) == set(REGRESSION_OUTPUTS)
+    assert set(served["cli_run"]) == set(REGRESSION_OUTPUTS) | {"seed"}
     for output, value in served["cli_run"].items():
         np.testing.assert_array_equal(value, seeded[output], err_msg=output)
 

@@ -23,6 +23,8 @@ signature              outputs (``N`` inputs, ``T`` weight draws, all batch-majo
                        ``[N, T]``), and ``draw_means``, ``draw_variances``
                        ``[N, T, units]`` (classification: ``draw_probabilities``
                        ``[N, T, K]``)
+both                   ``seed``: the seed of the answer, int64 ``[N]`` (the
+                       same in every row)
 =====================  =========================================================
 
 Inputs (method ``tensorflow/serving/predict``): ``x``, float32
@@ -32,7 +34,8 @@ scalar. With a seed ``>= 0`` the answer is a fixed function of the seed (the
 weight draws are stateless random ops, and the same as those of
 ``tfp_bnn.predict(model, x, num_samples=T, seed=seed)``); without one
 (default ``-1``: any negative value) the graph draws a fresh seed per request,
-so answers vary as Monte Carlo estimates do. Every output has the batch as
+so answers vary as Monte Carlo estimates do; the ``seed`` output says which,
+so any answer can be reproduced by sending its seed. Every output has the batch as
 its first axis, so TF Serving's row ("instances") format works too.
 
 Layout, the one TF Serving watches::
@@ -228,21 +231,28 @@ def _signatures(model, head, input_shape, num_samples, level):
     @tf.function(input_signature=[x_spec, seed_spec])
     def serving_default(x, seed=unseeded):
         x, seed = _checked_inputs(x, seed, input_shape)
-        summary = prediction.predictive_summary(model, x, num_samples=num_samples, seed=seed, level=level)
-        return _summary_outputs(head, summary)
+        summary = prediction.predictive_summary(
+            model, x, num_samples=num_samples, seed=sampling.stateless_seed(seed), level=level)
+        return {**_summary_outputs(head, summary), "seed": _per_row(seed, x)}
 
     @tf.function(input_signature=[x_spec, seed_spec])
     def samples(x, seed=unseeded):
         x, seed = _checked_inputs(x, seed, input_shape)
-        draws = prediction.predictive_samples(model, x, num_samples=num_samples, seed=seed)
+        draws = prediction.predictive_samples(model, x, num_samples=num_samples, seed=sampling.stateless_seed(seed))
         # [T, N, ...] -> [N, T, ...]: TF Serving's row format wants the batch first.
-        return {k: tf.transpose(v, [1, 0, *range(2, v.shape.rank)]) for k, v in draws.items()}
+        draws = {k: tf.transpose(v, [1, 0, *range(2, v.shape.rank)]) for k, v in draws.items()}
+        return {**draws, "seed": _per_row(seed, x)}
 
     return {"serving_default": serving_default, "samples": samples}
 
 
+def _per_row(seed, x):
+    """The seed the answer used, once per input row: TF Serving's row format wants the batch first."""
+    return tf.fill(tf.shape(x)[:1], seed)
+
+
 def _checked_inputs(x, seed, input_shape):
-    """``x`` checked at run time, and the stateless seed ``[2]`` of the request.
+    """``x`` checked at run time, and the request's seed (a fresh one if it was negative).
 
     TF Serving feeds request tensors without checking them against the
     signature's shape, so a wrong feature count would otherwise surface as a
@@ -279,7 +289,7 @@ def _checked_inputs(x, seed, input_shape):
         seed=0,
         seed2=0,
     )
-    return x, sampling.stateless_seed(tf.where(seed < 0, fresh, seed))
+    return x, tf.where(seed < 0, fresh, seed)
 
 
 def _summary_outputs(head, summary):
