@@ -235,6 +235,10 @@ BAD_INPUTS = [
     (["fit", "--data", "{d}/inf.csv", "--target", "y"], "line 7, column 'x1': 'inf' is not a finite number"),
     (["fit", "--data", "{d}/one_row.csv", "--target", "y"], "1 data row(s) below the header; need at least 2"),
     (["fit", "--data", "{d}/good.csv"], "--data needs --target COLUMN"),
+    (["fit", "--data", "{d}/good.csv", "--target", "y", "--inference", "mc_dropout", "--estimator", "flipout"],
+     "--estimator goes with --inference variational, not mc_dropout"),
+    (["fit", "--data", "{d}/good.csv", "--target", "y", "--inference", "ensemble", "--samples", "12"],
+     "--samples 12 is not a multiple of --members 5"),
     (["predict", "--model", "{d}/model", "--data", "{d}/nan.csv"], "line 4, column 'x2': 'nan' is not a finite"),
     (["predict", "--model", "{d}/model", "--data", "{d}/other_features.csv"], "feature column(s) 'x2' missing"),
     (["predict", "--model", "{d}/model", "--data", "{d}/extra_feature.csv"],
@@ -293,3 +297,21 @@ def test_force_replaces_an_existing_prediction(capsys, workdir):
                       "--output", target, "--force", "--samples", "5", "--seed", "0")
     assert status == 0
     assert list(_read_csv(target)[0]) == REGRESSION_COLUMNS and len(_read_csv(target)) == 160
+
+
+@pytest.mark.parametrize("inference", ["mc_dropout", "ensemble"])
+def test_fit_with_the_baselines_and_predict_their_epistemic_uncertainty(capsys, workdir, inference):
+    out = workdir / inference
+    status, err = _main(capsys, "fit", "--data", workdir / "good.csv", "--target", "y", "--out", out,
+                        "--inference", inference, "--epochs", "40", "--hidden", "16", "--samples", "50")
+    assert status == 0, err
+    report = json.loads((out / "report.json").read_text())
+    assert report["model"]["inference"] == inference and report["model"]["estimator"] is None
+    assert report["model"]["members"] == (5 if inference == "ensemble" else None)
+    assert report["metrics"]["validation"]["rmse"] < np.std(np.loadtxt(workdir / "good.csv", delimiter=",",
+                                                                     skiprows=1)[:, 2])
+    status, err = _main(capsys, "predict", "--model", out, "--data", workdir / "good.csv", "--output",
+                        workdir / f"{inference}.csv", "--samples", "50", "--seed", "0")
+    assert status == 0, err
+    epistemic = np.array([float(row["epistemic_stddev"]) for row in _read_csv(workdir / f"{inference}.csv")])
+    assert np.all(epistemic > 0)

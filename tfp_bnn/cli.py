@@ -68,7 +68,13 @@ def _parser():
     fit.add_argument("--data", type=Path, help="CSV file with a header row (default: built-in data)")
     fit.add_argument("--target", help="name of the target column (required with --data)")
     fit.add_argument("--task", choices=("regression", "classification"), help="default: inferred from the target")
-    fit.add_argument("--estimator", choices=ESTIMATOR_CHOICES, default="flipout")
+    fit.add_argument(
+        "--inference", choices=tfp_bnn.INFERENCE_METHODS, default="variational",
+        help="how the weights are uncertain: a variational posterior (default), MC dropout or a deep ensemble",
+    )
+    fit.add_argument("--estimator", choices=ESTIMATOR_CHOICES, help="gradient estimator of --inference variational "
+                     "(default flipout)")
+    fit.add_argument("--members", type=_positive_int, default=5, help="networks of --inference ensemble (default 5)")
     fit.add_argument("--hidden", type=_hidden_units, default=(50, 50), help="hidden layer widths (default 50,50)")
     fit.add_argument("--epochs", type=_positive_int, default=500)
     fit.add_argument("--batch-size", type=_positive_int, default=100)
@@ -148,6 +154,7 @@ def _hidden_units(text):
 
 def _fit(args):
     _refuse_overwrite(args.out, args.force)
+    _check_inference(args)
     if args.data is None:
         if args.target:
             raise UsageError("--target goes with --data; the built-in data set has its own target.")
@@ -181,7 +188,9 @@ def _fit(args):
         "class_names": list(dataset.class_names) if dataset.class_names is not None else None,
         "data": str(args.data) if args.data else "built-in gap_regression",
         "model": {
-            "estimator": args.estimator,
+            "inference": args.inference,
+            "estimator": args.estimator or ("flipout" if args.inference == "variational" else None),
+            "members": args.members if args.inference == "ensemble" else None,
             "hidden": list(args.hidden),
             "epochs": args.epochs,
             "batch_size": args.batch_size,
@@ -203,6 +212,16 @@ def _fit(args):
     _print_metrics(report["metrics"])
 
 
+def _check_inference(args):
+    if args.estimator is not None and args.inference != "variational":
+        raise UsageError(f"--estimator goes with --inference variational, not {args.inference}.")
+    if args.inference == "ensemble" and args.samples % args.members:
+        raise UsageError(
+            f"--samples {args.samples} is not a multiple of --members {args.members}: every network of the "
+            "ensemble must be drawn equally often."
+        )
+
+
 def _split(dataset, fraction, seed):
     order = np.random.default_rng(seed).permutation(len(dataset.x))
     num_valid = int(round(fraction * len(order)))
@@ -218,10 +237,13 @@ def _build(dataset, train, args):
     common = dict(
         hidden_units=args.hidden,
         train_size=len(x),
+        inference=args.inference,
         estimator=args.estimator,
         input_mean=x.mean(axis=0),
         input_std=np.maximum(x.std(axis=0), 1e-6),
     )
+    if args.inference == "ensemble":
+        common["num_members"] = args.members
     if dataset.task == "classification":
         return tfp_bnn.make_classifier((x.shape[1],), len(dataset.class_names), **common)
     return tfp_bnn.make_regressor(
