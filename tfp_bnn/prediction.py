@@ -311,11 +311,15 @@ def _mixture_quantile(components, means, variances, num_samples, p):
         low, high = tf.reduce_min(means - spread, 0), tf.reduce_max(means + spread, 0)
     margin = 1e-3 * (high - low) + 1e-6 * (1.0 + tf.abs(high) + tf.abs(low))
     low, high = low - margin, high + margin
+    # The loop runs until every element has converged, so no element may ask for
+    # more than its dtype can resolve: a bracket far narrower than the root's
+    # magnitude would otherwise spin to max_iterations (and cost 5x the draws).
+    resolution = 4.0 * np.finfo(means.dtype.as_numpy_dtype).eps * (tf.abs(low) + tf.abs(high))
     root, _, _ = tfp.math.find_root_chandrupatla(
         mixture_cdf_minus_p,
         low=low,
         high=high,
-        position_tolerance=1e-6 * (high - low),
+        position_tolerance=tf.maximum(1e-6 * (high - low), resolution),
         value_tolerance=0.0,
         max_iterations=60,
     )
