@@ -69,9 +69,11 @@ def test_uci_benchmark_writes_the_documented_json_and_table(uci, method, tmp_pat
     assert result["num_hidden"] == 8
     assert result["rmse_mean"] == pytest.approx(result["rmse"][0]) and result["rmse_se"] == 0.0
     assert result["rmse_mean"] > 0 and math.isfinite(result["test_ll_mean"])
-    # Chosen on validation data, by the grid recorded beside it.
-    assert {"epochs", "learning_rate", "batch_size", "head"} <= set(result["hyperparameters"])
-    assert len(result["selection"]["trials"]) == math.prod(len(v) for v in uci.GRIDS[method].values())
+    # Chosen on each split's validation rows, by the grid recorded beside it.
+    assert len(result["hyperparameters"]) == len(result["selection"]) == 1
+    assert {"epochs", "learning_rate", "batch_size", "head"} <= set(result["hyperparameters"][0])
+    assert len(result["selection"][0]["trials"]) == math.prod(len(v) for v in uci.GRIDS[method].values())
+    assert result["grid"] == {k: list(v) for k, v in uci.GRIDS[method].items()}
     assert "| tiny | 1 |" in out_md.read_text()
     # The tables can be rendered again from the JSON alone.
     assert uci.main(["--table-from", str(out_json), "--markdown", str(tmp_path / "again.md")]) == 0
@@ -81,10 +83,42 @@ def test_uci_benchmark_writes_the_documented_json_and_table(uci, method, tmp_pat
 def test_uci_benchmark_scores_in_original_units(uci, tmp_path):
     """Targets around 100 with noise std 1: a standardised-unit RMSE would be far below 1."""
     folder = _uci_folder(tmp_path / "data", rows=300, num_test=60)
-    params = {**uci.FIXED["bnn"], "head": "homoscedastic", "epochs": 60}
-    result = uci.run_split("bnn", params, folder, 0, 16, 100, seed=0)
+    result, selection = uci.run_split("bnn", folder, 0, 16, 100, epochs_cap=60, seed=0)
+    assert 1 <= selection["params"]["epochs"] <= 60
     assert 0.5 < result["rmse"] < 4.0, result
     assert -4.0 < result["test_ll"] < -1.0, result  # N(0, 1) noise alone: -1.42
+
+
+def test_uci_search_stops_after_patience_checkpoints_without_improvement(uci, tmp_path):
+    """Each search run's curve ends at its best point or PATIENCE checkpoints after it."""
+    folder = _uci_folder(tmp_path / "data", rows=300, num_test=60)
+    x, y, _, _ = uci.data.load_uci(folder, 0)
+    selection = uci.select("bnn", x, y, 8, 100, epochs_cap=64, seed=0)
+    for trial in selection["trials"]:
+        scores = [point["test_ll"] for point in trial["curve"]]
+        best = int(np.argmax(scores))
+        assert trial["epochs"] == trial["curve"][best]["epochs"]
+        assert len(scores) - 1 - best <= uci.PATIENCE
+        if len(scores) < len(uci.CHECKPOINTS):  # stopped early: exactly PATIENCE misses in a row
+            assert len(scores) - 1 - best == uci.PATIENCE
+
+
+def test_uci_tables_merge_runs_of_different_data_sets(uci, tmp_path):
+    """Long runs split over processes (--datasets a / --datasets b) merge into one report."""
+    _uci_folder(tmp_path / "data", name="one", seed=1)
+    _uci_folder(tmp_path / "data", name="two", seed=2)
+    common = ["--data-dir", str(tmp_path / "data"), "--splits", "1", "--max-epochs", "2", "--samples", "100"]
+    for name in ("one", "two"):
+        assert uci.main([*common, "--datasets", name, "--json", str(tmp_path / f"{name}.json")]) == 0
+    merged, table = tmp_path / "merged.json", tmp_path / "merged.md"
+    assert uci.main(["--table-from", str(tmp_path / "one.json"), str(tmp_path / "two.json"),
+                     "--json", str(merged), "--markdown", str(table)]) == 0
+    report = json.loads(merged.read_text())
+    assert list(report["datasets"]) == ["one", "two"]
+    for name in ("one", "two"):
+        alone = json.loads((tmp_path / f"{name}.json").read_text())["datasets"][name]
+        assert report["datasets"][name] == alone
+        assert f"| {name} | 1 |" in table.read_text()
 
 
 def test_uci_benchmark_refuses_an_unknown_data_set_before_any_work(uci, tmp_path, capsys):
