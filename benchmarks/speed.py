@@ -5,9 +5,18 @@
 Machines are noisy (this one has two cores shared with other jobs), so every
 comparison is measured side by side in one process: the cases of one table
 row group take turns, R rounds in a rotating order, and we report medians of
-the times and medians of the per-round ratios.
+the times and medians of the per-round ratios. Some rounds of this machine
+run in a slow mode: a whole ``fit`` at a fixed ~5 ms per step (the same
+1.285 s per 2x256 batch-32 epoch whatever the estimator, thread settings or
+steps per execution), as if each step waited for a scheduler tick; the raw
+seconds of every round are in the JSON, so a median that landed in it can be
+told apart.
 
-* Training: seconds per epoch of ``model.fit`` (8,192 examples, 8 features) for
+* Training: seconds per epoch of ``model.fit`` (8,192 examples, 8 features;
+  one timed run is a ``fit`` of ``epochs_per_run`` epochs divided by that
+  number, as a user's ``fit`` of many epochs pays ``fit``'s set-up once, not
+  every epoch: a ``fit(epochs=1)`` spends ~35 ms building its data pipeline
+  and callbacks, more than a whole steady 1x50 epoch at batch 256) for
   every Bayesian estimator of ``tfp_bnn.make_regressor``, MC dropout and a
   5-member ensemble, and the same-shape deterministic Keras model with the
   same ``NormalHead`` (a ``tf_keras.Sequential`` compiled with the same
@@ -51,7 +60,8 @@ FULL = {
     "num_samples": 100,
     "shapes": {"1x50": (50,), "2x256": (256, 256)},
     "batch_sizes": (32, 256),
-    "repeats": 5,
+    "epochs_per_run": 4,
+    "repeats": 7,
 }
 QUICK = {  # a smoke run of every code path, not a measurement
     "num_train": 256,
@@ -59,6 +69,7 @@ QUICK = {  # a smoke run of every code path, not a measurement
     "num_samples": 10,
     "shapes": {"1x8": (8,)},
     "batch_sizes": (32,),
+    "epochs_per_run": 1,
     "repeats": 1,
     "only": ("keras deterministic", "flipout", "reparameterization", "ensemble", "flipout, steps_per_execution=1"),
 }
@@ -139,32 +150,36 @@ def _tfp_bnn_regressor(case, hidden, num_train):
 
 
 class KerasTraining:
-    """One epoch of ``model.fit``."""
+    """``model.fit`` for ``epochs`` epochs."""
 
-    def __init__(self, case, hidden, batch_size, x, y):
+    def __init__(self, case, hidden, batch_size, x, y, epochs):
         if case == DETERMINISTIC:
             self.model = _keras_deterministic(hidden, len(x))
         else:
             self.model = _tfp_bnn_regressor(case, hidden, len(x))
-        self.batch_size, self.x, self.y = batch_size, x, y
+        self.batch_size, self.x, self.y, self.epochs = batch_size, x, y, epochs
 
     def run(self):
-        self.model.fit(self.x, self.y, batch_size=self.batch_size, epochs=1, verbose=0)
+        self.model.fit(self.x, self.y, batch_size=self.batch_size, epochs=self.epochs, verbose=0)
 
 
 class TorchTraining:
-    """One epoch of the usual PyTorch loop over a Bayesian-Torch MLP: NLL + KL / N, Adam."""
+    """``epochs`` epochs of the usual PyTorch loop over a Bayesian-Torch MLP: NLL + KL / N, Adam."""
 
-    def __init__(self, estimator, hidden, batch_size, x, y):
+    def __init__(self, estimator, hidden, batch_size, x, y, epochs):
         import torch
 
         self.torch = torch
         self.net = _torch_mlp(estimator, hidden)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=LEARNING_RATE)
         self.x, self.y = torch.from_numpy(x), torch.from_numpy(y)
-        self.batch_size = batch_size
+        self.batch_size, self.epochs = batch_size, epochs
 
     def run(self):
+        for _ in range(self.epochs):
+            self._epoch()
+
+    def _epoch(self):
         torch = self.torch
         order = torch.randperm(len(self.x))
         for start in range(0, len(self.x), self.batch_size):
@@ -203,10 +218,10 @@ def _torch_mlp(estimator, hidden):
     return MLP()
 
 
-def make_training(case, hidden, batch_size, x, y):
+def make_training(case, hidden, batch_size, x, y, epochs=1):
     if case.startswith("bayesian-torch "):
-        return TorchTraining(case.split(" ", 1)[1], hidden, batch_size, x, y)
-    return KerasTraining(case, hidden, batch_size, x, y)
+        return TorchTraining(case.split(" ", 1)[1], hidden, batch_size, x, y, epochs)
+    return KerasTraining(case, hidden, batch_size, x, y, epochs)
 
 
 # -- cases: prediction ----------------------------------------------------------------------------------
@@ -327,21 +342,23 @@ def median_ratio(numerator, denominator):
 
 def bench_training(settings, torch, log):
     x, y = _data(settings["num_train"], seed=0)
+    epochs = settings["epochs_per_run"]
     rows = []
     for shape, hidden in settings["shapes"].items():
         for batch_size in settings["batch_sizes"]:
             runners = {
-                case: make_training(case, hidden, batch_size, x, y)
+                case: make_training(case, hidden, batch_size, x, y, epochs)
                 for case in training_cases(torch, settings.get("only"))
             }
             times = interleaved(runners, settings["repeats"])
-            for case, seconds in times.items():
+            for case, run_seconds in times.items():
+                seconds = [s / epochs for s in run_seconds]
                 rows.append({
                     "shape": shape,
                     "batch_size": batch_size,
                     "case": case,
                     "seconds_per_epoch": statistics.median(seconds),
-                    "ratio_to_deterministic": median_ratio(seconds, times[DETERMINISTIC]),
+                    "ratio_to_deterministic": median_ratio(run_seconds, times[DETERMINISTIC]),
                     "seconds": seconds,
                 })
                 log(f"train {shape} batch {batch_size} {case}: {rows[-1]['seconds_per_epoch']:.3f} s/epoch, "
@@ -453,7 +470,9 @@ def bench_memory(torch, quick, log):
 
 
 def markdown(report):
-    lines = ["## Training: seconds per epoch (median) and ratio to the deterministic model", ""]
+    epochs = report["settings"].get("epochs_per_run", 1)
+    lines = ["## Training: seconds per epoch (median) and ratio to the deterministic model", "",
+             f"One timed run = `fit` (or Bayesian-Torch's loop) of {epochs} epoch(s), divided by {epochs}.", ""]
     training = report["training"]
     configs = list(dict.fromkeys((row["shape"], row["batch_size"]) for row in training))
     lines.append("| case | " + " | ".join(f"{shape} batch {batch}" for shape, batch in configs) + " |")
@@ -500,7 +519,7 @@ def _versions(torch):
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeats", type=int, help="rounds per comparison (default 5; 1 with --quick)")
+    parser.add_argument("--repeats", type=int, help="rounds per comparison (default 7; 1 with --quick)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run, not a measurement")
     parser.add_argument("--no-torch", action="store_true", help="skip Bayesian-Torch even if it is installed")
     parser.add_argument("--no-memory", action="store_true", help="skip the per-process memory measurements")

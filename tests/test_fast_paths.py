@@ -50,3 +50,31 @@ def test_fit_with_several_steps_per_execution_runs_every_batch_once():
     model.compile()
     model.fit(x, x[:, 0], batch_size=8, epochs=3, verbose=0)  # 13 batches: 32 > an epoch, and a partial batch
     assert model.optimizer.iterations.numpy() == 3 * 13
+
+
+def test_recorded_weight_draws_replay_the_same_networks_without_new_random_numbers():
+    layer = tfp_bnn.BayesianDense(OUT, estimator="flipout", kernel_posterior=tfp_bnn.MeanFieldNormal(0.3))
+    x = np.random.default_rng(1).normal(size=(6, IN)).astype(np.float32)
+    layer(x)
+    record = []
+    with sampling.weight_draws(4, seed=tf.constant([1, 2]), record=record):
+        first = layer(np.tile(x, [4, 1])).numpy()
+    assert [w.shape for w in record] == [(4, IN * OUT + OUT)]
+    # Another seed, but the recorded weights: the same four networks.
+    with sampling.weight_draws(4, seed=tf.constant([3, 4]), weights=record):
+        replayed = layer(np.tile(x, [4, 1])).numpy()
+    np.testing.assert_array_equal(replayed, first)
+    with sampling.weight_draws(4, seed=tf.constant([3, 4])):
+        fresh = layer(np.tile(x, [4, 1])).numpy()
+    assert np.abs(fresh - first).max() > 0.1
+
+
+@pytest.mark.parametrize("estimator", ["flipout", "variational"])
+def test_prediction_draws_the_weights_once_so_chunks_do_not_change_the_networks(estimator):
+    model = tfp_bnn.make_regressor((IN,), hidden_units=(8,), train_size=100, estimator=estimator,
+                                   kernel_posterior=tfp_bnn.MeanFieldNormal(0.3))
+    x = np.random.default_rng(2).normal(size=(23, IN)).astype(np.float32)
+    whole = tfp_bnn.predict(model, x, num_samples=10, seed=5, batch_size=23)
+    chunked = tfp_bnn.predict(model, x, num_samples=10, seed=5, batch_size=4)
+    np.testing.assert_allclose(chunked.draw_means, whole.draw_means, rtol=1e-5, atol=1e-6)
+    assert whole.draw_means.std(axis=0).min() > 1e-3  # ten different networks, not one

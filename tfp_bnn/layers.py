@@ -180,7 +180,10 @@ class _BayesianLayer(tf_keras.layers.Layer):
             # and local reparameterization only lower the variance of training gradients;
             # the predictive distribution is the same, and draw t is then one network for
             # all inputs (coherent sampled curves).
-            params = self.posterior.distribution().sample(num_draws, seed=seeds[0])
+            def sample():
+                return self.posterior.distribution().sample(num_draws, seed=seeds[0])
+
+            params = mode.layer_weights(sample) if mode.kind == "draws" else sample()
             kernel, bias = self._split(params)
             y = self._add_bias(self._apply_kernel(x, kernel), bias)
         elif self.estimator == "flipout":

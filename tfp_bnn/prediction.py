@@ -18,7 +18,10 @@ The ``T`` draws are independent networks: inside
 samples at once and applies draw ``t`` to copy ``t`` of the batch (one batched
 matmul), all in one ``tf.function``. Copying the batch ``T`` times through an
 ordinary forward pass would instead share one weight draw among the copies.
-Inputs go through in chunks, so memory stays bounded for any ``N``.
+Inputs go through in chunks, so memory stays bounded for any ``N``; the weights
+are drawn once per call, in a graph of their own, and every chunk reuses them
+(the same ``T`` networks for all inputs, and ``T`` copies of a large layer's
+weights are not drawn again for each chunk).
 
 The graph of one chunk is built by :func:`predictive_summary` (and
 :func:`predictive_draws`, :func:`predictive_samples`), plain functions of
@@ -133,7 +136,7 @@ def predict(model, x, *, num_samples=100, seed=None, level=0.95, batch_size=None
     function = _cached(
         model, ("predict", num_samples, float(level)), lambda: _summary_fn(model, num_samples, level)
     )
-    parts = _run_chunks(function, (x,), num_samples, seed, batch_size)
+    parts = _run_chunks(model, function, (x,), num_samples, seed, batch_size)
     if head.task == "classification":
         return ClassificationPrediction(**parts)
     return RegressionPrediction(level=float(level), **parts)
@@ -150,7 +153,7 @@ def log_likelihoods(model, x, y, *, num_samples=100, seed=None, batch_size=None)
     x = validation.check_inputs(x, model.input_shape[1:])
     y = validation.check_targets(y, head, num_examples=len(x))
     function = _cached(model, ("log_likelihoods", num_samples), lambda: _log_likelihood_fn(model, num_samples))
-    return _run_chunks(function, (x, y), num_samples, seed, batch_size)["log_likelihoods"]
+    return _run_chunks(model, function, (x, y), num_samples, seed, batch_size)["log_likelihoods"]
 
 
 # -- graph functions -----------------------------------------------------------
@@ -184,14 +187,14 @@ def _by_draw(tensor, num_samples):
     return tf.reshape(tensor, tf.concat([[num_samples, -1], tf.shape(tensor)[1:]], axis=0))
 
 
-def _draws(model, x, num_samples, seed):
+def _draws(model, x, num_samples, seed, weights=None):
     """The output distribution for ``T`` independent weight draws, batch ``[T * B]``."""
-    with sampling.weight_draws(num_samples, seed):
+    with sampling.weight_draws(num_samples, seed, weights=weights):
         stacked = tf.tile(x, tf.concat([[num_samples], tf.ones([tf.rank(x) - 1], tf.int32)], axis=0))
         return model(stacked, training=False)
 
 
-def predictive_draws(model, x, *, num_samples, seed):
+def predictive_draws(model, x, *, num_samples, seed, weights=None):
     """Graph function: the head's distribution and what each of ``T`` weight draws predicts.
 
     Call it inside a ``tf.function`` (or any graph being built); nothing runs
@@ -202,6 +205,8 @@ def predictive_draws(model, x, *, num_samples, seed):
       x: float32 tensor ``[B, *input_shape]``.
       num_samples: Python int ``T``.
       seed: stateless seed, int32 tensor ``[2]`` (:func:`tfp_bnn.sampling.stateless_seed`).
+      weights: optional weight draws of the Bayesian layers for this seed, as
+        :func:`tfp_bnn.sampling.weight_draws` takes them; drawn here if None.
 
     Returns:
       ``(dist, stats)``: the output distribution with batch ``[T * B]``
@@ -209,11 +214,11 @@ def predictive_draws(model, x, *, num_samples, seed):
       each reshaped to ``[T, B, ...]``.
     """
     head = _head(model)
-    dist = _draws(model, x, num_samples, seed)
+    dist = _draws(model, x, num_samples, seed, weights)
     return dist, {k: _by_draw(v, num_samples) for k, v in head.draw_statistics(dist).items()}
 
 
-def predictive_summary(model, x, *, num_samples, seed, level=0.95):
+def predictive_summary(model, x, *, num_samples, seed, level=0.95, weights=None):
     """Graph function: the tensors of :func:`predict` for one batch ``x``.
 
     Regression: ``mean``, ``aleatoric_variance``, ``epistemic_variance``,
@@ -225,13 +230,13 @@ def predictive_summary(model, x, *, num_samples, seed, level=0.95):
     :func:`predictive_draws`.
     """
     head = _head(model)
-    dist, stats = predictive_draws(model, x, num_samples=num_samples, seed=seed)
+    dist, stats = predictive_draws(model, x, num_samples=num_samples, seed=seed, weights=weights)
     if head.task == "classification":
         return _entropy_split(stats["probs"])
     return _variance_split(head, dist, stats, num_samples, level)
 
 
-def predictive_samples(model, x, *, num_samples, seed):
+def predictive_samples(model, x, *, num_samples, seed, weights=None):
     """Graph function: one draw ``y_t ~ p(y | x, w_t)`` for each of ``T`` weight draws.
 
     Together the ``T`` values are a sample of the predictive mixture.
@@ -244,7 +249,7 @@ def predictive_samples(model, x, *, num_samples, seed):
     seed derived from it.
     """
     head = _head(model)
-    dist, stats = predictive_draws(model, x, num_samples=num_samples, seed=seed)
+    dist, stats = predictive_draws(model, x, num_samples=num_samples, seed=seed, weights=weights)
     sample_seed = tfp.random.split_seed(seed, n=1, salt="tfp_bnn.predictive_samples")[0]
     if head.task == "classification":
         probs = stats["probs"]
@@ -254,12 +259,40 @@ def predictive_samples(model, x, *, num_samples, seed):
     return {"samples": samples, "draw_means": stats["mean"], "draw_variances": stats["variance"]}
 
 
+def _weights_fn(model, num_samples):
+    """``tf.function`` ``seed -> [T, size]`` weight draws of every Bayesian layer, in call order.
+
+    Records what the layers draw on a forward pass of one input (the rest of
+    that graph is pruned away): the same seeds, so the same draws, as a chunk
+    that samples its own.
+    """
+    one_input = tf.zeros([num_samples, *model.input_shape[1:]])
+
+    @tf.function(input_signature=[_SEED_SPEC])
+    def weights(seed):
+        record = []
+        with sampling.weight_draws(num_samples, seed, record=record):
+            model(one_input, training=False)
+        return record
+
+    return weights
+
+
+def _cached_weights_fn(model, num_samples):
+    return _cached(model, ("weights", num_samples), lambda: _weights_fn(model, num_samples))
+
+
+def _weight_specs(model, num_samples):
+    outputs = _cached_weights_fn(model, num_samples).get_concrete_function().structured_outputs
+    return [tf.TensorSpec.from_tensor(t) for t in outputs]
+
+
 def _summary_fn(model, num_samples, level):
     spec = tf.TensorSpec([None, *model.input_shape[1:]], tf.float32)
 
-    @tf.function(input_signature=[spec, _SEED_SPEC])
-    def summary(x, seed):
-        return predictive_summary(model, x, num_samples=num_samples, seed=seed, level=level)
+    @tf.function(input_signature=[spec, _SEED_SPEC, _weight_specs(model, num_samples)])
+    def summary(x, seed, weights):
+        return predictive_summary(model, x, num_samples=num_samples, seed=seed, level=level, weights=weights)
 
     return summary
 
@@ -267,9 +300,9 @@ def _summary_fn(model, num_samples, level):
 def _log_likelihood_fn(model, num_samples):
     spec = tf.TensorSpec([None, *model.input_shape[1:]], tf.float32)
 
-    @tf.function(input_signature=[spec, tf.TensorSpec(None, tf.float32), _SEED_SPEC])
-    def log_likelihood(x, y, seed):
-        dist = _draws(model, x, num_samples, seed)
+    @tf.function(input_signature=[spec, tf.TensorSpec(None, tf.float32), _SEED_SPEC, _weight_specs(model, num_samples)])
+    def log_likelihood(x, y, seed, weights):
+        dist = _draws(model, x, num_samples, seed, weights)
         stacked = tf.tile(y, tf.concat([[num_samples], tf.ones([tf.rank(y) - 1], tf.int32)], axis=0))
         return {"log_likelihoods": _by_draw(dist.log_prob(tf.cast(stacked, dist.dtype)), num_samples)}
 
@@ -346,22 +379,26 @@ def _entropy_split(draw_probs):
 # -- chunking ---------------------------------------------------------------------
 
 
-def _run_chunks(function, arrays, num_samples, seed, batch_size):
+def _run_chunks(model, function, arrays, num_samples, seed, batch_size):
     num_inputs = len(arrays[0])
     if batch_size is None:
         per_row = int(np.prod(arrays[0].shape[1:])) or 1
         rows = min(_ROWS_PER_CHUNK, max(1, _ELEMENTS_PER_CHUNK // per_row))
         batch_size = max(1, rows // num_samples)
-    # Every chunk uses the same seed, so weight draw t is the same network for
-    # all inputs (coherent sampled curves). Without a seed, one is drawn from
-    # NumPy's global generator (which tf_keras.utils.set_random_seed seeds).
+    # The weights are drawn once and every chunk reuses them, so weight draw t is
+    # the same network for all inputs (coherent sampled curves), and a large
+    # layer's T weight copies are not drawn again per chunk (1.3x faster for
+    # a 2x256 MLP, benchmarks/speed.py). Random numbers the layers draw per row
+    # (MC dropout masks) derive from the same seed. Without a seed, one is drawn
+    # from NumPy's global generator (which tf_keras.utils.set_random_seed seeds).
     if seed is None:
         seed = int(np.random.randint(0, 2**31 - 1))
     seed = sampling.stateless_seed(int(seed))
+    weights = _cached_weights_fn(model, num_samples)(seed)
     parts = []
     for start in range(0, num_inputs, int(batch_size)):
         chunk = [tf.constant(a[start : start + int(batch_size)]) for a in arrays]
-        parts.append({k: v.numpy() for k, v in function(*chunk, seed).items()})
+        parts.append({k: v.numpy() for k, v in function(*chunk, seed, weights).items()})
     # Per-draw arrays are [T, N, ...]: chunks join on the example axis.
     return {
         key: np.concatenate([p[key] for p in parts], axis=1 if key.startswith("draw_") or key == "log_likelihoods" else 0)

@@ -33,7 +33,12 @@ class Mode:
     kind: str = "single"
     num_draws: int = 1
     seed: tf.Tensor | None = None
+    # "draws" only: weight draws to use instead of sampling (one [T, size] tensor per
+    # Bayesian layer, in call order), and a list that collects the draws the layers make.
+    weights: list | None = None
+    record: list | None = None
     _layers_seeded: int = 0
+    _layers_drawn: int = 0
 
     @property
     def key(self):
@@ -50,6 +55,22 @@ class Mode:
             return None
         self._layers_seeded += 1
         return tf.random.experimental.stateless_fold_in(self.seed, self._layers_seeded)
+
+    def layer_weights(self, sample):
+        """The ``[T, size]`` weight draws of the next Bayesian layer traced.
+
+        ``sample()`` draws them, unless ``weights`` were given: then the
+        layer's entry is used as it is (the same networks again without
+        paying for the random numbers again). Appended to ``record`` if set.
+        """
+        if self.weights is not None:
+            params = self.weights[self._layers_drawn]
+        else:
+            params = sample()
+        self._layers_drawn += 1
+        if self.record is not None:
+            self.record.append(params)
+        return params
 
 
 _DEFAULT = Mode()
@@ -74,7 +95,7 @@ def _entered(mode):
         stack.pop()
 
 
-def weight_draws(num_draws, seed=None):
+def weight_draws(num_draws, seed=None, *, weights=None, record=None):
     """Context in which Bayesian layers use ``num_draws`` independent weight draws.
 
     Args:
@@ -82,10 +103,17 @@ def weight_draws(num_draws, seed=None):
         draw-major (``tf.tile(x, [T, 1])``).
       seed: optional stateless seed, an int32 tensor of shape ``[2]``; with it
         the draws are a deterministic function of the seed.
+      weights: optional list of each Bayesian layer's ``[T, size]`` weight
+        draws, in call order, as collected by ``record``: the layers use them
+        instead of sampling. :func:`tfp_bnn.predict` draws the weights once
+        and reuses them for every chunk of inputs, since drawing ``T`` copies
+        of a large layer's weights costs as much as a chunk's matmuls.
+      record: optional list; each Bayesian layer appends the weight draws it
+        uses.
     """
     if int(num_draws) < 1:
         raise ValueError(f"num_draws must be a positive integer, got {num_draws!r}.")
-    return _entered(Mode("draws", int(num_draws), seed))
+    return _entered(Mode("draws", int(num_draws), seed, weights=weights, record=record))
 
 
 def posterior_mean():
