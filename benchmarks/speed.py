@@ -5,12 +5,16 @@
 Machines are noisy (this one has two cores shared with other jobs), so every
 comparison is measured side by side in one process: the cases of one table
 row group take turns, R rounds in a rotating order, and we report medians of
-the times and medians of the per-round ratios. Some rounds of this machine
-run in a slow mode: a whole ``fit`` at a fixed ~5 ms per step (the same
-1.285 s per 2x256 batch-32 epoch whatever the estimator, thread settings or
-steps per execution), as if each step waited for a scheduler tick; the raw
-seconds of every round are in the JSON, so a median that landed in it can be
-told apart.
+the times and medians of the per-round ratios; the raw seconds of every
+round are in the JSON.
+
+On 2 cores, tf.data's autotuner made about half of Keras's ``fit`` calls run
+every step at a fixed ~5 ms (the same 1.29 s per 2x256 batch-32 epoch
+whatever the estimator, thread settings or steps per execution; 10/10 fits
+at 0.67-0.74 s with autotuning off). ``BayesianModel.fit`` feeds arrays with
+autotuning off; the plain Keras model does not, so the table also has
+``deterministic, tfp_bnn fit``: the same deterministic network fed as
+tfp_bnn feeds its models.
 
 * Training: seconds per epoch of ``model.fit`` (8,192 examples, 8 features;
   one timed run is a ``fit`` of ``epochs_per_run`` epochs divided by that
@@ -22,7 +26,8 @@ told apart.
   same ``NormalHead`` (a ``tf_keras.Sequential`` compiled with the same
   ``steps_per_execution``), for a 1x50 and a 2x256 ReLU MLP at batch 32 and
   256. ``flipout, steps_per_execution=1`` is tf_keras's default execution, to
-  show what ``BayesianModel.compile``'s default of 32 buys.
+  show what ``BayesianModel.compile``'s default of 32 buys; ratios are to the
+  plain Keras model, what a Keras user would otherwise train.
 * Prediction: ``T = 100`` draws for 10,000 inputs, all cases computing the same
   ``(T, N)`` per-draw log-likelihoods: tfp_bnn's one graph
   (``tfp_bnn.log_likelihoods``), a Python loop of ``T`` calls ``model(x)``, and
@@ -71,7 +76,7 @@ QUICK = {  # a smoke run of every code path, not a measurement
     "batch_sizes": (32,),
     "epochs_per_run": 1,
     "repeats": 1,
-    "only": ("keras deterministic", "flipout", "reparameterization", "ensemble", "flipout, steps_per_execution=1"),
+    "only": ("keras deterministic", "deterministic, tfp_bnn fit", "flipout", "reparameterization", "ensemble", "flipout, steps_per_execution=1"),
 }
 NUM_FEATURES = 8
 ENSEMBLE_SIZE = 5
@@ -106,12 +111,15 @@ TFP_BNN_TRAINING = {
     "ensemble": {"inference": "ensemble", "num_members": ENSEMBLE_SIZE},
 }
 DETERMINISTIC = "keras deterministic"
+# The same deterministic network as a tfp_bnn model: its fit feeds arrays with tf.data
+# autotuning off (BayesianModel.fit), which the plain Keras model above does not.
+DETERMINISTIC_TFP_BNN = "deterministic, tfp_bnn fit"
 SLOW_EXECUTION = "flipout, steps_per_execution=1"
 TORCH_ESTIMATORS = {"reparameterization": "LinearReparameterization", "flipout": "LinearFlipout"}
 
 
 def training_cases(torch, only=None):
-    cases = [DETERMINISTIC, *TFP_BNN_TRAINING, SLOW_EXECUTION]
+    cases = [DETERMINISTIC, DETERMINISTIC_TFP_BNN, *TFP_BNN_TRAINING, SLOW_EXECUTION]
     if torch:
         cases += [f"bayesian-torch {name}" for name in TORCH_ESTIMATORS]
     return [case for case in cases if only is None or case in only or case.startswith("bayesian-torch")]
@@ -140,7 +148,10 @@ def _tfp_bnn_regressor(case, hidden, num_train):
 
     import tfp_bnn
 
-    kwargs = TFP_BNN_TRAINING["flipout" if case == SLOW_EXECUTION else case]
+    if case == DETERMINISTIC_TFP_BNN:
+        kwargs = {"regime": "probabilistic"}
+    else:
+        kwargs = TFP_BNN_TRAINING["flipout" if case == SLOW_EXECUTION else case]
     model = tfp_bnn.make_regressor((NUM_FEATURES,), hidden_units=hidden, train_size=num_train, **kwargs)
     model.compile(
         optimizer=tf_keras.optimizers.Adam(LEARNING_RATE),
@@ -437,7 +448,7 @@ def memory_specs(torch, quick):
     if torch:
         specs.append({"kind": "import", "case": "torch"})
     only = QUICK["only"] if quick else None
-    specs += [{"kind": "train", "case": case} for case in training_cases(torch, only) if case != SLOW_EXECUTION]
+    specs += [{"kind": "train", "case": case} for case in training_cases(torch, only) if case not in (SLOW_EXECUTION, DETERMINISTIC_TFP_BNN)]
     specs += [
         {"kind": "predict", "case": model, "strategy": strategy}
         for model, strategy in prediction_cases(torch, only)

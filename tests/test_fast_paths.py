@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import tensorflow as tf
+import tf_keras
 
 import tfp_bnn
 from tfp_bnn import sampling
@@ -78,3 +79,45 @@ def test_prediction_draws_the_weights_once_so_chunks_do_not_change_the_networks(
     chunked = tfp_bnn.predict(model, x, num_samples=10, seed=5, batch_size=4)
     np.testing.assert_allclose(chunked.draw_means, whole.draw_means, rtol=1e-5, atol=1e-6)
     assert whole.draw_means.std(axis=0).min() > 1e-3  # ten different networks, not one
+
+
+def test_flipout_flips_the_shared_perturbation_with_fair_independent_signs():
+    # One input equal to 1: example n sees M + r_n s_n dW, so y_n - M is +-dW with the sign
+    # r_n s_nj, which must be +1 or -1 with probability 1/2, independently across outputs.
+    rows = 4000
+    layer = tfp_bnn.BayesianDense(OUT, estimator="flipout", use_bias=False,
+                                  kernel_posterior=tfp_bnn.MeanFieldNormal(0.3))
+    layer.build((None, 1))
+    deviation = layer(tf.ones([rows, 1])).numpy() - layer.posterior.distribution().mean().numpy()
+    np.testing.assert_allclose(np.abs(deviation), np.abs(deviation[:1]).repeat(rows, 0), rtol=1e-5)
+    signs = np.sign(deviation)
+    standard_error = np.sqrt(0.25 / rows)
+    assert np.all(np.abs((signs > 0).mean(axis=0) - 0.5) < 4 * standard_error)
+    correlation = np.corrcoef(signs, rowvar=False)[np.triu_indices(OUT, 1)]
+    assert np.all(np.abs(correlation) < 4 * 2 * standard_error)
+
+
+@pytest.mark.parametrize("steps_per_execution", [1, 32])
+def test_fit_feeds_arrays_in_the_same_batches_as_keras(steps_per_execution):
+    # BayesianModel.fit hands Keras a dataset of the arrays (autotuning off); Keras's own
+    # fit of the same arrays must give the same history and weights: same batches, same
+    # validation_split rows, same sample weights, same partial last batch.
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(103, IN)).astype(np.float32)
+    y = (x.sum(axis=1, keepdims=True) + 0.1 * rng.normal(size=(103, 1))).astype(np.float32)
+    weights = rng.uniform(0.1, 2.0, size=103).astype(np.float32)
+    histories, final_weights = [], []
+    for fit in (tfp_bnn.BayesianModel.fit, tf_keras.Model.fit):
+        tf_keras.utils.set_random_seed(0)
+        model = tfp_bnn.make_regressor((IN,), hidden_units=(8,), regime="probabilistic")
+        model.compile(optimizer=tf_keras.optimizers.SGD(0.05), steps_per_execution=steps_per_execution)
+        history = fit(model, x, y, batch_size=10, epochs=3, shuffle=False, sample_weight=weights,
+                      validation_split=0.25, verbose=0)
+        histories.append(history.history)
+        final_weights.append(model.get_weights())
+        assert model.optimizer.iterations.numpy() == 3 * 8  # 78 training rows in batches of 10
+    assert sorted(histories[0]) == sorted(histories[1])
+    for name in histories[0]:
+        np.testing.assert_allclose(histories[0][name], histories[1][name], rtol=1e-5, err_msg=name)
+    for ours, keras in zip(*final_weights):
+        np.testing.assert_allclose(ours, keras, rtol=1e-5, atol=1e-6)

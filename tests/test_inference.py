@@ -93,7 +93,7 @@ def _numpy_kl(layer):
 
 
 def test_fit_reports_mean_nll_plus_kl_over_n_with_the_posterior_mean():
-    num_train = 96
+    num_train = 100  # three batches of 32 and one of 4: the means are over examples, not batches
     rng = np.random.default_rng(3)
     x = rng.normal(size=(num_train, 2)).astype(np.float32)
     y = (x[:, 0] - 0.5 * x[:, 1] ** 2 + 0.3 * rng.normal(size=num_train)).astype(np.float32)
