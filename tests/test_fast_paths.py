@@ -121,3 +121,26 @@ def test_fit_feeds_arrays_in_the_same_batches_as_keras(steps_per_execution):
         np.testing.assert_allclose(histories[0][name], histories[1][name], rtol=1e-5, err_msg=name)
     for ours, keras in zip(*final_weights):
         np.testing.assert_allclose(ours, keras, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("estimator", ["flipout", "variational"])
+def test_draws_one_at_a_time_are_the_networks_of_the_stacked_batch(estimator):
+    # predict runs the network below the head once per draw in a graph loop; with the
+    # same seed it must predict what the stacked [T * B] batch through every layer does.
+    from tfp_bnn import prediction
+
+    x = np.random.default_rng(4).normal(size=(37, IN)).astype(np.float32)
+    models = []
+    for _ in range(2):
+        model = tfp_bnn.make_regressor((IN,), hidden_units=(16, 8), train_size=100, estimator=estimator,
+                                       kernel_posterior=tfp_bnn.MeanFieldNormal(0.3))
+        model(x[:1])
+        models.append(model)
+    models[1].set_weights(models[0].get_weights())
+    assert prediction._body(models[0]) is not None
+    prediction._FUNCTIONS.setdefault(models[1], {})["body"] = None  # the stacked batch
+    loop, stacked = (tfp_bnn.predict(model, x, num_samples=20, seed=9) for model in models)
+    np.testing.assert_allclose(loop.draw_means, stacked.draw_means, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(loop.draw_variances, stacked.draw_variances, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(loop.upper, stacked.upper, rtol=1e-4, atol=1e-4)
+    assert loop.draw_means.std(axis=0).min() > 1e-3
