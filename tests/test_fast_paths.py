@@ -123,11 +123,15 @@ def test_fit_feeds_arrays_in_the_same_batches_as_keras(steps_per_execution):
         np.testing.assert_allclose(ours, keras, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("loop_from_rows", [0, 10**9])
 @pytest.mark.parametrize("estimator", ["flipout", "variational"])
-def test_draws_one_at_a_time_are_the_networks_of_the_stacked_batch(estimator):
-    # predict runs the network below the head once per draw in a graph loop; with the
-    # same seed it must predict what the stacked [T * B] batch through every layer does.
+def test_draws_one_at_a_time_are_the_networks_of_the_stacked_batch(estimator, loop_from_rows, monkeypatch):
+    # predict runs the network below the head once per draw in a graph loop (large
+    # batches) or stacked (small ones); with the same seed either must predict what the
+    # stacked [T * B] batch through the whole model does.
     from tfp_bnn import prediction
+
+    monkeypatch.setattr(prediction, "_LOOP_FROM_ROWS", loop_from_rows)
 
     x = np.random.default_rng(4).normal(size=(37, IN)).astype(np.float32)
     models = []
