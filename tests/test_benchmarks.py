@@ -183,3 +183,23 @@ def test_speed_limit_computes_the_same_log_likelihoods_as_tfp_bnn():
 
     np.testing.assert_allclose(quartiles(limit), quartiles(ours), rtol=0.1)
     assert np.ptp(quartiles(limit)) > 0.5  # and the draws do spread
+
+
+def test_uci_learning_rate_decays_to_zero_over_the_epoch_budget_by_epoch(uci, tmp_path):
+    """Search run (80 % of the rows) and final run (all of them) are at the same rate after the same epochs."""
+    folder = _uci_folder(tmp_path / "data", rows=300, num_test=60)
+    x, y, _, _ = uci.data.load_uci(folder, 0)
+    params = {**uci.FIXED["bnn"], "head": "normal"}
+    budget = 10
+    for rows in (len(x), int(0.8 * len(x))):
+        steps_per_epoch = math.ceil(rows / params["batch_size"])
+        for epochs in (budget // 2, budget):
+            model = uci.build("bnn", params, x[:rows], y[:rows], 8, budget)
+            model.fit(x[:rows], y[:rows], batch_size=params["batch_size"], epochs=epochs, verbose=0)
+            last_step = epochs * steps_per_epoch - 1  # the rate of the last update
+            expected = 0.5 * params["learning_rate"] * (1 + math.cos(math.pi * last_step / (budget * steps_per_epoch)))
+            assert float(model.optimizer.learning_rate) == pytest.approx(expected, rel=1e-4), (rows, epochs)
+        assert expected < 1e-3 * params["learning_rate"]  # all but 0 at the end of the budget
+    constant = uci.build("mc_dropout", {**uci.FIXED["mc_dropout"], "dropout_rate": 0.05}, x, y, 8, budget)
+    constant.fit(x, y, batch_size=32, epochs=2, verbose=0)
+    assert float(constant.optimizer.learning_rate) == pytest.approx(uci.FIXED["mc_dropout"]["learning_rate"])
