@@ -509,6 +509,7 @@ INSTANCES = [
     (heads.CategoricalHead, lambda: heads.CategoricalHead(3, name="categorical"), []),
     (heads.PointClassHead, lambda: heads.PointClassHead(4, name="point_class"), []),
     (heads.NegativeLogLikelihood, lambda: heads.NegativeLogLikelihood(name="nll"), []),
+    (heads.BetaNegativeLogLikelihood, lambda: heads.BetaNegativeLogLikelihood(beta=0.25, name="beta_nll"), []),
     (tfp_bnn.MCDropout, lambda: tfp_bnn.MCDropout(0.2, seed=3, name="mc_dropout"), []),
     (tfp_bnn.EnsembleDense,
      lambda: tfp_bnn.EnsembleDense(4, num_members=3, activation="relu", kernel_regularizer="l2", name="members"), []),

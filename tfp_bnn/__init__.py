@@ -20,6 +20,7 @@ from tfp_bnn import baselines, heads, layers, metrics, posteriors, priors, sampl
 from tfp_bnn.baselines import EnsembleDense, MCDropout
 from tfp_bnn.heads import (
     BernoulliHead,
+    BetaNegativeLogLikelihood,
     CategoricalHead,
     HomoscedasticNormalHead,
     NegativeLogLikelihood,
@@ -42,6 +43,7 @@ __all__ = [
     "BayesianDense",
     "BayesianModel",
     "BernoulliHead",
+    "BetaNegativeLogLikelihood",
     "CategoricalHead",
     "ClassificationPrediction",
     "EnsembleDense",

@@ -448,10 +448,73 @@ class NegativeLogLikelihood(tf_keras.losses.Loss):
         super().__init__(name=name, **kwargs)
 
     def call(self, y_true, y_pred):
-        dist = getattr(y_pred, "_tfp_distribution", y_pred)
-        if not hasattr(dist, "log_prob"):
-            raise TypeError(
-                "NegativeLogLikelihood needs a model whose output is a distribution: end the "
-                "network with a tfp_bnn head (tfp_bnn.heads)."
-            )
+        dist = _distribution_of(y_pred, type(self).__name__)
         return -dist.log_prob(align_target(y_true, dist))
+
+
+def _distribution_of(y_pred, loss_name):
+    # A head's output: a KerasTensor-backed value in graph mode, a _TensorCoercible eagerly.
+    dist = getattr(y_pred, "_tfp_distribution", y_pred)
+    dist = getattr(dist, "tensor_distribution", dist)
+    if not hasattr(dist, "log_prob"):
+        raise TypeError(
+            f"{loss_name} needs a model whose output is a distribution: end the network with a "
+            "tfp_bnn head (tfp_bnn.heads)."
+        )
+    return dist
+
+
+@register
+class BetaNegativeLogLikelihood(tf_keras.losses.Loss):
+    """Negative log-likelihood with each target weighted by its predicted variance to the ``beta``.
+
+    The "beta-NLL" of Seitzer et al. (2022), for heteroscedastic regression heads::
+
+        loss_i = sum_k  w_ik * -log p(y_ik | x_i),   w_ik = stop_gradient(var_ik^beta) / mean_i(...)
+
+    Why: with the plain NLL the gradient of the mean is ``(mu - y) / sigma^2``,
+    so a network that predicts large noise somewhere stops fitting the mean
+    there, and the mean ends up worse than a homoscedastic model's (on the UCI
+    data sets by 7-12 % RMSE). The weight rescales it to ``sigma^(2 beta - 2)
+    (mu - y)``: ``beta = 0`` is the NLL, ``beta = 1`` fits the mean as the mean
+    squared error does. The variance's optimum is unchanged (``sigma^2 = E[(y -
+    mu)^2 | x]``), and the weights have mean 1 over the batch (per target), so
+    the data term keeps the NLL's scale against the KL terms in ``model.losses``.
+    Weights that are constant (homoscedastic and point heads) give exactly the
+    NLL. Only training changes: the model still predicts, and is scored by, its
+    distribution (the ``nll`` in ``fit``'s logs is then the weighted loss).
+
+    Example:
+
+    >>> model = tfp_bnn.make_regressor((3,), train_size=100)
+    >>> model.compile(optimizer="adam", loss=tfp_bnn.BetaNegativeLogLikelihood(beta=0.5))
+
+    Args:
+      beta: exponent in ``[0, 1]``.
+    """
+
+    def __init__(self, beta=0.5, name="beta_negative_log_likelihood", **kwargs):
+        super().__init__(name=name, **kwargs)
+        if not 0.0 <= beta <= 1.0:
+            raise ValueError(f"beta must be in [0, 1], got {beta!r}.")
+        self.beta = float(beta)
+
+    def call(self, y_true, y_pred):
+        dist = _distribution_of(y_pred, type(self).__name__)
+        y = align_target(y_true, dist)
+        # The per-target terms: the elementwise distribution inside Independent.
+        elementwise = dist.distribution if isinstance(dist, tfd.Independent) else dist
+        nll, variance = -elementwise.log_prob(y), elementwise.variance()
+        if nll.shape.rank is not None and nll.shape.rank != variance.shape.rank:
+            raise TypeError(
+                f"BetaNegativeLogLikelihood weights each target by its variance, but "
+                f"{type(elementwise).__name__} has log-probabilities of shape {nll.shape} and variances "
+                f"of shape {variance.shape}: use it with a regression head (NormalHead, StudentTHead)."
+            )
+        weight = tf.stop_gradient(variance**self.beta)
+        weight = weight / tf.reduce_mean(weight, axis=0)
+        terms = nll * weight
+        return tf.reduce_sum(tf.reshape(terms, [tf.shape(terms)[0], -1]), axis=-1)
+
+    def get_config(self):
+        return {**super().get_config(), "beta": self.beta}

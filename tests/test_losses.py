@@ -1,0 +1,137 @@
+"""The training losses of the heads: the NLL and the beta-weighted NLL (Seitzer et al. 2022)."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_probability as tfp
+import tf_keras
+
+import tfp_bnn
+from tfp_bnn import heads
+
+tfd = tfp.distributions
+
+
+@pytest.fixture
+def regression(rng):
+    """A batch of 64 targets with two units, a Normal head's inputs for them (varied scales)."""
+    params = rng.normal(size=(64, 4)).astype(np.float32)
+    params[:, 2:] *= 2.0  # raw scales from ~0.05 to ~4: the weights differ a lot
+    y = rng.normal(size=(64, 2)).astype(np.float32)
+    return params, y
+
+
+def _loss_and_gradient(loss, head, params, y):
+    params = tf.constant(params)
+    head(params)  # builds it
+    with tf.GradientTape() as tape:
+        tape.watch(params)
+        dist = head._make_distribution(params)  # what the layer computes
+        value = loss.call(y, dist)
+        total = tf.reduce_sum(value)
+    return value.numpy(), tape.gradient(total, params).numpy(), dist
+
+
+def test_beta_zero_is_the_negative_log_likelihood(regression):
+    params, y = regression
+    head = heads.NormalHead(2, target_loc=[1.0, -1.0], target_scale=[2.0, 0.5])
+    nll, nll_grad, _ = _loss_and_gradient(heads.NegativeLogLikelihood(), head, params, y)
+    beta, beta_grad, _ = _loss_and_gradient(heads.BetaNegativeLogLikelihood(beta=0.0), head, params, y)
+    assert nll.shape == beta.shape == (64,)
+    np.testing.assert_allclose(beta, nll, rtol=1e-6)
+    np.testing.assert_allclose(beta_grad, nll_grad, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("beta", [0.5, 1.0])
+def test_constant_variance_gives_the_negative_log_likelihood(rng, beta):
+    # Homoscedastic head: every weight is 1, whatever beta.
+    head = heads.HomoscedasticNormalHead(1, initial_scale=0.7, target_scale=3.0)
+    params, y = rng.normal(size=(32, 1)).astype(np.float32), rng.normal(size=(32, 1)).astype(np.float32)
+    nll, _, _ = _loss_and_gradient(heads.NegativeLogLikelihood(), head, params, y)
+    weighted, _, _ = _loss_and_gradient(heads.BetaNegativeLogLikelihood(beta), head, params, y)
+    np.testing.assert_allclose(weighted, nll, rtol=1e-6)
+
+
+@pytest.mark.parametrize("beta", [0.0, 0.5, 1.0])
+def test_gradient_of_the_mean_scales_as_sigma_to_two_beta_minus_two(regression, beta):
+    params, y = regression
+    head = heads.NormalHead(2, target_scale=[2.0, 0.5])
+    _, grad, dist = _loss_and_gradient(heads.BetaNegativeLogLikelihood(beta), head, params, y)
+    normal = dist.distribution
+    sigma, mu = normal.scale.numpy(), normal.loc.numpy()
+    factor = np.asarray([2.0, 0.5])  # d(mu) / d(network's loc), in original units
+    weight = sigma ** (2 * beta) / np.mean(sigma ** (2 * beta), axis=0)
+    expected = weight * (mu - y) / sigma**2 * factor
+    np.testing.assert_allclose(grad[:, :2], expected, rtol=1e-4, atol=1e-6)
+    if beta == 1.0:
+        # Mean squared error's gradient, up to one factor per target.
+        ratio = grad[:, :2] / (mu - y)
+        np.testing.assert_allclose(ratio, np.broadcast_to(ratio[:1], ratio.shape), rtol=1e-4)
+
+
+@pytest.mark.parametrize("beta", [0.5, 1.0])
+def test_the_variance_is_still_fitted_to_the_squared_error(rng, beta):
+    # Where sigma^2 equals the squared residual, the gradient of the scale vanishes.
+    head = heads.NormalHead(1, scale_floor=0.0)
+    loc = rng.normal(size=(16, 1)).astype(np.float32)
+    sigma = rng.uniform(0.2, 3.0, size=(16, 1)).astype(np.float32)
+    y = loc + sigma * rng.choice([-1.0, 1.0], size=(16, 1)).astype(np.float32)
+    raw_scale = np.log(np.expm1(sigma))  # softplus inverse
+    _, grad, _ = _loss_and_gradient(heads.BetaNegativeLogLikelihood(beta), head, np.concatenate([loc, raw_scale], 1), y)
+    np.testing.assert_allclose(grad[:, 1], 0.0, atol=1e-5)
+    # ... and elsewhere it points towards it.
+    _, grad, _ = _loss_and_gradient(
+        heads.BetaNegativeLogLikelihood(beta), head, np.concatenate([loc, raw_scale + 0.5], 1), y)
+    assert np.all(grad[:, 1] > 0)
+
+
+def test_weights_average_to_one_so_the_loss_keeps_the_nll_scale(regression):
+    params, y = regression
+    dist = heads.NormalHead(2)(tf.constant(params))  # as the model outputs it (a tensor-coercible wrapper)
+    nll = -dist.distribution.log_prob(y).numpy()
+    sigma2 = dist.distribution.variance().numpy()
+    weighted = heads.BetaNegativeLogLikelihood(1.0).call(y, dist).numpy()
+    np.testing.assert_allclose(weighted, np.sum(sigma2 / sigma2.mean(0) * nll, axis=1), rtol=1e-5)
+
+
+def test_beta_out_of_range_is_refused():
+    with pytest.raises(ValueError, match=r"beta must be in \[0, 1\]"):
+        heads.BetaNegativeLogLikelihood(beta=1.5)
+
+
+def test_wrong_target_shape_names_both_shapes(regression):
+    params, _ = regression
+    dist = heads.NormalHead(2)(tf.constant(params))
+    with pytest.raises(ValueError, match=r"shape \(N, 3\).*\(N, 2\)"):
+        heads.BetaNegativeLogLikelihood()(np.zeros((64, 3), np.float32), dist)
+
+
+def test_fit_with_the_beta_loss_recovers_the_mean_and_the_noise(rng):
+    # y = 2x + noise whose scale grows linearly with x; beta = 1 fits both.
+    x = rng.uniform(-1, 1, size=(1024, 1)).astype(np.float32)
+    noise_scale = lambda x: 0.1 + 0.3 * (x + 1)  # noqa: E731
+    y = 2 * x + noise_scale(x) * rng.normal(size=x.shape).astype(np.float32)
+    tf_keras.utils.set_random_seed(0)
+    model = tfp_bnn.make_regressor((1,), hidden_units=(16,), regime="probabilistic", head=heads.NormalHead(1))
+    model.compile(optimizer=tf_keras.optimizers.Adam(0.01), loss=heads.BetaNegativeLogLikelihood(1.0))
+    model.fit(x, y, batch_size=64, epochs=100, verbose=0)
+    grid = np.array([[-0.8], [0.0], [0.8]], np.float32)
+    dist = model(grid)
+    np.testing.assert_allclose(dist.mean().numpy()[:, 0], 2 * grid[:, 0], atol=0.1)
+    np.testing.assert_allclose(dist.stddev().numpy()[:, 0], noise_scale(grid[:, 0]), atol=0.05)
+
+
+@pytest.mark.parametrize("head, beta", [(heads.NormalHead, 0.0), (heads.HomoscedasticNormalHead, 1.0)])
+def test_fit_logs_the_same_loss_as_the_nll_where_the_weights_are_one(rng, head, beta):
+    # Inside fit the output is a graph-mode distribution wrapper: the loss must see per-target terms there too.
+    x = rng.normal(size=(96, 3)).astype(np.float32)
+    y = x[:, :1] + 0.3 * rng.normal(size=(96, 1)).astype(np.float32)
+    histories = []
+    for loss in (None, heads.BetaNegativeLogLikelihood(beta)):
+        tf_keras.utils.set_random_seed(1)
+        model = tfp_bnn.make_regressor((3,), hidden_units=(8,), train_size=len(x), head=head(1))
+        model.compile(optimizer="adam", loss=loss)
+        histories.append(model.fit(x, y, batch_size=32, epochs=2, verbose=0).history)
+    np.testing.assert_allclose(histories[1]["nll"], histories[0]["nll"], rtol=1e-5)
+    np.testing.assert_allclose(histories[1]["loss"], histories[0]["loss"], rtol=1e-5)
+    assert 0.5 < histories[0]["nll"][-1] < 5.0  # per example, not summed over the batch
