@@ -7,6 +7,7 @@ every code path works and that the output files hold the documented keys.
 import importlib.util
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -72,8 +73,14 @@ def test_uci_benchmark_writes_the_documented_json_and_table(uci, method, tmp_pat
     # Chosen on each split's validation rows, by the grid recorded beside it.
     assert len(result["hyperparameters"]) == len(result["selection"]) == 1
     assert {"epochs", "learning_rate", "batch_size", "head"} <= set(result["hyperparameters"][0])
-    assert len(result["selection"][0]["trials"]) == math.prod(len(v) for v in uci.GRIDS[method].values())
-    assert result["grid"] == {k: list(v) for k, v in uci.GRIDS[method].items()}
+    configurations = list(uci.configurations(method))
+    assert len(configurations) == (len(uci.GRIDS[method]) if method == "bnn" else math.prod(
+        len(v) for v in uci.GRIDS[method].values()))
+    assert [trial["params"] for trial in result["selection"][0]["trials"]] == configurations
+    assert result["grid"] == uci._recorded_grid(method)
+    # Every configuration is reported with how often it was chosen (once in all, one split).
+    counts = re.findall(r"×(\d+)", out_md.read_text().split("Chosen per split")[1])
+    assert sum(map(int, counts)) == (1 if uci.GRIDS[method] else 0)  # one per grid key, or one in all
     assert "| tiny | 1 |" in out_md.read_text()
     # The tables can be rendered again from the JSON alone.
     assert uci.main(["--table-from", str(out_json), "--markdown", str(tmp_path / "again.md")]) == 0
@@ -203,3 +210,24 @@ def test_uci_learning_rate_decays_to_zero_over_the_epoch_budget_by_epoch(uci, tm
     constant = uci.build("mc_dropout", {**uci.FIXED["mc_dropout"], "dropout_rate": 0.05}, x, y, 8, budget)
     constant.fit(x, y, batch_size=32, epochs=2, verbose=0)
     assert float(constant.optimizer.learning_rate) == pytest.approx(uci.FIXED["mc_dropout"]["learning_rate"])
+
+
+def test_uci_configurations_set_the_kl_weight_and_the_loss_they_record(uci, tmp_path):
+    """kl_scale multiplies every Bayesian layer's 1/N; loss_beta > 0 trains with the beta-NLL."""
+    import tfp_bnn
+
+    folder = _uci_folder(tmp_path / "data", rows=300, num_test=60)
+    x, y, _, _ = uci.data.load_uci(folder, 0)
+    configurations = list(uci.configurations("bnn"))
+    assert {c["kl_scale"] for c in configurations} == {1.0, 0.25}
+    assert {c["loss_beta"] for c in configurations} == {0.0, 0.5}
+    for params in configurations:
+        model = uci.build("bnn", params, x, y, 8, 10)
+        weights = [layer.kl_weight for layer in model.layers if isinstance(layer, tfp_bnn.BayesianDense)]
+        assert len(weights) == 2
+        np.testing.assert_allclose(weights, params["kl_scale"] / len(x), rtol=1e-3)
+        loss = model.compiled_loss._losses
+        if params["loss_beta"]:
+            assert isinstance(loss, tfp_bnn.BetaNegativeLogLikelihood) and loss.beta == params["loss_beta"]
+        else:
+            assert isinstance(loss, tfp_bnn.NegativeLogLikelihood)
