@@ -231,3 +231,12 @@ def test_uci_configurations_set_the_kl_weight_and_the_loss_they_record(uci, tmp_
             assert isinstance(loss, tfp_bnn.BetaNegativeLogLikelihood) and loss.beta == params["loss_beta"]
         else:
             assert isinstance(loss, tfp_bnn.NegativeLogLikelihood)
+
+
+def test_uci_epoch_budget_is_the_step_budget_within_its_bounds(uci):
+    """STEP_BUDGET steps of batch 32, but never fewer than MIN_EPOCHS nor more than 2,000 epochs."""
+    steps = lambda rows: uci.max_epochs(rows) * math.ceil(rows / 32)  # noqa: E731
+    assert uci.max_epochs(8_000) == uci.STEP_BUDGET * 32 // 8_000  # power-sized: the step budget decides
+    assert abs(steps(8_000) - uci.STEP_BUDGET) <= math.ceil(8_000 / 32)
+    assert uci.max_epochs(36_584) == uci.MIN_EPOCHS > uci.STEP_BUDGET * 32 // 36_584  # protein-sized: the floor
+    assert uci.max_epochs(100) == 2000  # tiny data: the ceiling
