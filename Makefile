@@ -22,7 +22,7 @@ test: $(INSTALLED)  ## the test suite (what CI runs)
 tutorials: $(INSTALLED)  ## re-execute every tutorial chapter in full, saving the notebooks with their outputs
 	$(PY) tutorials/notebooks.py
 
-# The benchmarks (about 3 hours on 2 cores; not part of `make test`). The optional
+# The benchmarks (about 3.5 hours on 2 cores; not part of `make test`). The optional
 # comparison with Bayesian-Torch needs the bench extra: torch 2.13.0 (the CPU build here)
 # and bayesian-torch without its dependencies (its torchvision would pull a CUDA torch).
 UCI_DATA ?= ../shared/data/uci
