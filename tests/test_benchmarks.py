@@ -219,7 +219,7 @@ def test_uci_configurations_set_the_kl_weight_and_the_loss_they_record(uci, tmp_
     folder = _uci_folder(tmp_path / "data", rows=300, num_test=60)
     x, y, _, _ = uci.data.load_uci(folder, 0)
     configurations = list(uci.configurations("bnn"))
-    assert {c["kl_scale"] for c in configurations} == {1.0, 0.25}
+    assert {c["kl_scale"] for c in configurations} == {1.0, 0.25, 0.5}
     assert {c["loss_beta"] for c in configurations} == {0.0, 0.5}
     for params in configurations:
         model = uci.build("bnn", params, x, y, 8, 10)
