@@ -110,6 +110,30 @@ def test_uci_search_stops_after_patience_checkpoints_without_improvement(uci, tm
             assert len(scores) - 1 - best == uci.PATIENCE
 
 
+def test_uci_choice_takes_the_lowest_rmse_within_one_standard_error_of_the_best_log_likelihood(uci):
+    def trial(name, ll, se, rmse):
+        return {"params": {"name": name}, "validation_ll": ll, "validation_ll_se": se, "validation_rmse": rmse}
+
+    best, close, lower_rmse_but_far = trial("a", -2.70, 0.01, 4.5), trial("b", -2.705, 0.02, 4.3), trial("c", -2.72, 0.01, 4.1)
+    assert uci.choose([best, close, lower_rmse_but_far]) is close
+    # The standard error is the best trial's: "c" is 0.02 below "a", outside a's 0.01.
+    assert uci.choose([best, lower_rmse_but_far]) is best
+    # Without ties it is the best log-likelihood, whatever the RMSE.
+    assert uci.choose([trial("a", -2.7, 0.0, 9.0), trial("b", -2.8, 0.0, 1.0)])["params"]["name"] == "a"
+
+
+def test_uci_search_records_what_the_choice_used(uci, tmp_path):
+    folder = _uci_folder(tmp_path / "data", rows=300, num_test=60)
+    x, y, _, _ = uci.data.load_uci(folder, 0)
+    selection = uci.select("bnn", x, y, 8, 100, epochs_cap=8, seed=0)
+    for trial in selection["trials"]:
+        point = next(p for p in trial["curve"] if p["epochs"] == trial["epochs"])
+        assert (trial["validation_ll"], trial["validation_rmse"], trial["validation_ll_se"]) == (
+            point["test_ll"], point["rmse"], point["test_ll_se"])
+        assert 0 < trial["validation_ll_se"] < 0.5  # 60 validation rows, N(0, 1)-scale noise
+    assert selection["params"] == {**uci.choose(selection["trials"])["params"], "epochs": uci.choose(selection["trials"])["epochs"]}
+
+
 def test_uci_tables_merge_runs_of_different_data_sets(uci, tmp_path):
     """Long runs split over processes (--datasets a / --datasets b) merge into one report."""
     _uci_folder(tmp_path / "data", name="one", seed=1)

@@ -38,6 +38,16 @@ def test_mixture_nll_matches_the_direct_formula(rng):
     assert metrics.mixture_nll(ll) <= -np.mean(ll)
 
 
+def test_mixture_log_likelihoods_are_per_point_and_average_to_minus_the_nll(rng):
+    ll = rng.normal(-2.0, 1.0, size=(50, 20))
+    per_point = metrics.mixture_log_likelihoods(ll)
+    assert per_point.shape == (20,)
+    np.testing.assert_allclose(per_point, np.log(np.mean(np.exp(ll), axis=0)), rtol=1e-12)
+    assert -per_point.mean() == pytest.approx(metrics.mixture_nll(ll), rel=1e-12)
+    with pytest.raises(ValueError, match=r"must have shape \(T, N\), got \(20,\)"):
+        metrics.mixture_log_likelihoods(ll[0])
+
+
 def test_mixture_nll_stays_finite_where_the_direct_formula_underflows(rng):
     ll = rng.normal(-1000.0, 5.0, size=(50, 20))
     assert _direct_mixture_nll(ll) == np.inf  # exp(-1000) is 0 in float64

@@ -1,7 +1,8 @@
 """Metrics as plain functions of NumPy arrays.
 
-Regression: :func:`rmse`, :func:`mixture_nll` (from the per-draw
-log-likelihoods of :func:`tfp_bnn.log_likelihoods`), :func:`interval_coverage`,
+Regression: :func:`rmse`, :func:`mixture_nll` and, per point,
+:func:`mixture_log_likelihoods` (from the per-draw log-likelihoods of
+:func:`tfp_bnn.log_likelihoods`), :func:`interval_coverage`,
 :func:`interval_width`, :func:`crps_gaussian`, :func:`crps_ensemble`.
 Classification (integer labels, probabilities ``(N, K)``): :func:`accuracy`,
 :func:`categorical_nll`, :func:`brier_score`, :func:`expected_calibration_error`
@@ -22,6 +23,7 @@ _STANDARD_NORMAL = tfp.distributions.Normal(np.float64(0.0), np.float64(1.0))
 __all__ = [
     "rmse",
     "mixture_nll",
+    "mixture_log_likelihoods",
     "interval_coverage",
     "interval_width",
     "crps_gaussian",
@@ -46,21 +48,38 @@ def rmse(y_true, y_pred):
     return float(np.sqrt(np.mean(np.square(y_true - y_pred))))
 
 
+def mixture_log_likelihoods(log_likelihoods):
+    """Log-likelihood of each point under the Monte Carlo predictive mixture.
+
+    .. math:: \\log \\frac1T \\sum_t p(y_n | x_n, w_t)
+
+    computed as ``logsumexp_t(ll) - log T`` so that tiny per-draw likelihoods
+    do not underflow. Their spread gives the standard error of
+    :func:`mixture_nll`: ``std / sqrt(N)``.
+
+    Args:
+      log_likelihoods: ``(T, N)`` array of ``log p(y_n | x_n, w_t)``.
+
+    Returns:
+      ``(N,)`` array.
+    """
+    ll = np.asarray(log_likelihoods, np.float64)
+    if ll.ndim != 2:
+        raise ValueError(f"log_likelihoods must have shape (T, N), got {ll.shape}.")
+    return np.logaddexp.reduce(ll, axis=0) - np.log(ll.shape[0])
+
+
 def mixture_nll(log_likelihoods):
     """Mean negative log-likelihood of the Monte Carlo predictive mixture.
 
     .. math:: -\\frac1N \\sum_n \\log \\frac1T \\sum_t p(y_n | x_n, w_t)
 
-    computed as ``-mean(logsumexp_t(ll) - log T)`` so that tiny per-draw
-    likelihoods do not underflow.
+    the negated mean of :func:`mixture_log_likelihoods`.
 
     Args:
       log_likelihoods: ``(T, N)`` array of ``log p(y_n | x_n, w_t)``.
     """
-    ll = np.asarray(log_likelihoods, np.float64)
-    if ll.ndim != 2:
-        raise ValueError(f"log_likelihoods must have shape (T, N), got {ll.shape}.")
-    return float(-np.mean(np.logaddexp.reduce(ll, axis=0) - np.log(ll.shape[0])))
+    return float(-np.mean(mixture_log_likelihoods(log_likelihoods)))
 
 
 def interval_coverage(y_true, lower, upper):
