@@ -82,6 +82,9 @@ def test_uci_benchmark_writes_the_documented_json_and_table(uci, method, tmp_pat
     counts = re.findall(r"×(\d+)", out_md.read_text().split("Chosen per split")[1])
     assert sum(map(int, counts)) == (1 if uci.GRIDS[method] else 0)  # one per grid key, or one in all
     assert "| tiny | 1 |" in out_md.read_text()
+    # 64 training rows: chosen by cross-validation, and the report says so.
+    assert result["selection"][0]["validation_folds"] == uci.FOLDS
+    assert "5-fold cross-validation" in result["tuned_on"] and "| tiny | 5-fold |" in out_md.read_text()
     # The tables can be rendered again from the JSON alone.
     assert uci.main(["--table-from", str(out_json), "--markdown", str(tmp_path / "again.md")]) == 0
     assert (tmp_path / "again.md").read_text() == out_md.read_text()
@@ -90,7 +93,7 @@ def test_uci_benchmark_writes_the_documented_json_and_table(uci, method, tmp_pat
 def test_uci_benchmark_scores_in_original_units(uci, tmp_path):
     """Targets around 100 with noise std 1: a standardised-unit RMSE would be far below 1."""
     folder = _uci_folder(tmp_path / "data", rows=300, num_test=60)
-    result, selection = uci.run_split("bnn", folder, 0, 16, 100, epochs_cap=60, seed=0)
+    result, selection = uci.run_split("bnn", folder, 0, 16, 100, epochs_cap=60, seed=0, cross_validation_rows=0)
     assert 1 <= selection["params"]["epochs"] <= 60
     assert 0.5 < result["rmse"] < 4.0, result
     assert -4.0 < result["test_ll"] < -1.0, result  # N(0, 1) noise alone: -1.42
@@ -100,7 +103,8 @@ def test_uci_search_stops_after_patience_checkpoints_without_improvement(uci, tm
     """Each search run's curve ends at its best point or PATIENCE checkpoints after it."""
     folder = _uci_folder(tmp_path / "data", rows=300, num_test=60)
     x, y, _, _ = uci.data.load_uci(folder, 0)
-    selection = uci.select("bnn", x, y, 8, 100, epochs_cap=64, seed=0)
+    selection = uci.select("bnn", x, y, 8, 100, epochs_cap=64, seed=0, cross_validation_rows=0)
+    assert selection["validation_folds"] == 1
     for trial in selection["trials"]:
         scores = [point["test_ll"] for point in trial["curve"]]
         best = int(np.argmax(scores))
@@ -125,7 +129,7 @@ def test_uci_choice_takes_the_lowest_rmse_within_one_standard_error_of_the_best_
 def test_uci_search_records_what_the_choice_used(uci, tmp_path):
     folder = _uci_folder(tmp_path / "data", rows=300, num_test=60)
     x, y, _, _ = uci.data.load_uci(folder, 0)
-    selection = uci.select("bnn", x, y, 8, 100, epochs_cap=8, seed=0)
+    selection = uci.select("bnn", x, y, 8, 100, epochs_cap=8, seed=0, cross_validation_rows=0)
     for trial in selection["trials"]:
         point = next(p for p in trial["curve"] if p["epochs"] == trial["epochs"])
         assert (trial["validation_ll"], trial["validation_rmse"], trial["validation_ll_se"]) == (
@@ -138,7 +142,8 @@ def test_uci_tables_merge_runs_of_different_data_sets(uci, tmp_path):
     """Long runs split over processes (--datasets a / --datasets b) merge into one report."""
     _uci_folder(tmp_path / "data", name="one", seed=1)
     _uci_folder(tmp_path / "data", name="two", seed=2)
-    common = ["--data-dir", str(tmp_path / "data"), "--splits", "1", "--max-epochs", "2", "--samples", "100"]
+    common = ["--data-dir", str(tmp_path / "data"), "--splits", "1", "--max-epochs", "2", "--samples", "100",
+              "--cross-validation-rows", "0"]
     for name in ("one", "two"):
         assert uci.main([*common, "--datasets", name, "--json", str(tmp_path / f"{name}.json")]) == 0
     merged, table = tmp_path / "merged.json", tmp_path / "merged.md"
@@ -150,6 +155,106 @@ def test_uci_tables_merge_runs_of_different_data_sets(uci, tmp_path):
         alone = json.loads((tmp_path / f"{name}.json").read_text())["datasets"][name]
         assert report["datasets"][name] == alone
         assert f"| {name} | 1 |" in table.read_text()
+
+
+def test_uci_folds_cover_every_training_row_once_and_the_last_is_the_holdout(uci):
+    for rows in (455, 927, 80):
+        folds = uci.validation_folds(rows)
+        assert len(folds) == uci.FOLDS
+        np.testing.assert_array_equal(np.concatenate(folds), np.arange(rows))  # contiguous, in order, once each
+        np.testing.assert_array_equal(folds[-1], uci.validation_folds(rows, cross_validation_rows=0)[0])
+        assert folds[-1][0] == round(0.8 * rows)
+        assert max(map(len, folds)) - min(map(len, folds)) <= 1 + rows // 100  # about a fifth each
+    (holdout,) = uci.validation_folds(7_373)  # kin8nm-sized: the single last 20 %
+    np.testing.assert_array_equal(holdout, np.arange(round(0.8 * 7_373), 7_373))
+
+
+def test_uci_pooled_scores_weigh_every_row_equally(uci):
+    """Pooling the folds' rows is not averaging the folds' scores: a fold of 3 rows counts 3 times one of 1."""
+    rng = np.random.default_rng(0)
+
+    def part(rows, offset):
+        y = rng.normal(size=(rows, 1))
+        mean = y + offset
+        return {"y": y, "mean": mean, "lower": mean - 1.0, "upper": mean + 1.0,
+                "log_likelihood": rng.normal(-1.0 - offset, 0.1, size=rows)}
+
+    small, large = part(1, 3.0), part(3, 0.5)
+    pooled = uci.summarize([small, large])
+    assert pooled["rmse"] == pytest.approx(np.sqrt((1 * 3.0**2 + 3 * 0.5**2) / 4))
+    assert pooled["test_ll"] == pytest.approx(
+        (small["log_likelihood"].sum() + large["log_likelihood"].sum()) / 4)
+    assert pooled["coverage_95"] == 0.75  # the small fold's row is 3 from its interval of half-width 1
+    assert pooled == uci.summarize([{k: np.concatenate([small[k], large[k]]) for k in small}])
+
+
+def test_uci_training_resumed_at_a_checkpoint_ends_where_one_fit_ends(uci, tmp_path):
+    """The folds train from checkpoint to checkpoint: with the raw (not averaged) weights put back
+    after each ``fit``, that is the same training as one ``fit`` through all epochs."""
+    folder = _uci_folder(tmp_path / "data", rows=120, num_test=20)
+    x, y, x_val, y_val = uci.data.load_uci(folder, 0)
+    params = {**uci.FIXED["bnn"], "head": "normal"}
+
+    def trained(stops, restore=True):
+        uci.tf_keras.backend.clear_session()
+        uci.tf_keras.utils.set_random_seed(0)
+        model = uci.build("bnn", params, x, y, 8, 6)
+        done = 0
+        for epochs in stops:
+            scorer = uci._Checkpoints([3], x_val, y_val, 100, 0, stop_early=False)
+            # shuffle=False: a new fit draws new shuffle orders (the same training in distribution,
+            # not in numbers: 1e-4 apart here), which would hide what restoring the weights does.
+            model.fit(x, y, batch_size=32, initial_epoch=done, epochs=epochs, verbose=0, callbacks=[scorer],
+                      shuffle=False)
+            if restore and epochs < stops[-1]:
+                scorer.restore_raw_weights()
+            done = epochs
+        return [w.numpy() for w in model.trainable_variables], scorer
+
+    once, whole = trained([6])
+    resumed, _ = trained([3, 6])
+    for a, b in zip(once, resumed):
+        np.testing.assert_array_equal(a, b)
+    not_restored, _ = trained([3, 6], restore=False)  # goes on from the averaged weights: another path
+    assert max(np.abs(a - b).max() for a, b in zip(once, not_restored)) > 1e-3
+    assert [point["epochs"] for point in whole.curve] == [3]
+
+
+def test_uci_cross_validated_search_stops_on_the_pooled_curve(uci, tmp_path):
+    folder = _uci_folder(tmp_path / "data", rows=300, num_test=60)
+    x, y, _, _ = uci.data.load_uci(folder, 0)
+    selection = uci.select("bnn", x, y, 8, 100, epochs_cap=16, seed=0)
+    assert selection["validation_folds"] == uci.FOLDS  # 240 training rows: below CROSS_VALIDATION_ROWS
+    holdout_se = []
+    for trial in selection["trials"]:
+        scores = [point["test_ll"] for point in trial["curve"]]
+        best = int(np.argmax(scores))
+        assert trial["epochs"] == trial["curve"][best]["epochs"]
+        assert len(scores) - 1 - best <= uci.PATIENCE
+        if trial["curve"][-1]["epochs"] < 16:  # stopped early: exactly PATIENCE misses in a row
+            assert len(scores) - 1 - best == uci.PATIENCE
+        # Pooled over all 240 rows, not the 48 of one fold: the standard error is about sqrt(5) smaller.
+        per_row_std = trial["validation_ll_se"] * np.sqrt(len(x))
+        holdout_se.append(per_row_std / np.sqrt(len(x) // uci.FOLDS))
+        assert trial["validation_ll_se"] < holdout_se[-1] / 2
+    assert selection["params"]["epochs"] == uci.choose(selection["trials"])["epochs"]
+
+
+def test_uci_splits_side_by_side_give_the_results_of_one_at_a_time(uci, tmp_path):
+    """--jobs runs every split in a process of its own; the results, in split order, do not change."""
+    _uci_folder(tmp_path / "data", splits=3)
+    common = ["--data-dir", str(tmp_path / "data"), "--max-epochs", "2", "--samples", "100",
+              "--cross-validation-rows", "0"]
+    results = []
+    for jobs in ("1", "2"):
+        out = tmp_path / f"jobs{jobs}.json"
+        assert uci.main([*common, "--jobs", jobs, "--json", str(out)]) == 0
+        results.append(json.loads(out.read_text())["datasets"]["tiny"])
+    one, two = results
+    assert one["num_splits"] == two["num_splits"] == 3
+    assert one["rmse"] == two["rmse"] and one["test_ll"] == two["test_ll"]
+    assert one["selection"] == two["selection"]
+    assert len(set(one["rmse"])) == 3  # three different splits, not one repeated
 
 
 def test_uci_benchmark_refuses_an_unknown_data_set_before_any_work(uci, tmp_path, capsys):
