@@ -237,6 +237,7 @@ assert ratio > 3 and aleatoric[4] > 1.5 * aleatoric[2]
 # hidden layers of 32 units built by `make_classifier`:
 
 # %%
+tf_keras.utils.set_random_seed(0)  # this section's numbers do not depend on how many draws the cells above made
 x_moons, y_moons = make_moons(500, noise=0.2, random_state=0)
 x_moons = x_moons.astype("float32")
 
