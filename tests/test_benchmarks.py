@@ -53,13 +53,19 @@ UCI_KEYS = {
 }
 
 
-@pytest.mark.parametrize("method", ["bnn", "mc_dropout", "ensemble"])
-def test_uci_benchmark_writes_the_documented_json_and_table(uci, method, tmp_path):
+# 64 training rows choose by 5-fold cross-validation unless told otherwise (--cross-validation-rows 0:
+# the 20 % holdout). Both paths run for every method; those that train a grid five times are slow.
+@pytest.mark.parametrize("method, folds", [
+    ("bnn", 1), ("mc_dropout", 1), ("ensemble", 1), ("ensemble", 5),
+    pytest.param("bnn", 5, marks=pytest.mark.slow), pytest.param("mc_dropout", 5, marks=pytest.mark.slow),
+])
+def test_uci_benchmark_writes_the_documented_json_and_table(uci, method, folds, tmp_path):
     _uci_folder(tmp_path / "data")
     out_json, out_md = tmp_path / "uci.json", tmp_path / "uci.md"
     status = uci.main([
         "--data-dir", str(tmp_path / "data"), "--datasets", "tiny", "--splits", "1", "--method", method,
         "--max-epochs", "2", "--samples", "100", "--json", str(out_json), "--markdown", str(out_md),
+        *([] if folds == uci.FOLDS else ["--cross-validation-rows", "0"]),
     ])
     assert status == 0
     report = json.loads(out_json.read_text())
@@ -82,9 +88,13 @@ def test_uci_benchmark_writes_the_documented_json_and_table(uci, method, tmp_pat
     counts = re.findall(r"×(\d+)", out_md.read_text().split("Chosen per split")[1])
     assert sum(map(int, counts)) == (1 if uci.GRIDS[method] else 0)  # one per grid key, or one in all
     assert "| tiny | 1 |" in out_md.read_text()
-    # 64 training rows: chosen by cross-validation, and the report says so.
-    assert result["selection"][0]["validation_folds"] == uci.FOLDS
-    assert "5-fold cross-validation" in result["tuned_on"] and "| tiny | 5-fold |" in out_md.read_text()
+    # The report says how the choice was validated.
+    assert result["selection"][0]["validation_folds"] == folds
+    if folds == uci.FOLDS:
+        assert "5-fold cross-validation" in result["tuned_on"] and "| tiny | 5-fold |" in out_md.read_text()
+    else:
+        assert "20 % of its training rows held out" in result["tuned_on"]
+        assert "| tiny | last 20 % |" in out_md.read_text()
     # The tables can be rendered again from the JSON alone.
     assert uci.main(["--table-from", str(out_json), "--markdown", str(tmp_path / "again.md")]) == 0
     assert (tmp_path / "again.md").read_text() == out_md.read_text()
@@ -142,8 +152,8 @@ def test_uci_tables_merge_runs_of_different_data_sets(uci, tmp_path):
     """Long runs split over processes (--datasets a / --datasets b) merge into one report."""
     _uci_folder(tmp_path / "data", name="one", seed=1)
     _uci_folder(tmp_path / "data", name="two", seed=2)
-    common = ["--data-dir", str(tmp_path / "data"), "--splits", "1", "--max-epochs", "2", "--samples", "100",
-              "--cross-validation-rows", "0"]
+    common = ["--data-dir", str(tmp_path / "data"), "--method", "ensemble", "--splits", "1", "--max-epochs", "2",
+              "--samples", "100", "--cross-validation-rows", "0"]
     for name in ("one", "two"):
         assert uci.main([*common, "--datasets", name, "--json", str(tmp_path / f"{name}.json")]) == 0
     merged, table = tmp_path / "merged.json", tmp_path / "merged.md"
@@ -220,10 +230,11 @@ def test_uci_training_resumed_at_a_checkpoint_ends_where_one_fit_ends(uci, tmp_p
     assert [point["epochs"] for point in whole.curve] == [3]
 
 
-def test_uci_cross_validated_search_stops_on_the_pooled_curve(uci, tmp_path):
+@pytest.mark.parametrize("method", ["ensemble", pytest.param("bnn", marks=pytest.mark.slow)])
+def test_uci_cross_validated_search_stops_on_the_pooled_curve(uci, method, tmp_path):
     folder = _uci_folder(tmp_path / "data", rows=300, num_test=60)
     x, y, _, _ = uci.data.load_uci(folder, 0)
-    selection = uci.select("bnn", x, y, 8, 100, epochs_cap=16, seed=0)
+    selection = uci.select(method, x, y, 8, 100, epochs_cap=16, seed=0)
     assert selection["validation_folds"] == uci.FOLDS  # 240 training rows: below CROSS_VALIDATION_ROWS
     holdout_se = []
     for trial in selection["trials"]:
@@ -243,8 +254,8 @@ def test_uci_cross_validated_search_stops_on_the_pooled_curve(uci, tmp_path):
 def test_uci_splits_side_by_side_give_the_results_of_one_at_a_time(uci, tmp_path):
     """--jobs runs every split in a process of its own; the results, in split order, do not change."""
     _uci_folder(tmp_path / "data", splits=3)
-    common = ["--data-dir", str(tmp_path / "data"), "--max-epochs", "2", "--samples", "100",
-              "--cross-validation-rows", "0"]
+    common = ["--data-dir", str(tmp_path / "data"), "--method", "ensemble", "--max-epochs", "2", "--samples", "100",
+              "--cross-validation-rows", "0"]  # the cheapest method: what is tested is the order of the splits
     results = []
     for jobs in ("1", "2"):
         out = tmp_path / f"jobs{jobs}.json"
