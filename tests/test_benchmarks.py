@@ -136,6 +136,27 @@ def test_uci_choice_takes_the_lowest_rmse_within_one_standard_error_of_the_best_
     assert uci.choose([trial("a", -2.7, 0.0, 9.0), trial("b", -2.8, 0.0, 1.0)])["params"]["name"] == "a"
 
 
+@pytest.mark.parametrize("peak, scored_below", [(5, True), (40, False)])
+def test_uci_search_goes_below_the_first_checkpoint_when_the_choice_is_there(uci, monkeypatch, peak, scored_below):
+    """Validation log-likelihood -(log2(epochs / peak))^2: with a budget of 640 epochs the first
+    checkpoint is 10, so a peak at 5 is only found by scoring below it (at 1, 2 and 5 epochs)."""
+    calls = []
+
+    def curve(method, params, x, y, folds, num_hidden, budget, checkpoints, samples, seed):
+        calls.append(list(checkpoints))
+        return [{"epochs": e, "test_ll": -math.log2(e / peak) ** 2, "test_ll_se": 0.01, "rmse": 1.0}
+                for e in checkpoints]
+
+    monkeypatch.setattr(uci, "search_curve", curve)
+    x, y = np.zeros((200, 2)), np.zeros(200)
+    selection = uci.select("ensemble", x, y, 8, 100, epochs_cap=640, seed=0, cross_validation_rows=0)
+    assert calls[0][0] == 10 and calls[0][-1] == 640
+    assert selection["params"]["epochs"] == peak
+    (trial,) = selection["trials"]
+    assert [point["epochs"] for point in trial["curve"]] == [*([1, 2, 5] if scored_below else []), *calls[0]]
+    assert len(calls) == (2 if scored_below else 1)
+
+
 def test_uci_search_records_what_the_choice_used(uci, tmp_path):
     folder = _uci_folder(tmp_path / "data", rows=300, num_test=60)
     x, y, _, _ = uci.data.load_uci(folder, 0)
