@@ -30,7 +30,8 @@ tfp_bnn feeds its models.
   plain Keras model, what a Keras user would otherwise train.
 * Prediction: ``T = 100`` draws for 10,000 inputs, all cases computing the same
   ``(T, N)`` per-draw log-likelihoods: tfp_bnn's one graph
-  (``tfp_bnn.log_likelihoods``), a Python loop of ``T`` calls ``model(x)``, and
+  (``tfp_bnn.log_likelihoods``), the same for the model compiled with
+  ``jit_compile=True`` (XLA), a Python loop of ``T`` calls ``model(x)``, and
   for the Reparameterization/Variational estimators the batched-weights limit
   (all ``T`` weight samples drawn as one ``[T, in, out]`` tensor per layer and
   applied with one batched matmul, nothing else in the graph). The full
@@ -238,6 +239,7 @@ def make_training(case, hidden, batch_size, x, y, epochs=1):
 # -- cases: prediction ----------------------------------------------------------------------------------
 
 ONE_GRAPH, LOOP, LIMIT, FULL_PREDICT = "tfp_bnn one graph", "python loop of model(x)", "batched-weights limit", "tfp_bnn.predict"
+XLA = "tfp_bnn one graph, jit_compile"
 PREDICTION_ESTIMATORS = ("flipout", "reparameterization", "variational", "local_reparameterization")
 LIMIT_ESTIMATORS = ("reparameterization", "variational")
 
@@ -245,11 +247,12 @@ LIMIT_ESTIMATORS = ("reparameterization", "variational")
 def prediction_cases(torch, only=None):
     cases = []
     for estimator in PREDICTION_ESTIMATORS:
-        cases += [(estimator, ONE_GRAPH), (estimator, FULL_PREDICT), (estimator, LOOP)]
+        cases += [(estimator, ONE_GRAPH), (estimator, XLA), (estimator, FULL_PREDICT), (estimator, LOOP)]
         if estimator in LIMIT_ESTIMATORS:
             cases.append((estimator, LIMIT))
-    for case in ("mc_dropout", "ensemble"):
-        cases += [(case, ONE_GRAPH), (case, LOOP)]
+    # Not MC dropout with XLA: tfp_bnn.predict keeps it on the plain graph (tfp_bnn.prediction._jit_compile).
+    cases += [("mc_dropout", ONE_GRAPH), ("mc_dropout", LOOP)]
+    cases += [("ensemble", ONE_GRAPH), ("ensemble", XLA), ("ensemble", LOOP)]
     if torch:
         cases += [(f"bayesian-torch {name}", LOOP) for name in TORCH_ESTIMATORS]
     return [case for case in cases if only is None or case[0] in only or case[0].startswith("bayesian-torch")]
@@ -267,13 +270,15 @@ class KerasPrediction:
         kwargs = TFP_BNN_TRAINING[model_case]
         self.model = tfp_bnn.make_regressor((NUM_FEATURES,), hidden_units=hidden, train_size=len(x), **kwargs)
         self.strategy, self.x, self.y, self.num_samples = strategy, x, y, num_samples
+        if strategy == XLA:
+            self.model.compile(jit_compile=True)
         if strategy == LIMIT:
             self.limit = _batched_weights_limit(self.model, num_samples)
             self.x_tensor, self.y_tensor = tf.constant(x), tf.constant(y)
 
     def run(self):
         tfp_bnn, x, y, samples = self.tfp_bnn, self.x, self.y, self.num_samples
-        if self.strategy == ONE_GRAPH:
+        if self.strategy in (ONE_GRAPH, XLA):
             return tfp_bnn.log_likelihoods(self.model, x, y, num_samples=samples, seed=0)
         if self.strategy == FULL_PREDICT:
             return tfp_bnn.predict(self.model, x, num_samples=samples, seed=0)
@@ -398,9 +403,9 @@ def bench_prediction(settings, torch, log):
             }
             if graph is not None and strategy != ONE_GRAPH:
                 row["ratio_to_one_graph"] = median_ratio(seconds, graph)
-            full = times.get((model_case, FULL_PREDICT))
-            if full is not None and strategy == LOOP:
-                row["ratio_to_predict"] = median_ratio(seconds, full)
+            for key, other in (("ratio_to_xla", XLA), ("ratio_to_predict", FULL_PREDICT)):
+                if (model_case, other) in times and strategy == LOOP:
+                    row[key] = median_ratio(seconds, times[(model_case, other)])
             rows.append(row)
             log(f"predict {shape} {model_case} / {strategy}: {row['seconds']:.3f} s"
                 + (f", {row['ratio_to_one_graph']:.2f}x one graph" if "ratio_to_one_graph" in row else ""))
@@ -498,14 +503,16 @@ def markdown(report):
     lines += ["", f"## Prediction: T = {samples} draws for {inputs:,} inputs (median seconds; each ratio the median "
               "of the per-round ratios)", "",
               "One graph = `tfp_bnn.log_likelihoods` (the (T, N) per-draw log-likelihoods, as the loop and the "
-              "limit compute); `tfp_bnn.predict` adds the moments and the mixture-quantile intervals.", "",
-              "| shape | model | strategy | seconds | x one graph | x tfp_bnn.predict |", "|---|---|---|---|---|---|"]
+              "limit compute), `jit_compile` the same for a model compiled with `jit_compile=True` (XLA); "
+              "`tfp_bnn.predict` adds the moments and the mixture-quantile intervals.", "",
+              "| shape | model | strategy | seconds | x one graph | x one graph, jit_compile | x tfp_bnn.predict |",
+              "|---|---|---|---|---|---|---|"]
     for row in report["prediction"]:
         ratio = f"{row['ratio_to_one_graph']:.1f}" if "ratio_to_one_graph" in row else ""
         ratio = "1" if row["strategy"] == ONE_GRAPH else ratio
-        versus_predict = f"{row['ratio_to_predict']:.1f}" if "ratio_to_predict" in row else ""
-        lines.append(f"| {row['shape']} | {row['model']} | {row['strategy']} | {row['seconds']:.3f} | {ratio} "
-                     f"| {versus_predict} |")
+        versus = (f"{row[key]:.1f}" if key in row else "" for key in ("ratio_to_xla", "ratio_to_predict"))
+        lines.append(f"| {row['shape']} | {row['model']} | {row['strategy']} | {row['seconds']:.3f} | {ratio} | "
+                     + " | ".join(versus) + " |")
     if report.get("memory"):
         lines += ["", f"## Peak resident memory ({MEMORY_SHAPE} MLP, batch {MEMORY_BATCH}; one fresh process per "
                   "case)", "", "| kind | case | strategy | peak RSS (MiB) |", "|---|---|---|---|"]

@@ -148,3 +148,29 @@ def test_draws_one_at_a_time_are_the_networks_of_the_stacked_batch(estimator, lo
     np.testing.assert_allclose(loop.draw_variances, stacked.draw_variances, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(loop.upper, stacked.upper, rtol=1e-4, atol=1e-4)
     assert loop.draw_means.std(axis=0).min() > 1e-3
+
+
+@pytest.mark.parametrize("inference", ["variational", "ensemble", "mc_dropout"])
+def test_a_model_compiled_with_jit_compile_predicts_through_xla_the_same_distribution(inference):
+    # model.compile(jit_compile=True) asks for XLA, as Keras's own predict honours it; the
+    # weight draws come from the same seed, so only float rounding may differ. MC dropout
+    # stays on the plain graph (its per-row masks would come from XLA's slow generator):
+    # the same numbers exactly.
+    from tfp_bnn import prediction
+
+    x = np.random.default_rng(5).normal(size=(41, IN)).astype(np.float32)
+    y = x[:, :1] ** 2
+    model = tfp_bnn.make_regressor((IN,), hidden_units=(16,), train_size=100, inference=inference)
+    results = {}
+    for jit_compile in (False, True):
+        model.compile(jit_compile=jit_compile)
+        results[jit_compile] = (tfp_bnn.predict(model, x, num_samples=20, seed=3),
+                                tfp_bnn.log_likelihoods(model, x, y, num_samples=20, seed=3))
+    compiled = sorted(fn._jit_compile for key, fn in prediction._FUNCTIONS[model].items() if key[0] == "predict")
+    assert compiled == ([False] if inference == "mc_dropout" else [False, True])
+    (graph, graph_ll), (xla, xla_ll) = results[False], results[True]
+    tolerance = {"rtol": 1e-5, "atol": 1e-5} if inference != "mc_dropout" else {"rtol": 0, "atol": 0}
+    for name in ("draw_means", "draw_variances", "lower", "upper"):
+        np.testing.assert_allclose(getattr(xla, name), getattr(graph, name), **tolerance, err_msg=name)
+    np.testing.assert_allclose(xla_ll, graph_ll, **tolerance)
+    assert graph.draw_means.std(axis=0).min() > 1e-4  # T different networks

@@ -138,6 +138,9 @@ def predict(model, x, *, num_samples=100, seed=None, level=0.95, batch_size=None
       batch_size: inputs per chunk; by default as many as keep a chunk of
         ``T * batch_size`` rows within a fixed memory budget.
 
+    A model compiled with ``jit_compile=True`` predicts through XLA (not MC
+    dropout): faster for small networks, a compilation per new input shape.
+
     Returns:
       :class:`RegressionPrediction` or :class:`ClassificationPrediction`,
       after the head's ``task``.
@@ -147,8 +150,9 @@ def predict(model, x, *, num_samples=100, seed=None, level=0.95, batch_size=None
         raise ValueError(f"level must lie strictly between 0 and 1, got {level!r}.")
     num_samples = validation.check_num_samples(num_samples)
     x = validation.check_inputs(x, model.input_shape[1:])
+    jit = _jit_compile(model)
     function = _cached(
-        model, ("predict", num_samples, float(level)), lambda: _summary_fn(model, num_samples, level)
+        model, ("predict", num_samples, float(level), jit), lambda: _summary_fn(model, num_samples, level, jit)
     )
     parts = _run_chunks(model, function, (x,), num_samples, seed, batch_size)
     if head.task == "classification":
@@ -166,7 +170,10 @@ def log_likelihoods(model, x, y, *, num_samples=100, seed=None, batch_size=None)
     num_samples = validation.check_num_samples(num_samples)
     x = validation.check_inputs(x, model.input_shape[1:])
     y = validation.check_targets(y, head, num_examples=len(x))
-    function = _cached(model, ("log_likelihoods", num_samples), lambda: _log_likelihood_fn(model, num_samples))
+    jit = _jit_compile(model)
+    function = _cached(
+        model, ("log_likelihoods", num_samples, jit), lambda: _log_likelihood_fn(model, num_samples, jit)
+    )
     return _run_chunks(model, function, (x, y), num_samples, seed, batch_size)["log_likelihoods"]
 
 
@@ -363,20 +370,38 @@ def _weight_specs(model, num_samples):
     return [tf.TensorSpec.from_tensor(t) for t in outputs]
 
 
-def _summary_fn(model, num_samples, level):
+def _jit_compile(model):
+    """Whether a chunk's graph is compiled with XLA: as ``model.compile(jit_compile=...)`` asks.
+
+    XLA fuses the element-wise work around the matmuls, most of a small
+    network's time: the (T, N) log-likelihoods of T = 100 draws for 10,000
+    inputs of a 1x50 MLP took about 0.6 of the time (benchmarks/speed.py). It
+    compiles once per input shape, about a second each, so it pays on
+    repeated calls with chunks of one size; a 2x256 MLP, bound by its
+    matmuls, gains nothing. Not for MC dropout: its masks are random per
+    row, drawn inside the chunk's graph, and XLA's CPU generator made the
+    1x50 case 15x slower.
+    """
+    if not getattr(model, "jit_compile", False):
+        return False
+    return not any(isinstance(layer, MCDropout) for layer in model._flatten_layers(include_self=False))
+
+
+def _summary_fn(model, num_samples, level, jit_compile):
     spec = tf.TensorSpec([None, *model.input_shape[1:]], tf.float32)
 
-    @tf.function(input_signature=[spec, _SEED_SPEC, _weight_specs(model, num_samples)])
+    @tf.function(input_signature=[spec, _SEED_SPEC, _weight_specs(model, num_samples)], jit_compile=jit_compile)
     def summary(x, seed, weights):
         return predictive_summary(model, x, num_samples=num_samples, seed=seed, level=level, weights=weights)
 
     return summary
 
 
-def _log_likelihood_fn(model, num_samples):
+def _log_likelihood_fn(model, num_samples, jit_compile):
     spec = tf.TensorSpec([None, *model.input_shape[1:]], tf.float32)
+    signature = [spec, tf.TensorSpec(None, tf.float32), _SEED_SPEC, _weight_specs(model, num_samples)]
 
-    @tf.function(input_signature=[spec, tf.TensorSpec(None, tf.float32), _SEED_SPEC, _weight_specs(model, num_samples)])
+    @tf.function(input_signature=signature, jit_compile=jit_compile)
     def log_likelihood(x, y, seed, weights):
         dist = _draws(model, x, num_samples, seed, weights)
         stacked = _stacked(y, num_samples)
