@@ -117,6 +117,8 @@ class BayesianModel(tf_keras.Model):
         one ``tf.function`` call removes that (``benchmarks/speed.py``).
         Batch-level callbacks then run every ``steps_per_execution`` batches;
         pass ``steps_per_execution=1`` to get them after every batch.
+        ``jit_compile=True`` compiles :func:`tfp_bnn.predict`'s graph with XLA
+        too (not for MC dropout; see :mod:`tfp_bnn.prediction`).
         """
         super().compile(
             optimizer=optimizer,
