@@ -22,8 +22,9 @@ test: $(INSTALLED)  ## the test suite (what CI runs)
 tutorials: $(INSTALLED)  ## re-execute every tutorial chapter in full, saving the notebooks with their outputs
 	$(PY) tutorials/notebooks.py
 
-# The benchmarks (about 5 hours on 2 cores, estimated from the committed runs' seconds per
-# split; not part of `make test`). The optional
+# The benchmarks (about 5.5 hours on 2 cores, not part of `make test`): speed.py took 28 minutes
+# (measured, 2026-11-23); uci.py's 105 splits about 5 hours, estimated from the committed run's
+# seconds per split (9.9 hours of split-seconds, two splits side by side). The optional
 # comparison with Bayesian-Torch needs the bench extra: torch 2.13.0 (the CPU build here)
 # and bayesian-torch without its dependencies (its torchvision would pull a CUDA torch).
 UCI_DATA ?= ../shared/data/uci
