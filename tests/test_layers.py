@@ -533,3 +533,21 @@ def test_other_heads_parameters(rng):
     p = 1 / (1 + np.exp(-params[:, :1].astype(np.float64)))
     np.testing.assert_allclose(tf.convert_to_tensor(bernoulli(tf.constant(params[:, :1]))).numpy(),
                                np.hstack([1 - p, p]), rtol=1e-5, atol=1e-6)
+
+
+def test_one_posterior_with_an_unseeded_initializer_instance_starts_every_layer_afresh():
+    # make_regressor hands one factory to every layer; an unseeded Keras initializer
+    # instance returns the same values on every call, so equal-shaped layers would start
+    # from the same means unless each layer gets its own copy (both factory protocols).
+    posterior = tfp_bnn.MeanFieldNormal(0.01, loc_initializer=tf_keras.initializers.RandomNormal(stddev=0.1))
+    model = tfp_bnn.make_regressor((8,), hidden_units=(8, 8, 8), train_size=100, kernel_posterior=posterior)
+    means = [layer.posterior.loc.numpy() for layer in model.layers if isinstance(layer, tfp_bnn.BayesianDense)]
+    kernels = [m[:64] for m in means[1:3]]  # the two 8 x 8 kernels
+    assert not np.allclose(kernels[0], kernels[1])
+    assert np.std(kernels[0]) == pytest.approx(0.1, rel=0.3)  # still the initializer asked for
+    tfp_layers = [tfp.layers.DenseFlipout(OUT, kernel_posterior_fn=posterior) for _ in range(2)]
+    tfp_kernels = []
+    for layer in tfp_layers:
+        layer(tf.ones([2, IN]))
+        tfp_kernels.append(_weight(layer, "kernel_posterior_loc"))
+    assert not np.allclose(*tfp_kernels)

@@ -36,6 +36,16 @@ def deserialize(config):
     return config
 
 
+def fresh_initializer(initializer):
+    """A new Keras initializer with ``initializer``'s config (a name, config or instance).
+
+    An unseeded Keras initializer *instance* returns the same values every time
+    it is called, so one instance shared by several layers (a factory passed to
+    every layer of a model) would start them all from the same weights.
+    """
+    return tf_keras.initializers.get(tf_keras.initializers.serialize(tf_keras.initializers.get(initializer)))
+
+
 def softplus_inverse(x):
     """Inverse of softplus, in NumPy (for initial values)."""
     x = np.asarray(x, dtype=np.float64)

@@ -34,7 +34,7 @@ import tensorflow as tf
 import tf_keras
 
 from tfp_bnn import sampling
-from tfp_bnn._factory import register
+from tfp_bnn._factory import fresh_initializer, register
 
 __all__ = ["MCDropout", "EnsembleDense"]
 
@@ -153,10 +153,8 @@ class EnsembleDense(tf_keras.layers.Layer):
         Fan-in/fan-out come from one member's shape, and fresh copies matter:
         an unseeded Keras initializer returns the same values when called twice.
         """
-        config = tf_keras.initializers.serialize(initializer)
-
         def initialize(shape, dtype=None):
-            return tf.stack([tf_keras.initializers.get(config)(shape[1:], dtype=dtype) for _ in range(shape[0])])
+            return tf.stack([fresh_initializer(initializer)(shape[1:], dtype=dtype) for _ in range(shape[0])])
 
         return initialize
 

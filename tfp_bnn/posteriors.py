@@ -27,6 +27,7 @@ import tf_keras
 from tfp_bnn._factory import (
     DistributionFactory,
     DistributionLayer,
+    fresh_initializer,
     kernel_shape_or_flat,
     register,
     softplus_inverse,
@@ -43,8 +44,8 @@ MAX_FULL_COVARIANCE_SIZE = 2048
 
 
 def _initial_loc(kernel_shape, bias_size, initializer, dtype):
-    """Kernel part from a Keras initializer (it knows fan-in/out), bias part zero."""
-    kernel = tf_keras.initializers.get(initializer)(kernel_shape, dtype=dtype)
+    """Kernel part from a fresh copy of a Keras initializer (it knows fan-in/out), bias part zero."""
+    kernel = fresh_initializer(initializer)(kernel_shape, dtype=dtype)
     return tf.concat([tf.reshape(kernel, [-1]), tf.zeros([bias_size], dtype)], axis=0)
 
 
@@ -149,7 +150,7 @@ class MeanFieldNormal(DistributionFactory):
         loc = add_variable_fn(
             name=name + "_loc",
             shape=shape,
-            initializer=tf_keras.initializers.get(self.loc_initializer),
+            initializer=fresh_initializer(self.loc_initializer),
             dtype=dtype,
             trainable=trainable,
         )
