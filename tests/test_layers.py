@@ -545,9 +545,13 @@ def test_one_posterior_with_an_unseeded_initializer_instance_starts_every_layer_
     kernels = [m[:64] for m in means[1:3]]  # the two 8 x 8 kernels
     assert not np.allclose(kernels[0], kernels[1])
     assert np.std(kernels[0]) == pytest.approx(0.1, rel=0.3)  # still the initializer asked for
-    tfp_layers = [tfp.layers.DenseFlipout(OUT, kernel_posterior_fn=posterior) for _ in range(2)]
-    tfp_kernels = []
-    for layer in tfp_layers:
-        layer(tf.ones([2, IN]))
-        tfp_kernels.append(_weight(layer, "kernel_posterior_loc"))
-    assert not np.allclose(*tfp_kernels)
+
+    def tfp_kernel_means(**kwargs):
+        layers = [tfp.layers.DenseFlipout(OUT, **kwargs) for _ in range(2)]
+        for layer in layers:
+            layer(tf.ones([2, IN]))
+        return [_weight(layer, "kernel_posterior_loc") for layer in layers]
+
+    assert not np.allclose(*tfp_kernel_means(kernel_posterior_fn=posterior))
+    # The trap (README): TFP's default posterior shares its initializer instances.
+    np.testing.assert_array_equal(*tfp_kernel_means())
