@@ -243,7 +243,7 @@ x_moons = x_moons.astype("float32")
 
 classifier = tfp_bnn.make_classifier((2,), 2, hidden_units=(32, 32), train_size=len(x_moons), estimator="flipout")
 classifier.compile(optimizer=tf_keras.optimizers.Adam(learning_rate=0.01))
-classifier.fit(x_moons, y_moons, epochs=100 if FAST else 300, batch_size=50, verbose=0)
+classifier.fit(x_moons, y_moons, epochs=200 if FAST else 300, batch_size=50, verbose=0)
 
 a, b = np.meshgrid(np.linspace(-4, 5, 60 if FAST else 150), np.linspace(-4, 4.5, 60 if FAST else 150))
 plane = np.stack([a.ravel(), b.ravel()], axis=1).astype("float32")
