@@ -34,7 +34,8 @@ tfp_bnn feeds its models.
   ``jit_compile=True`` (XLA), a Python loop of ``T`` calls ``model(x)``, and
   for the Reparameterization/Variational estimators the batched-weights limit
   (all ``T`` weight samples drawn as one ``[T, in, out]`` tensor per layer and
-  applied with one batched matmul, nothing else in the graph). The full
+  applied with one batched matmul, nothing else in the graph), also under
+  XLA, to compare with the ``jit_compile`` one graph like for like. The full
   ``tfp_bnn.predict`` (moments and mixture-quantile intervals) is timed too.
 * Bayesian-Torch (when ``torch`` and ``bayesian_torch`` import): the same MLP
   (``LinearReparameterization``/``LinearFlipout``), Normal head, batch, data
@@ -240,6 +241,7 @@ def make_training(case, hidden, batch_size, x, y, epochs=1):
 
 ONE_GRAPH, LOOP, LIMIT, FULL_PREDICT = "tfp_bnn one graph", "python loop of model(x)", "batched-weights limit", "tfp_bnn.predict"
 XLA = "tfp_bnn one graph, jit_compile"
+LIMIT_XLA = "batched-weights limit, jit_compile"
 PREDICTION_ESTIMATORS = ("flipout", "reparameterization", "variational", "local_reparameterization")
 LIMIT_ESTIMATORS = ("reparameterization", "variational")
 
@@ -249,7 +251,7 @@ def prediction_cases(torch, only=None):
     for estimator in PREDICTION_ESTIMATORS:
         cases += [(estimator, ONE_GRAPH), (estimator, XLA), (estimator, FULL_PREDICT), (estimator, LOOP)]
         if estimator in LIMIT_ESTIMATORS:
-            cases.append((estimator, LIMIT))
+            cases += [(estimator, LIMIT), (estimator, LIMIT_XLA)]
     # Not MC dropout with XLA: tfp_bnn.predict keeps it on the plain graph (tfp_bnn.prediction._jit_compile).
     cases += [("mc_dropout", ONE_GRAPH), ("mc_dropout", LOOP)]
     cases += [("ensemble", ONE_GRAPH), ("ensemble", XLA), ("ensemble", LOOP)]
@@ -272,8 +274,8 @@ class KerasPrediction:
         self.strategy, self.x, self.y, self.num_samples = strategy, x, y, num_samples
         if strategy == XLA:
             self.model.compile(jit_compile=True)
-        if strategy == LIMIT:
-            self.limit = _batched_weights_limit(self.model, num_samples)
+        if strategy in (LIMIT, LIMIT_XLA):
+            self.limit = _batched_weights_limit(self.model, num_samples, jit_compile=strategy == LIMIT_XLA)
             self.x_tensor, self.y_tensor = tf.constant(x), tf.constant(y)
 
     def run(self):
@@ -282,13 +284,13 @@ class KerasPrediction:
             return tfp_bnn.log_likelihoods(self.model, x, y, num_samples=samples, seed=0)
         if self.strategy == FULL_PREDICT:
             return tfp_bnn.predict(self.model, x, num_samples=samples, seed=0)
-        if self.strategy == LIMIT:
+        if self.strategy in (LIMIT, LIMIT_XLA):
             return self.limit(self.x_tensor, self.y_tensor).numpy()
         y_column = y[:, None]
         return np.stack([self.model(x).log_prob(y_column).numpy() for _ in range(samples)])
 
 
-def _batched_weights_limit(model, num_samples):
+def _batched_weights_limit(model, num_samples, jit_compile=False):
     """The least work ``T`` draws take: per layer, ``[T, in, out]`` weights and one batched matmul."""
     import tensorflow as tf
 
@@ -297,7 +299,7 @@ def _batched_weights_limit(model, num_samples):
     layers = [layer for layer in model.layers if isinstance(layer, BayesianDense)]
     head = model.head
 
-    @tf.function(input_signature=[tf.TensorSpec([None, NUM_FEATURES]), tf.TensorSpec([None])])
+    @tf.function(input_signature=[tf.TensorSpec([None, NUM_FEATURES]), tf.TensorSpec([None])], jit_compile=jit_compile)
     def log_likelihoods(x, y):
         h = x[tf.newaxis]
         for i, layer in enumerate(layers):
@@ -403,8 +405,9 @@ def bench_prediction(settings, torch, log):
             }
             if graph is not None and strategy != ONE_GRAPH:
                 row["ratio_to_one_graph"] = median_ratio(seconds, graph)
-            for key, other in (("ratio_to_xla", XLA), ("ratio_to_predict", FULL_PREDICT)):
-                if (model_case, other) in times and strategy == LOOP:
+            versus = (("ratio_to_xla", XLA, (LOOP, LIMIT, LIMIT_XLA)), ("ratio_to_predict", FULL_PREDICT, (LOOP,)))
+            for key, other, strategies in versus:
+                if (model_case, other) in times and strategy in strategies:
                     row[key] = median_ratio(seconds, times[(model_case, other)])
             rows.append(row)
             log(f"predict {shape} {model_case} / {strategy}: {row['seconds']:.3f} s"
@@ -503,7 +506,8 @@ def markdown(report):
     lines += ["", f"## Prediction: T = {samples} draws for {inputs:,} inputs (median seconds; each ratio the median "
               "of the per-round ratios)", "",
               "One graph = `tfp_bnn.log_likelihoods` (the (T, N) per-draw log-likelihoods, as the loop and the "
-              "limit compute), `jit_compile` the same for a model compiled with `jit_compile=True` (XLA); "
+              "limit compute), `jit_compile` the same for a model compiled with `jit_compile=True` (XLA) and the "
+              "limit's graph compiled with XLA; "
               "`tfp_bnn.predict` adds the moments and the mixture-quantile intervals.", "",
               "| shape | model | strategy | seconds | x one graph | x one graph, jit_compile | x tfp_bnn.predict |",
               "|---|---|---|---|---|---|---|"]

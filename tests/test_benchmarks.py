@@ -314,8 +314,9 @@ def test_speed_benchmark_writes_the_documented_json(tmp_path):
     strategies = {(row["model"], row["strategy"]) for row in report["prediction"]}
     assert ("reparameterization", speed.LIMIT) in strategies and ("flipout", speed.LOOP) in strategies
     assert ("ensemble", speed.XLA) in strategies and ("flipout", speed.XLA) in strategies
+    assert ("reparameterization", speed.LIMIT_XLA) in strategies
     assert all(row["ratio_to_xla"] > 0 for row in report["prediction"] if (row["model"], speed.XLA) in strategies
-               and row["strategy"] == speed.LOOP)
+               and row["strategy"] in (speed.LOOP, speed.LIMIT, speed.LIMIT_XLA))
     assert all(row["ratio_to_one_graph"] > 0 for row in report["prediction"] if row["strategy"] != speed.ONE_GRAPH)
     kinds = {row["kind"] for row in report["memory"]}
     assert kinds == {"import", "train", "predict"}
