@@ -375,7 +375,7 @@ def _jit_compile(model):
 
     XLA fuses the element-wise work around the matmuls, most of a small
     network's time: the (T, N) log-likelihoods of T = 100 draws for 10,000
-    inputs of a 1x50 MLP took 0.55-0.66 of the time (benchmarks/speed.py). It
+    inputs of a 1x50 MLP took 0.5-0.6 of the time (benchmarks/speed.py). It
     compiles once per input shape, about a second each, so it pays on
     repeated calls with chunks of one size; a 2x256 MLP, bound by its
     matmuls, gains nothing. Not for MC dropout: its masks are random per
