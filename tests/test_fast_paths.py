@@ -1,5 +1,7 @@
 """The fast paths of training and prediction (measured by benchmarks/speed.py) compute the same thing."""
 
+import logging
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -174,3 +176,28 @@ def test_a_model_compiled_with_jit_compile_predicts_through_xla_the_same_distrib
         np.testing.assert_allclose(getattr(xla, name), getattr(graph, name), **tolerance, err_msg=name)
     np.testing.assert_allclose(xla_ll, graph_ll, **tolerance)
     assert graph.draw_means.std(axis=0).min() > 1e-4  # T different networks
+
+
+def test_predicting_with_several_new_models_traces_each_once_and_warns_of_no_retracing():
+    # TensorFlow counts traces per Python code object: every new model's first trace
+    # of the same function body used to count as a retrace ("5 out of the last 5 calls
+    # ... triggered tf.function retracing"), noise for anyone comparing a few models.
+    from tfp_bnn import prediction
+
+    messages = []
+    handler = logging.Handler()
+    handler.emit = lambda record: messages.append(record.getMessage())
+    tf.get_logger().addHandler(handler)
+    x = np.random.default_rng(6).normal(size=(9, IN)).astype(np.float32)
+    models = [tfp_bnn.make_regressor((IN,), hidden_units=(4,), train_size=9) for _ in range(6)]
+    try:
+        for model in models:
+            for _ in range(2):
+                tfp_bnn.predict(model, x, num_samples=5, seed=1)
+                tfp_bnn.log_likelihoods(model, x, x[:, :1], num_samples=5, seed=1)
+    finally:
+        tf.get_logger().removeHandler(handler)
+    assert not [message for message in messages if "retracing" in message]
+    counts = [fn.experimental_get_tracing_count() for model in models for fn in prediction._FUNCTIONS[model].values()
+              if hasattr(fn, "experimental_get_tracing_count")]
+    assert len(counts) >= 3 * len(models) and set(counts) == {1}

@@ -189,6 +189,25 @@ def _cached(model, key, make):
     return functions[key]
 
 
+def _per_model_function(input_signature, jit_compile=False):
+    """``tf.function`` for one model's graph, with a fixed signature, so traced once.
+
+    TensorFlow's retracing detector counts traces per Python code object, not
+    per function: the first trace of each new model's function counted as a
+    retrace of one function, and building a few models warned "5 out of the
+    last N calls ... triggered tf.function retracing". A fixed input signature
+    cannot retrace, so the warning is off for these functions (as TensorFlow
+    does for the functions it loads from a SavedModel).
+    """
+
+    def decorate(python_function):
+        function = tf.function(python_function, input_signature=input_signature, jit_compile=jit_compile)
+        function._omit_frequent_tracing_warning = True
+        return function
+
+    return decorate
+
+
 def _head(model, what="predict"):
     head = model.layers[-1] if getattr(model, "layers", None) else None
     if not isinstance(head, Head):
@@ -351,7 +370,7 @@ def _weights_fn(model, num_samples):
     """
     one_input = tf.zeros([num_samples, *model.input_shape[1:]])
 
-    @tf.function(input_signature=[_SEED_SPEC])
+    @_per_model_function([_SEED_SPEC])
     def weights(seed):
         record = []
         with sampling.weight_draws(num_samples, seed, record=record):
@@ -390,7 +409,7 @@ def _jit_compile(model):
 def _summary_fn(model, num_samples, level, jit_compile):
     spec = tf.TensorSpec([None, *model.input_shape[1:]], tf.float32)
 
-    @tf.function(input_signature=[spec, _SEED_SPEC, _weight_specs(model, num_samples)], jit_compile=jit_compile)
+    @_per_model_function([spec, _SEED_SPEC, _weight_specs(model, num_samples)], jit_compile)
     def summary(x, seed, weights):
         return predictive_summary(model, x, num_samples=num_samples, seed=seed, level=level, weights=weights)
 
@@ -401,7 +420,7 @@ def _log_likelihood_fn(model, num_samples, jit_compile):
     spec = tf.TensorSpec([None, *model.input_shape[1:]], tf.float32)
     signature = [spec, tf.TensorSpec(None, tf.float32), _SEED_SPEC, _weight_specs(model, num_samples)]
 
-    @tf.function(input_signature=signature, jit_compile=jit_compile)
+    @_per_model_function(signature, jit_compile)
     def log_likelihood(x, y, seed, weights):
         dist = _draws(model, x, num_samples, seed, weights)
         stacked = _stacked(y, num_samples)
