@@ -16,8 +16,11 @@ $(INSTALLED): setup.cfg pyproject.toml
 demo: $(INSTALLED)  ## train a Bayesian regressor on the built-in data, print the uncertainty table
 	$(PY) -m tfp_bnn.demo
 
+# Two workers, one per core of the CI machine: 8.5 minutes instead of 15. A test file
+# stays on one worker (--dist loadfile), so a module's fixtures are built once and its
+# tests run in their order.
 test: $(INSTALLED)  ## the test suite (what CI runs)
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -m "not slow" -n 2 --dist loadfile
 
 tutorials: $(INSTALLED)  ## re-execute every tutorial chapter in full, saving the notebooks with their outputs
 	$(PY) tutorials/notebooks.py
