@@ -624,3 +624,26 @@ def test_serving_benchmark_smoke(tmp_path):
     for row in saved["rows"]:
         assert row["served_seconds"] > 0 and row["forward_seconds"] > 0
         assert row["ratio"] == pytest.approx(row["served_seconds"] / row["forward_seconds"])
+
+
+def test_a_model_compiled_for_xla_exports_the_plain_graph_with_the_same_answers(tmp_path):
+    # Prediction here goes through XLA for such a model; the export must not: a
+    # function marked must-compile runs only on a server built with XLA's JIT.
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    model = tfp_bnn.make_regressor((3,), hidden_units=(8,), train_size=32)
+    model.compile(jit_compile=True)
+    x = np.random.default_rng(2).normal(size=(6, 3)).astype(np.float32)
+    xla = tfp_bnn.predict(model, x, num_samples=8, seed=5)
+    path = serving.export_for_serving(model, tmp_path / "gap", num_samples=8)
+
+    saved = saved_model_pb2.SavedModel.FromString((path / "saved_model.pb").read_bytes())
+    graph = saved.meta_graphs[0].graph_def
+    nodes = [*graph.node, *(node for function in graph.library.function for node in function.node_def)]
+    marked = [node.name for node in nodes if node.attr["_XlaMustCompile"].b]
+    marked += [f.signature.name for f in graph.library.function if f.attr["_XlaMustCompile"].b]
+    assert len(nodes) > 100 and marked == []
+
+    answer = tf.saved_model.load(str(path)).signatures["serving_default"](x=tf.constant(x), seed=tf.constant(5, tf.int64))
+    np.testing.assert_allclose(answer["mean"].numpy(), xla.mean, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(answer["lower"].numpy(), xla.lower, rtol=1e-4, atol=1e-4)

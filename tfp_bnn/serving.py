@@ -110,6 +110,12 @@ def export_for_serving(model, export_dir, *, num_samples=100, version=None, leve
 
     Returns:
       The ``pathlib.Path`` of the new version folder.
+
+    The signatures are TensorFlow's plain graph even for a model compiled
+    with ``jit_compile=True``: a function exported under XLA keeps its
+    must-compile mark, and would then run only on a server built with XLA's
+    JIT, while every op of the plain graph is a core op that any TF Serving
+    build registers (``tests/test_serving.py`` checks each one).
     """
     head = prediction._head(model, "export_for_serving")
     num_samples = validation.check_num_samples(num_samples)
