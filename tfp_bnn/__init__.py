@@ -4,10 +4,14 @@ Build a model for one of the four regimes, train it with ``fit``, predict
 with the aleatoric/epistemic split:
 
 >>> import tf_keras, tfp_bnn
+>>> from tfp_bnn import data
+>>> x, y = data.gap_regression(500, seed=0)  # 1-D toy data, a gap in the middle
 >>> model = tfp_bnn.make_regressor((1,), hidden_units=(50,), train_size=len(x))
 >>> model.compile(optimizer=tf_keras.optimizers.Adam(1e-2))
->>> model.fit(x, y, epochs=200, verbose=0)
->>> result = tfp_bnn.predict(model, x_test, num_samples=100, seed=0)
+>>> history = model.fit(x, y, epochs=200, verbose=0)
+>>> result = tfp_bnn.predict(model, [[0.0], [6.0]], num_samples=100, seed=0)
+>>> result.mean.shape, result.aleatoric_stddev.shape, result.epistemic_stddev.shape
+((2, 1), (2, 1), (2, 1))
 
 Import ``tf_keras``, never ``tf.keras``: Keras 3 does not work with ``tfp.layers``.
 """

@@ -24,10 +24,14 @@ one graph. Build the models with ``make_regressor``/``make_classifier``
 
 Example:
 
+>>> import tfp_bnn
+>>> from tfp_bnn import data
+>>> x, y = data.gap_regression(500, seed=0)
 >>> model = tfp_bnn.make_regressor((1,), inference="ensemble", num_members=5)
 >>> model.compile(optimizer=tf_keras.optimizers.Adam(3e-3))
->>> model.fit(x, y, epochs=100, verbose=0)
->>> tfp_bnn.predict(model, x_test, num_samples=5).epistemic_stddev
+>>> history = model.fit(x, y, epochs=20, verbose=0)
+>>> tfp_bnn.predict(model, [[0.0], [6.0]], num_samples=5).epistemic_stddev.shape
+(2, 1)
 """
 
 import tensorflow as tf

@@ -486,6 +486,7 @@ class BetaNegativeLogLikelihood(tf_keras.losses.Loss):
 
     Example:
 
+    >>> import tfp_bnn
     >>> model = tfp_bnn.make_regressor((3,), train_size=100)
     >>> model.compile(optimizer="adam", loss=tfp_bnn.BetaNegativeLogLikelihood(beta=0.5))
 

@@ -10,8 +10,14 @@ Classification (integer labels, probabilities ``(N, K)``): :func:`accuracy`,
 
 Example:
 
->>> ll = tfp_bnn.log_likelihoods(model, x_test, y_test, num_samples=100, seed=0)
->>> mixture_nll(ll)
+>>> import tfp_bnn
+>>> from tfp_bnn import data
+>>> x, y = data.gap_regression(50, seed=0)
+>>> model = tfp_bnn.make_regressor((1,), train_size=len(x))  # fit it first
+>>> ll = tfp_bnn.log_likelihoods(model, x, y, num_samples=100, seed=0)
+>>> ll.shape  # (T, N)
+(100, 50)
+>>> nll = mixture_nll(ll)  # the mean over points of -log(1/T sum_t p(y | x, w_t))
 """
 
 import numpy as np

@@ -23,9 +23,19 @@ Classification (:class:`tfp_bnn.ClassificationPrediction`):
 ``import tfp_bnn`` does not import this module (nor matplotlib); import it
 yourself:
 
->>> from tfp_bnn import plots
+>>> import numpy as np, tfp_bnn
+>>> from tfp_bnn import data, plots
+>>> x, y = data.gap_regression(500, seed=0)
+>>> model = tfp_bnn.make_regressor((1,), train_size=len(x))  # fit it first
+>>> x_grid = np.linspace(-6, 6, 200, dtype="float32")[:, None]
 >>> result = tfp_bnn.predict(model, x_grid, num_samples=200, seed=0)
 >>> plots.uncertainty_bands(x_grid, result, x_train=x, y_train=y).savefig("bands.png")
+
+The examples below start from ``x, y``, ``model`` and ``plots`` as here, or,
+for classification, from
+
+>>> iris = data.load_sklearn("iris")
+>>> classifier = tfp_bnn.make_classifier((4,), 3, train_size=len(iris.y))  # fit it first
 """
 
 import matplotlib.pyplot as plt
@@ -152,6 +162,7 @@ def sampled_curves(x, result, num_curves=20, x_train=None, y_train=None, ax=None
 
     Example:
 
+    >>> grid = np.linspace(-6, 6, 200, dtype="float32")[:, None]
     >>> result = tfp_bnn.predict(model, grid, num_samples=50, seed=0, batch_size=len(grid))
     >>> fig = plots.sampled_curves(grid, result, num_curves=20, x_train=x, y_train=y)
     """
@@ -189,8 +200,10 @@ def probability_integral_transform(y, result):
 
     Example:
 
-    >>> u = plots.probability_integral_transform(y_test, tfp_bnn.predict(model, x_test, seed=0))
-    >>> np.histogram(u, bins=10, range=(0, 1))  # flat if calibrated
+    >>> u = plots.probability_integral_transform(y, tfp_bnn.predict(model, x, seed=0))
+    >>> counts, edges = np.histogram(u, bins=10, range=(0, 1))  # flat if calibrated
+    >>> u.shape, int(counts.sum())
+    ((500,), 500)
     """
     means = np.asarray(result.draw_means, np.float64)
     stddevs = np.sqrt(np.asarray(result.draw_variances, np.float64))
@@ -220,8 +233,8 @@ def calibration_curve(y, result, levels=np.linspace(0.05, 0.95, 19), ax=None):
 
     Example:
 
-    >>> result = tfp_bnn.predict(model, x_test, num_samples=200, seed=0)
-    >>> fig = plots.calibration_curve(y_test, result)
+    >>> result = tfp_bnn.predict(model, x, num_samples=200, seed=0)
+    >>> fig = plots.calibration_curve(y, result)
     """
     fig, ax = _figure_and_axes(ax, figsize=(5, 5))
     levels = np.asarray(levels, np.float64).reshape(-1)
@@ -261,8 +274,8 @@ def reliability_diagram(labels, probabilities, num_bins=10, ax=None):
 
     Example:
 
-    >>> result = tfp_bnn.predict(model, x_test, num_samples=100, seed=0)
-    >>> fig = plots.reliability_diagram(labels_test, result.probabilities)
+    >>> result = tfp_bnn.predict(classifier, iris.x, num_samples=100, seed=0)
+    >>> fig = plots.reliability_diagram(iris.y, result.probabilities)
     """
     probabilities = np.asarray(getattr(probabilities, "probabilities", probabilities), np.float64)
     ece = metrics.expected_calibration_error(labels, probabilities, num_bins)  # also checks the inputs
@@ -303,8 +316,8 @@ def uncertainty_histograms(labels, result, axes=None):
 
     Example:
 
-    >>> result = tfp_bnn.predict(model, x_test, num_samples=100, seed=0)
-    >>> fig = plots.uncertainty_histograms(labels_test, result)
+    >>> result = tfp_bnn.predict(classifier, iris.x, num_samples=100, seed=0)
+    >>> fig = plots.uncertainty_histograms(iris.y, result)
     """
     labels = _labels(labels, result)
     fig, axes = _figure_and_axes(axes, ncols=2, figsize=(10, 4))
@@ -347,8 +360,8 @@ def class_probability_bars(result, index, class_names=None, ax=None):
 
     Example:
 
-    >>> result = tfp_bnn.predict(model, x_test, num_samples=100, seed=0)
-    >>> fig = plots.class_probability_bars(result, 0, class_names=["setosa", "versicolor", "virginica"])
+    >>> result = tfp_bnn.predict(classifier, iris.x, num_samples=100, seed=0)
+    >>> fig = plots.class_probability_bars(result, 0, class_names=iris.class_names)
     """
     probabilities = np.asarray(result.probabilities)[index]
     low, high = np.percentile(np.asarray(result.draw_probabilities)[:, index], [2.5, 97.5], axis=0)

@@ -34,8 +34,13 @@ the same graph for TensorFlow Serving.
 
 Example:
 
->>> result = tfp_bnn.predict(model, x_test, num_samples=100, seed=0)
->>> result.mean, result.aleatoric_stddev, result.epistemic_stddev, result.lower, result.upper
+>>> import tfp_bnn
+>>> model = tfp_bnn.make_regressor((1,), train_size=100)  # fit it first
+>>> result = tfp_bnn.predict(model, [[0.0], [6.0]], num_samples=100, seed=0)
+>>> result.mean.shape, result.aleatoric_stddev.shape, result.epistemic_stddev.shape
+((2, 1), (2, 1), (2, 1))
+>>> bool((result.lower < result.mean).all() and (result.mean < result.upper).all())
+True
 """
 
 import dataclasses

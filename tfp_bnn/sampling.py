@@ -17,6 +17,23 @@ enter the context around the code that builds the graph (``tf.function``
 tracing, ``model.fit``/``model.evaluate`` on a model that has not traced its
 step yet; :class:`tfp_bnn.BayesianModel` retraces its step functions when the
 mode changes).
+
+Example: five networks for three inputs in one call.
+
+>>> import numpy as np, tfp_bnn
+>>> from tfp_bnn import sampling
+>>> layer = tfp_bnn.BayesianDense(2, kl_weight=1 / 100)
+>>> x = np.random.default_rng(0).normal(size=(3, 4)).astype("float32")
+>>> with sampling.weight_draws(5, seed=(7, 8)):  # a stateless seed pair
+...     stacked = layer(np.tile(x, [5, 1]))  # rows 3t .. 3t + 2 go through draw t
+>>> stacked.shape
+TensorShape([15, 2])
+>>> by_draw = stacked.numpy().reshape(5, 3, 2)
+>>> bool(by_draw.std(axis=0).min() > 0)  # five different networks
+True
+>>> with sampling.posterior_mean():
+...     bool(np.array_equal(layer(x), layer(x)))  # no noise
+True
 """
 
 import contextlib

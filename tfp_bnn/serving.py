@@ -51,10 +51,17 @@ version policy decides which it serves). ``assets.extra`` also holds
 
 Example:
 
+>>> import tfp_bnn
+>>> model = tfp_bnn.make_regressor((1,), train_size=100)  # fit it first
 >>> path = tfp_bnn.serving.export_for_serving(model, "models/gap", num_samples=100)
 >>> path
 PosixPath('models/gap/1')
->>> tfp_bnn.serving.grpc_predict("localhost:8500", x, model_name="gap", seed=0)["mean"]
+
+Then, with ``tensorflow_model_server --model_base_path=$PWD/models/gap
+--model_name=gap`` running:
+
+>>> tfp_bnn.serving.grpc_predict("localhost:8500", [[0.5]], model_name="gap", seed=0)["mean"]  # doctest: +SKIP
+array([[...]], dtype=float32)
 """
 
 import json
@@ -396,8 +403,9 @@ def grpc_predict(target, x, *, model_name, signature_name="serving_default", see
 
     Example:
 
-    >>> answer = grpc_predict("localhost:8500", [[0.5], [4.0]], model_name="gap", seed=0)
-    >>> answer["mean"], answer["epistemic_stddev"]
+    >>> answer = grpc_predict("localhost:8500", [[0.5], [4.0]], model_name="gap", seed=0)  # doctest: +SKIP
+    >>> answer["mean"].shape, answer["epistemic_stddev"].shape  # doctest: +SKIP
+    ((2, 1), (2, 1))
     """
     import grpc
 

@@ -1,0 +1,66 @@
+"""Every example in tfp_bnn's docstrings runs and shows what it says it shows.
+
+A module's examples run in one namespace, its own docstring's first and then
+the rest in order, as a reader meets them (the function examples in
+tfp_bnn.plots start from the module's ``model``). Examples that need
+something outside the project (a running TF Serving) are marked
+``# doctest: +SKIP``. Each module runs in a fresh temporary folder, where
+examples that save files write them.
+"""
+
+import doctest
+import importlib
+import pkgutil
+
+import matplotlib
+import pytest
+
+import tfp_bnn
+
+matplotlib.use("Agg")
+
+FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
+
+
+def _examples(module):
+    tests = [test for test in doctest.DocTestFinder().find(module) if test.examples]
+    return sorted(tests, key=lambda test: (test.name != module.__name__, test.lineno or 0))
+
+
+MODULES = ["tfp_bnn"] + sorted(
+    name for _, name, _ in pkgutil.iter_modules(tfp_bnn.__path__, "tfp_bnn.") if not name.endswith("__main__")
+)
+WITH_EXAMPLES = [name for name in MODULES if _examples(importlib.import_module(name))]
+
+
+@pytest.mark.parametrize("name", WITH_EXAMPLES)
+def test_docstring_examples_run_and_show_what_they_say(name, tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    monkeypatch.chdir(tmp_path)
+    module = importlib.import_module(name)
+    tests = _examples(module)
+    skipped = sum(bool(example.options.get(doctest.SKIP)) for test in tests for example in test.examples)
+    runner = doctest.DocTestRunner(optionflags=FLAGS)
+    report = []
+    namespace = dict(module.__dict__)
+    try:
+        for test in tests:
+            test.globs = namespace
+            runner.run(test, out=report.append, clear_globs=False)
+    finally:
+        plt.close("all")
+    assert runner.failures == 0, "".join(report)
+    assert runner.tries == sum(len(test.examples) for test in tests) - skipped > 0
+
+
+def test_the_public_entry_points_have_examples():
+    # The Keras convention: a short runnable example in the docstring of every
+    # layer and of the main functions (or of the module that introduces them).
+    documented = {test.name.rsplit(".", 1)[-1] for name in WITH_EXAMPLES
+                  for test in _examples(importlib.import_module(name))}
+    wanted = {"tfp_bnn", "BayesianDense", "BayesianConv2D", "EnsembleDense", "MCDropout", "models", "prediction",
+              "metrics", "serving", "plots", "heads", "priors", "posteriors", "data", "BetaNegativeLogLikelihood"}
+    assert wanted <= documented, sorted(wanted - documented)
+    total = sum(len(test.examples) for name in WITH_EXAMPLES for test in _examples(importlib.import_module(name)))
+    assert total >= 80
