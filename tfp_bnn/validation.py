@@ -2,7 +2,17 @@
 
 Each failure is a ``ValueError`` (or ``TypeError`` for a wrong kind of
 object) whose message names the problem and the fix, e.g. the row and column
-of the first NaN.
+of the first NaN. :func:`tfp_bnn.predict`, ``fit`` and the other entry points
+run them for you:
+
+>>> import numpy as np
+>>> x = np.zeros((4, 2), "float32"); x[2, 1] = np.nan
+>>> check_inputs(x, input_shape=(2,))
+Traceback (most recent call last):
+ValueError: x contains nan at row 2, column 1 (1 non-finite values in all); drop or impute missing and infinite values first.
+>>> check_inputs(np.zeros((4, 3)), input_shape=(2,))
+Traceback (most recent call last):
+ValueError: x has shape (4, 3) but the model takes inputs of shape (N, 2): 2 features per example. Pass the same features, in the same order, that the model was built for.
 """
 
 import numpy as np
