@@ -1,5 +1,11 @@
 """Variational inference checked against exact answers: the conjugate posterior, the loss, the draws."""
 
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -113,6 +119,50 @@ def test_fit_reports_mean_nll_plus_kl_over_n_with_the_posterior_mean():
     np.testing.assert_allclose(logs["kl"][0], kl / num_train, rtol=1e-5)
     np.testing.assert_allclose(logs["loss"][0], nll + kl / num_train, rtol=1e-5)
     assert kl / num_train > 0.05 * nll  # the KL part is not negligible, so the sum is tested
+
+
+_DISTRIBUTED_FIT = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    import tf_keras
+    import tfp_bnn
+    from tfp_bnn import posteriors, sampling
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(100, 2)).astype(np.float32)
+    y = (x[:, 0] - 0.5 * x[:, 1] ** 2 + 0.3 * rng.normal(size=100)).astype(np.float32)
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    with strategy.scope():
+        model = tfp_bnn.make_regressor((2,), hidden_units=(8,), train_size=100,
+                                       kernel_posterior=posteriors.MeanFieldNormal(initial_scale=0.05))
+        model.compile(optimizer=tf_keras.optimizers.SGD(learning_rate=0.0))  # the weights stay put
+    with sampling.posterior_mean():
+        logs = model.fit(x, y, batch_size=32, epochs=1, verbose=0).history
+        nll = -float(np.mean(model(x).log_prob(y[:, None])))
+    json.dump({"replicas": strategy.num_replicas_in_sync, "logs": {k: v[0] for k, v in logs.items()},
+               "nll": nll, "kl": float(model.kl_divergence())}, sys.stdout)
+""")
+
+
+def test_fit_under_a_mirrored_strategy_logs_the_same_nll_and_kl_as_on_one_device():
+    # Keras scales the loss it returns by 1 / replicas (the replicas' gradients are summed);
+    # nll = loss - kl held on one device only: with 2 replicas it logged (nll + kl) / 2 - kl.
+    # Its own process: the two CPU replicas must be set before TensorFlow starts, and two
+    # MirroredStrategys in one process clash.
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+    child = subprocess.run([sys.executable, "-c", _DISTRIBUTED_FIT], capture_output=True, text=True, env=env,
+                           timeout=300)
+    assert child.returncode == 0, child.stderr
+    report = json.loads(child.stdout)
+    logs = report["logs"]
+    assert report["replicas"] == 2
+    np.testing.assert_allclose(logs["kl"], report["kl"], rtol=1e-5)
+    np.testing.assert_allclose(logs["nll"], report["nll"], rtol=1e-5)
+    np.testing.assert_allclose(logs["loss"], report["nll"] + report["kl"], rtol=1e-5)
+    assert report["kl"] > 0.05 * abs(report["nll"])  # the KL part is not negligible, so the sum is tested
 
 
 # -- T draws in one graph = T separate calls ----------------------------------------------------

@@ -167,7 +167,10 @@ class BayesianModel(tf_keras.Model):
         # Weighted by the batch size, as Keras weights `loss`: with a partial last batch
         # the epoch's nll + kl is still its loss, and nll the mean over examples.
         batch_size = tf.shape(tf.nest.flatten(y)[0])[0]
-        self.nll_tracker.update_state(loss - kl, sample_weight=batch_size)
+        # Under a distribution strategy compiled_loss returns (nll + kl) / replicas (the
+        # replicas' gradients are summed); the trackers want this replica's means.
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        self.nll_tracker.update_state(loss * replicas - kl, sample_weight=batch_size)
         self.kl_tracker.update_state(kl, sample_weight=batch_size)
         return self.compute_metrics(x, y, y_pred, sample_weight)
 

@@ -91,20 +91,31 @@ class Mode:
 
 
 _DEFAULT = Mode()
-_local = threading.local()
+_STACKS = {}  # thread id -> that thread's active modes, innermost last
 
 
 def current_mode() -> Mode:
     """The innermost active mode (``single`` when no context is active)."""
-    stack = getattr(_local, "stack", None)
+    stack = _STACKS.get(threading.get_ident()) or _strategy_caller_stack()
     return stack[-1] if stack else _DEFAULT
+
+
+def _strategy_caller_stack():
+    """In a replica thread of a distribution strategy, the modes of the thread that called it.
+
+    ``MirroredStrategy`` traces each replica's step in a thread of its own:
+    ``with posterior_mean(): model.fit(...)`` entered the mode in the calling
+    thread, and the replicas must see it too (as TensorFlow carries the
+    graph and name scope over into them).
+    """
+    if not tf.distribute.has_strategy() or tf.distribute.in_cross_replica_context():
+        return None
+    return _STACKS.get(threading.main_thread().ident)
 
 
 @contextlib.contextmanager
 def _entered(mode):
-    stack = getattr(_local, "stack", None)
-    if stack is None:
-        stack = _local.stack = []
+    stack = _STACKS.setdefault(threading.get_ident(), [])
     stack.append(mode)
     try:
         yield mode
