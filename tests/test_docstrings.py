@@ -60,7 +60,8 @@ def test_the_public_entry_points_have_examples():
     documented = {test.name.rsplit(".", 1)[-1] for name in WITH_EXAMPLES
                   for test in _examples(importlib.import_module(name))}
     wanted = {"tfp_bnn", "BayesianDense", "BayesianConv2D", "EnsembleDense", "MCDropout", "models", "prediction",
-              "metrics", "serving", "plots", "heads", "priors", "posteriors", "data", "BetaNegativeLogLikelihood"}
+              "metrics", "serving", "plots", "heads", "priors", "posteriors", "data", "sampling", "validation",
+              "BetaNegativeLogLikelihood"}
     assert wanted <= documented, sorted(wanted - documented)
     total = sum(len(test.examples) for name in WITH_EXAMPLES for test in _examples(importlib.import_module(name)))
     assert total >= 80
