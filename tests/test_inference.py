@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 
 import numpy as np
 import pytest
@@ -163,6 +164,25 @@ def test_fit_under_a_mirrored_strategy_logs_the_same_nll_and_kl_as_on_one_device
     np.testing.assert_allclose(logs["nll"], report["nll"], rtol=1e-5)
     np.testing.assert_allclose(logs["loss"], report["nll"] + report["kl"], rtol=1e-5)
     assert report["kl"] > 0.05 * abs(report["nll"])  # the KL part is not negligible, so the sum is tested
+
+
+def test_a_sampling_mode_belongs_to_the_thread_that_entered_it_outside_a_strategy():
+    # Only a distribution strategy's replica threads read the calling thread's modes; any
+    # other thread (a server's worker, say) keeps its own, and nothing is left behind.
+    seen = {}
+
+    def other_thread():
+        seen["other"] = sampling.current_mode().kind
+        with sampling.weight_draws(3):
+            seen["other inside"] = sampling.current_mode().kind
+
+    with sampling.posterior_mean():
+        worker = threading.Thread(target=other_thread)
+        worker.start()
+        worker.join()
+        seen["here"] = sampling.current_mode().kind
+    assert seen == {"other": "single", "other inside": "draws", "here": "mean"}
+    assert sampling.current_mode().kind == "single" and sampling._STACKS == {}
 
 
 # -- T draws in one graph = T separate calls ----------------------------------------------------

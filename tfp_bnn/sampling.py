@@ -115,12 +115,15 @@ def _strategy_caller_stack():
 
 @contextlib.contextmanager
 def _entered(mode):
-    stack = _STACKS.setdefault(threading.get_ident(), [])
+    thread = threading.get_ident()
+    stack = _STACKS.setdefault(thread, [])
     stack.append(mode)
     try:
         yield mode
     finally:
         stack.pop()
+        if not stack:  # no entry left behind per thread that ever predicted
+            del _STACKS[thread]
 
 
 def weight_draws(num_draws, seed=None, *, weights=None, record=None):
