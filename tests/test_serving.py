@@ -610,6 +610,24 @@ def test_readme_models_config_example_parses():
     assert "specific" in policies  # serving several versions of one model
 
 
+def test_readme_rest_answer_is_one_the_export_could_give_and_matches_its_text():
+    # The numbers come from a trained model (re-run the README's commands to refresh them);
+    # what holds for any answer is checked here: the request, the output names, the split
+    # of the variance, the interval around the mean and the ratio the text quotes.
+    readme = (REPO / "README.md").read_text()
+    request = json.loads(re.search(r"-d '(\{.*?\})'", readme).group(1))
+    answer = json.loads(re.search(r"```json\n(\{\"outputs\".*?)```", readme, flags=re.S).group(1))["outputs"]
+    assert request["signature_name"] == "serving_default" and request["inputs"]["x"] == [[-4.5], [0.0], [2.0]]
+    assert set(answer) == {*REGRESSION_OUTPUTS, "seed"} and answer["seed"] == [request["inputs"]["seed"]] * 3
+    out = {name: np.asarray(values, dtype=float) for name, values in answer.items()}
+    assert all(out[name].shape == (3, 1) for name in REGRESSION_OUTPUTS)
+    np.testing.assert_allclose(out["stddev"] ** 2, out["aleatoric_stddev"] ** 2 + out["epistemic_stddev"] ** 2,
+                               atol=2e-4)  # the JSON rounds to 4 decimals
+    assert (out["lower"] < out["mean"]).all() and (out["mean"] < out["upper"]).all()
+    quoted = float(re.search(r"its epistemic std is ([\d.]+)× that at x = 2", readme).group(1))
+    assert round(out["epistemic_stddev"][0, 0] / out["epistemic_stddev"][2, 0], 1) == quoted
+
+
 # -- the benchmark runs (its numbers are not a test) ---------------------------------------------
 
 
