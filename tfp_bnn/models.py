@@ -82,6 +82,17 @@ class BayesianModel(tf_keras.Model):
       the mean of the members' losses.
 
     Build it like a Functional model: ``BayesianModel(inputs, outputs)``.
+
+    Example: a custom network of Bayesian layers ending in a head.
+
+    >>> import tf_keras, tfp_bnn
+    >>> inputs = tf_keras.Input((3,))
+    >>> hidden = tfp_bnn.BayesianDense(16, activation="relu", kl_weight=1 / 100)(inputs)
+    >>> parameters = tfp_bnn.BayesianDense(2, kl_weight=1 / 100)(hidden)  # loc and scale of a Normal
+    >>> model = tfp_bnn.BayesianModel(inputs, tfp_bnn.NormalHead(1)(parameters))
+    >>> model.compile(optimizer="adam")  # the loss is the head's negative log-likelihood
+    >>> len(model.losses)  # one KL term per Bayesian layer
+    2
     """
 
     # The same arguments as Functional.__init__, which is what lets Keras save
@@ -402,6 +413,12 @@ def make_regressor(
         model (a ``Normalization`` layer), so it takes raw units.
       target_mean, target_std: the default heads predict
         ``target_mean + target_std * z`` from standardized ``z``.
+
+    Example:
+
+    >>> model = make_regressor((3,), hidden_units=(16,), train_size=100)
+    >>> [type(layer).__name__ for layer in model.layers]
+    ['InputLayer', 'BayesianDense', 'BayesianDense', 'NormalHead']
     """
     bayesian, probabilistic = _check_regime(regime, train_size, inference)
     target = {"target_loc": target_mean, "target_scale": target_std}
@@ -439,6 +456,12 @@ def make_classifier(
     Probabilistic regimes end in :class:`tfp_bnn.heads.CategoricalHead`, point
     regimes in :class:`tfp_bnn.heads.PointClassHead`; other arguments as in
     :func:`make_regressor`. Inputs of rank > 1 (images) are flattened.
+
+    Example:
+
+    >>> model = make_classifier((4,), 3, hidden_units=(16,), train_size=150)
+    >>> [type(layer).__name__ for layer in model.layers]
+    ['InputLayer', 'BayesianDense', 'BayesianDense', 'CategoricalHead']
     """
     bayesian, probabilistic = _check_regime(regime, train_size, inference)
     head_class = heads_lib.CategoricalHead if probabilistic else heads_lib.PointClassHead

@@ -127,6 +127,13 @@ class MeanFieldNormal(DistributionFactory):
       initial_scale: every ``softplus(rho_j)`` at initialisation.
       loc_initializer: Keras initializer of the kernel means (biases start at
         zero), ``"glorot_uniform"`` as in ``tf_keras.layers.Dense``.
+
+    Example: the posterior of a 3x2 kernel and 2 biases, a distribution over 8 weights.
+
+    >>> layer = MeanFieldNormal(initial_scale=0.05).make_layer(6, 2, kernel_shape=(3, 2))
+    >>> q = layer.distribution()
+    >>> q.event_shape, round(float(q.stddev()[0]), 4), len(layer.trainable_weights)  # mu and rho
+    (TensorShape([8]), 0.05, 2)
     """
 
     layer_class = MeanFieldNormalLayer
@@ -185,6 +192,14 @@ class FullCovarianceNormal(MeanFieldNormal):
     Args:
       initial_scale: diagonal of ``L`` at initialisation (off-diagonal zero).
       loc_initializer: as in :class:`MeanFieldNormal`.
+
+    Example:
+
+    >>> import tensorflow as tf
+    >>> from tfp_bnn.layers import BayesianDense
+    >>> layer = BayesianDense(4, estimator="variational", kernel_posterior=FullCovarianceNormal(), kl_weight=1 / 100)
+    >>> layer(tf.zeros([2, 3])).shape, len(layer.losses)  # one KL term
+    (TensorShape([2, 4]), 1)
     """
 
     layer_class = FullCovarianceNormalLayer
