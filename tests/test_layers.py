@@ -452,6 +452,29 @@ def test_conv2d_weight_draws_have_the_posterior_variance(estimator, rng):
     assert np.all(np.abs(ratio - 1) < 5 * np.sqrt(2.0 / (NUM_DRAWS - 1))), ratio
 
 
+def test_conv2d_flipout_gives_an_example_one_kernel_in_training():
+    # A constant image with "valid" padding shows every output pixel the same patch, so
+    # pixels of one example agree iff they share one kernel W + dW * (r_n s_n^T); the
+    # spatial mean then varies across examples like one pixel, not 1/9 of it.
+    layer = tfp_bnn.BayesianConv2D(2, 3, use_bias=False, kernel_posterior=tfp_bnn.MeanFieldNormal(0.3))
+    images = np.ones((200, 5, 5, 2), np.float32)  # 3 x 3 output pixels per filter
+    layer(images)
+    calls = [layer(images).numpy().astype(np.float64) for _ in range(400)]  # training path, fresh dW each
+
+    for outputs in calls:
+        np.testing.assert_allclose(outputs, np.broadcast_to(outputs[:, :1, :1], outputs.shape), atol=1e-5)
+    _, scale = _posterior_moments(layer)
+    # Given the call's dW, filter f of example n is W x + s_nf sum_c r_nc sum_hw dW_hwcf (x = 1), of
+    # variance sum_c (sum_hw dW_hwcf)^2 over the signs, whose mean over dW is sum_hwc sigma_hwcf^2.
+    variance = np.sum(scale.reshape(3, 3, 2, 2) ** 2, axis=(0, 1, 2))
+    spatial_mean_variance = np.mean([outputs.mean(axis=(1, 2)).var(axis=0, ddof=1) for outputs in calls], axis=0)
+    # Noise of the ratio: a chi-square of 2 degrees (one per channel, relative variance <= 1) per call,
+    # and 200 examples per call, averaged over 400 calls.
+    relative_se = np.sqrt((1 + 2 / 199) / len(calls))
+    ratio = spatial_mean_variance / variance
+    assert np.all(np.abs(ratio - 1) < 5 * relative_se), ratio
+
+
 # -- heads -----------------------------------------------------------------------------
 
 N = 7

@@ -6,7 +6,7 @@ import tf_keras
 from scipy import integrate, special, stats
 
 import tfp_bnn
-from tfp_bnn import metrics
+from tfp_bnn import heads, metrics
 
 Z_975 = 1.959963984540054  # standard normal 0.975 quantile
 
@@ -109,6 +109,11 @@ def test_crps_gaussian_against_numerical_integration():
     # Closed-form special cases: sigma (sqrt 2 - 1) / sqrt(pi) at y = mu, |y - mu| for sigma -> 0.
     assert metrics.crps_gaussian([0.0], [0.0], [2.0]) == pytest.approx(2 * (np.sqrt(2) - 1) / np.sqrt(np.pi))
     assert metrics.crps_gaussian([3.0], [1.0], [1e-9]) == pytest.approx(2.0, rel=1e-8)
+    # ... and exactly |y - mu| at sigma = 0 (a point head's aleatoric stddev), beside sigma > 0.
+    assert metrics.crps_gaussian([3.0, 0.0, 0.0], [1.0, 0.5, 0.0], [0.0, 0.0, 2.0]) == pytest.approx(
+        (2.0 + 0.5 + 2 * (np.sqrt(2) - 1) / np.sqrt(np.pi)) / 3, rel=1e-12)
+    with pytest.raises(ValueError, match=r"stddev must be >= 0"):
+        metrics.crps_gaussian([0.0], [0.0], [-1.0])
 
 
 def test_crps_ensemble_against_the_pairwise_definition(rng):
@@ -303,6 +308,44 @@ def test_many_draw_interval_ends_are_mixture_quantiles(regressor, inputs, level)
     # Not just mean +- z * total stddev: the mixture is not Gaussian.
     z = stats.norm.ppf((1 + level) / 2)
     assert np.max(np.abs(result.upper - (result.mean + z * result.stddev))) > 1e-2
+
+
+RATES = np.array([0.001, 0.03, 0.24, 0.9, 4.0, 30.0])
+
+
+def _poisson_rate_model(**kwargs):
+    """Log-rate = x: a linear model whose input is the log-rate, Bayesian or not."""
+    model = tfp_bnn.make_regressor((1,), hidden_units=(), head=heads.PoissonHead(1), **kwargs)
+    posterior = [w for w in model.trainable_weights if "loc" in w.name]
+    if posterior:  # the BayesianDense's posterior over [kernel, bias]; its scale stays
+        posterior[0].assign([1.0, 0.0])
+    else:
+        model.layers[1].set_weights([np.ones((1, 1), np.float32), np.zeros(1, np.float32)])
+    return model
+
+
+@pytest.mark.parametrize("level", [0.95, 0.8, 0.999])
+def test_poisson_interval_ends_are_the_counts_of_scipy_quantiles(level):
+    model = _poisson_rate_model(regime="probabilistic")
+    result = tfp_bnn.predict(model, np.log(RATES)[:, None], num_samples=3, seed=0, level=level)
+    np.testing.assert_allclose(result.draw_means[0, :, 0], RATES, rtol=1e-5)
+    # Smallest count k with P(Y <= k) >= p: TFP's default Poisson CDF interpolates between counts.
+    np.testing.assert_array_equal(result.lower[:, 0], stats.poisson.ppf((1 - level) / 2, RATES))
+    np.testing.assert_array_equal(result.upper[:, 0], stats.poisson.ppf((1 + level) / 2, RATES))
+    coverage = stats.poisson.cdf(result.upper[:, 0], RATES) - stats.poisson.cdf(result.lower[:, 0] - 1, RATES)
+    assert np.all(coverage >= level), coverage
+
+
+def test_poisson_interval_ends_are_counts_of_the_mixture():
+    model = _poisson_rate_model(train_size=50, kernel_posterior=tfp_bnn.MeanFieldNormal(0.5))
+    result = tfp_bnn.predict(model, np.log(RATES)[:, None], num_samples=200, seed=0)
+    rates = result.draw_means[..., 0].astype(np.float64)
+    assert np.all(rates.std(axis=0) > 0.1 * rates.mean(axis=0))  # a real mixture of rates
+    counts = np.arange(int(3 * rates.max()) + 50)[:, None, None]
+    mixture_cdf = stats.poisson.cdf(counts, rates[None]).mean(axis=1)  # (count, input)
+    for end, p in ((result.lower, 0.025), (result.upper, 0.975)):
+        expected = np.argmax(mixture_cdf >= p, axis=0)
+        np.testing.assert_array_equal(end[:, 0], expected)
 
 
 def test_log_likelihoods_and_mixture_nll_match_the_predicted_draws(regressor, inputs, rng):

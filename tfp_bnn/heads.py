@@ -104,11 +104,13 @@ class Head(tfp.layers.DistributionLambda):
 
     Subclasses set ``task`` and ``params_per_unit`` and implement
     ``_make_distribution``; they may override ``draw_statistics``,
-    ``components`` and ``_to_tensor``.
+    ``components`` and ``_to_tensor``. Heads over counts set
+    ``integer_valued``: their prediction intervals end on whole numbers.
     """
 
     task = "regression"
     params_per_unit = 1
+    integer_valued = False
 
     def __init__(self, units=1, **kwargs):
         # Both are fixed by the subclass; from_config of older configs may carry them.
@@ -368,6 +370,9 @@ def _check_integers(y, low, high, what):
 class PoissonHead(Head):
     """Counts: ``y ~ Poisson(exp(eta(x)))``; takes ``units`` log-rates.
 
+    :func:`tfp_bnn.predict`'s interval ends are counts: the smallest ``k`` with
+    ``P(Y <= k) >= p`` under the predictive mixture.
+
     Example: a log rate of 0 is a rate of 1.
 
     >>> import tensorflow as tf
@@ -377,11 +382,18 @@ class PoissonHead(Head):
     (1.0, 0.1839)
     """
 
+    integer_valued = True
+
     def check_support(self, y):
         _check_integers(y, 0, np.inf, "a Poisson head takes counts (integers >= 0)")
 
     def _make_distribution(self, params):
         return tfd.Independent(tfd.Poisson(log_rate=self._check_params(params)), reinterpreted_batch_ndims=1)
+
+    def components(self, dist):
+        # TFP's Poisson CDF interpolates between counts (igammac(y + 1, rate)) unless told
+        # otherwise; the intervals need the step CDF of the counts, P(Y <= floor(y)).
+        return tfd.Poisson(log_rate=dist.distribution.log_rate, force_probs_to_zero_outside_support=True)
 
 
 class _ClassificationHead(Head):

@@ -83,6 +83,19 @@ def _random_signs(shape, seed, dtype):
     return tf.cast(tf.bitwise.bitwise_and(bits, 2) - 1, dtype)
 
 
+def _flipout_sign_shape(tensor):
+    """``[draws, batch, 1, ..., 1, channels]``: one sign per example and channel.
+
+    An example's positions (a convolution's pixels, a sequence's steps) share its
+    signs, so they all see the one kernel ``W + dW * (r_n s_n^T)``, as in TFP's
+    ``Convolution2DFlipout``. A sign per position would give each pixel a kernel of
+    its own: pooled over pixels the weight noise would average out in training,
+    and the network ``fit`` trains would not be the one ``predict`` samples.
+    """
+    shape = tf.shape(tensor)
+    return tf.concat([shape[:2], tf.ones([tensor.shape.rank - 3], tf.int32), shape[-1:]], axis=0)
+
+
 class _BayesianLayer(tf_keras.layers.Layer):
     """What the dense and convolution layers share: posterior, prior, KL, modes."""
 
@@ -215,9 +228,9 @@ class _BayesianLayer(tf_keras.layers.Layer):
         noise = scale * _standard_normal([1, self.kernel_size + self.bias_size], seeds[0], x.dtype)
         delta_kernel, delta_bias = self._split(noise)
         # Flipout: example n sees W + dW * (r_n s_n^T) with random signs r_n, s_n.
-        sign_in = _random_signs(tf.shape(x), seeds[1], x.dtype)
+        sign_in = _random_signs(_flipout_sign_shape(x), seeds[1], x.dtype)
         perturbation = self._apply_kernel(x * sign_in, delta_kernel)
-        sign_out = _random_signs(tf.shape(perturbation), seeds[2], x.dtype)
+        sign_out = _random_signs(_flipout_sign_shape(perturbation), seeds[2], x.dtype)
         y = self._apply_kernel(x, loc_kernel) + perturbation * sign_out
         bias = None if loc_bias is None else loc_bias + delta_bias
         return self._add_bias(y, bias)

@@ -105,12 +105,18 @@ def crps_gaussian(y_true, mean, stddev):
     """Mean continuous ranked probability score of ``N(mean, stddev^2)`` forecasts (closed form).
 
     .. math:: \\sigma [z (2 \\Phi(z) - 1) + 2 \\phi(z) - 1 / \\sqrt\\pi], \\quad z = (y - \\mu) / \\sigma
+
+    and ``|y - mu|`` where ``sigma = 0`` (a point forecast, e.g. a ``PointHead``).
     """
     y_true, mean = _flat_pair(y_true, mean)
     _, stddev = _flat_pair(y_true, stddev)
-    z = (y_true - mean) / stddev
+    if np.any(stddev < 0):
+        raise ValueError("stddev must be >= 0 (a standard deviation, not a variance or log-scale).")
+    point = stddev == 0
+    z = np.divide(y_true - mean, stddev, out=np.zeros_like(y_true), where=~point)
     cdf, pdf = _STANDARD_NORMAL.cdf(z).numpy(), _STANDARD_NORMAL.prob(z).numpy()
-    return float(np.mean(stddev * (z * (2 * cdf - 1) + 2 * pdf - 1 / np.sqrt(np.pi))))
+    crps = stddev * (z * (2 * cdf - 1) + 2 * pdf - 1 / np.sqrt(np.pi))
+    return float(np.mean(np.where(point, np.abs(y_true - mean), crps)))
 
 
 def crps_ensemble(y_true, samples):

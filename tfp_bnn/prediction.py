@@ -472,7 +472,7 @@ def _variance_split(head, dist, stats, num_samples, level):
     mean = tf.reduce_mean(means, axis=0)
     components = head.components(dist)
     lower, upper = (
-        _mixture_quantile(components, means, variances, num_samples, p)
+        _mixture_quantile(components, means, variances, num_samples, p, head.integer_valued)
         for p in ((1.0 - level) / 2.0, (1.0 + level) / 2.0)
     )
     return {
@@ -486,8 +486,12 @@ def _variance_split(head, dist, stats, num_samples, level):
     }
 
 
-def _mixture_quantile(components, means, variances, num_samples, p):
-    """Quantile ``p`` of ``1/T sum_t F_t``, by Chandrupatla's root finder on the mixture CDF."""
+def _mixture_quantile(components, means, variances, num_samples, p, integer_valued=False):
+    """Quantile ``p`` of ``1/T sum_t F_t``, by Chandrupatla's root finder on the mixture CDF.
+
+    For counts (``integer_valued``, step CDFs) that is the smallest count ``k`` with
+    ``F(k) >= p``: the root finder converges on the step at ``k``, to well within 1/2.
+    """
 
     def mixture_cdf_minus_p(y):
         stacked = tf.tile(y, [num_samples, 1])
@@ -499,6 +503,8 @@ def _mixture_quantile(components, means, variances, num_samples, p):
         low, high = tf.reduce_min(quantiles, 0), tf.reduce_max(quantiles, 0)
     except NotImplementedError:
         spread = 12.0 * tf.sqrt(variances)
+        if integer_valued:  # the step at count 1 can lie beyond 12 sd of a tiny rate
+            spread += 1.0
         low, high = tf.reduce_min(means - spread, 0), tf.reduce_max(means + spread, 0)
     margin = 1e-3 * (high - low) + 1e-6 * (1.0 + tf.abs(high) + tf.abs(low))
     low, high = low - margin, high + margin
@@ -514,7 +520,7 @@ def _mixture_quantile(components, means, variances, num_samples, p):
         value_tolerance=0.0,
         max_iterations=60,
     )
-    return root
+    return tf.round(root) if integer_valued else root
 
 
 def _entropy(probs):
