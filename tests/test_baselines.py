@@ -185,8 +185,24 @@ def test_classifier_entropy_split_with_positive_mutual_information(inference):
         ({"inference": "laplace", "train_size": 10}, "Unknown inference 'laplace'"),
         ({"inference": "ensemble", "regime": "probabilistic"}, "regime='bayesian_probabilistic'"),
         ({"inference": "mc_dropout"}, "needs train_size"),
-        ({"inference": "ensemble", "estimator": "flipout"}, "estimator configure the variational layers"),
+        ({"inference": "ensemble", "estimator": "flipout"},
+         r"estimator: for the layers of inference='variational', which this model \(inference='ensemble'\) "
+         r"does not have\. Leave it out, or build a model of that inference\."),
         ({"inference": "mc_dropout", "train_size": 10, "dropout_rate": 1.5}, "rate"),
+        # Arguments another method or regime would use are refused, not ignored.
+        ({"train_size": 10, "dropout_rate": 0.5}, r"dropout_rate: for the layers of inference='mc_dropout'"),
+        ({"inference": "mc_dropout", "train_size": 10, "num_members": 3},
+         r"num_members: for the layers of inference='ensemble', which this model \(inference='mc_dropout'\)"),
+        ({"regime": "deterministic", "estimator": "flipout", "kernel_prior": tfp_bnn.NormalPrior(0.1)},
+         r"estimator, kernel_prior: for the layers of inference='variational', which this model \(a regime "
+         r"without Bayesian layers\) does not have\. Leave them out, or build a Bayesian regime\."),
+        ({"train_size": 10, "head": tfp_bnn.StudentTHead(1), "target_mean": 100.0, "target_std": 10.0},
+         r"target_mean and target_std configure the default head; pass them to your head instead "
+         r"\(e\.g\. StudentTHead\(1, target_loc=\.\.\., target_scale=\.\.\.\)\)"),
+        ({"train_size": 10, "units": 2, "head": tfp_bnn.NormalHead(1)},
+         r"units=2 but the head predicts 1 target\(s\); pass units=1, or a head of 2 units\."),
+        ({"train_size": 2.9}, r"train_size must be a positive integer \(the number of training examples\), got 2\.9"),
+        ({"train_size": True}, r"train_size must be a positive integer"),
     ],
 )
 def test_builders_refuse_inconsistent_arguments(kwargs, message):

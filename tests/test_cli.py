@@ -188,6 +188,22 @@ def test_bad_input_in_a_real_process_is_one_line_and_exit_status_2(files, args, 
     assert len(run.stderr.strip().splitlines()) == 1, run.stderr
 
 
+@pytest.mark.parametrize("value", ["-1", "0", "nan", "inf", "fast"])
+def test_fit_refuses_a_learning_rate_that_is_not_a_positive_number(capsys, tmp_path, value):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["fit", "--out", str(tmp_path / "run"), "--learning-rate", value])
+    assert exit_info.value.code == 2
+    assert "argument --learning-rate: must be a positive number, got" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_metrics_table_columns_stay_apart_for_large_values(capsys):
+    cli._print_metrics({"test": {"rmse": 53.87473899239, "nll": 23923.61127, "crps": 1.23e12, "n": 7}})
+    header, row = capsys.readouterr().out.splitlines()
+    assert row.split() == ["test", "(7)", "53.8747", "23923.6113", "1.23e+12"]
+    assert len(row) == len(header) == 18 + 3 * 13
+
+
 def test_every_command_has_help(capsys):
     for command, option in (("fit", "--estimator"), ("predict", "--samples"), ("evaluate", "--json")):
         with pytest.raises(SystemExit) as exit_info:
@@ -239,6 +255,8 @@ BAD_INPUTS = [
      "--estimator goes with --inference variational, not mc_dropout"),
     (["fit", "--data", "{d}/good.csv", "--target", "y", "--inference", "ensemble", "--samples", "12"],
      "--samples 12 is not a multiple of --members 5"),
+    (["fit", "--data", "{d}/good.csv", "--target", "y", "--members", "3"],
+     "--members goes with --inference ensemble, not variational"),
     (["predict", "--model", "{d}/model", "--data", "{d}/nan.csv"], "line 4, column 'x2': 'nan' is not a finite"),
     (["predict", "--model", "{d}/model", "--data", "{d}/other_features.csv"], "feature column(s) 'x2' missing"),
     (["predict", "--model", "{d}/model", "--data", "{d}/extra_feature.csv"],

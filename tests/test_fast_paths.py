@@ -55,6 +55,30 @@ def test_fit_with_several_steps_per_execution_runs_every_batch_once():
     assert model.optimizer.iterations.numpy() == 3 * 13
 
 
+def test_one_batch_methods_run_one_step_under_several_steps_per_execution():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, IN)).astype("float32")
+    y = x.sum(axis=1)
+    model = tfp_bnn.make_regressor((IN,), regime="probabilistic", hidden_units=(8,))
+    model.compile(optimizer=tf_keras.optimizers.SGD(0.01))
+    reference = tf_keras.models.clone_model(model)
+    reference.set_weights(model.get_weights())
+    reference.compile(optimizer=tf_keras.optimizers.SGD(0.01), steps_per_execution=1)
+
+    # The same step as with one step per execution (before: OutOfRangeError from the iterator).
+    for m in (model, reference):
+        m.train_on_batch(x[:10], y[:10])
+    assert model.optimizer.iterations.numpy() == 1
+    for got, expected in zip(model.get_weights(), reference.get_weights()):
+        np.testing.assert_allclose(got, expected, rtol=1e-6)
+    np.testing.assert_allclose(model.test_on_batch(x[:10], y[:10]), reference.test_on_batch(x[:10], y[:10]), rtol=1e-6)
+    np.testing.assert_allclose(model.predict_on_batch(x[:3]), reference.predict_on_batch(x[:3]), rtol=1e-6)
+    # fit afterwards still runs 32 steps per execution and every batch once.
+    assert model._steps_per_execution.numpy() == 32
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0)
+    assert model.optimizer.iterations.numpy() == 1 + 10
+
+
 def test_recorded_weight_draws_replay_the_same_networks_without_new_random_numbers():
     layer = tfp_bnn.BayesianDense(OUT, estimator="flipout", kernel_posterior=tfp_bnn.MeanFieldNormal(0.3))
     x = np.random.default_rng(1).normal(size=(6, IN)).astype(np.float32)

@@ -254,6 +254,12 @@ CHILD_CODE = textwrap.dedent(
                 i for i, w in enumerate(model.weights) if any(w is t for t in model.trainable_weights)]
             history = model.fit(x_train, y_train, epochs=1, batch_size=info["batch_size"], verbose=0)
             entry["history"] = {k: [float(v) for v in vs] for k, vs in history.history.items()}
+            # The legacy HDF5 file, saved beside it before training: the same predictions.
+            legacy = tf_keras.models.load_model(os.path.join(workdir, name + ".h5"))
+            entry["h5_class"] = type(legacy).__name__
+            result = tfp_bnn.predict(legacy, x_test, num_samples=info["num_samples"], seed=info["seed"])
+            for field in info["fields"]:
+                arrays[name + "/h5_predict/" + field] = np.asarray(getattr(result, field))
             entry["iterations_after_fit"] = int(model.optimizer.iterations.numpy())
             for i, w in enumerate(model.weights):
                 arrays[name + "/weights_after_fit/%d" % i] = w.numpy()
@@ -296,6 +302,7 @@ def roundtrip(tmp_path_factory):
             model.fit(x_train, y_train, epochs=EPOCHS, batch_size=BATCH_SIZE, verbose=0)
             path = workdir / f"{name}.keras"
             model.save(path)
+            model.save(workdir / f"{name}.h5")
             with zipfile.ZipFile(path) as archive:
                 saved_config = archive.read("config.json").decode()
             predictions = _prediction_arrays(model, x_test)
@@ -343,8 +350,9 @@ def roundtrip(tmp_path_factory):
         if "error" not in entry:
             entry = dict(entry)
             prefix = f"{name}/"
-            entry["predict"] = {
-                k[len(prefix + "predict/"):]: v for k, v in arrays.items() if k.startswith(prefix + "predict/")}
+            for key in ("predict", "h5_predict"):
+                entry[key] = {
+                    k[len(prefix + key + "/"):]: v for k, v in arrays.items() if k.startswith(prefix + key + "/")}
             entry["weights"] = _indexed(arrays, prefix + "weights/")
             entry["optimizer"] = _indexed(arrays, prefix + "optimizer/")
             entry["weights_after_fit"] = _indexed(arrays, prefix + "weights_after_fit/")
@@ -380,6 +388,16 @@ def test_loaded_model_predicts_identically(roundtrip, name):
     # The predictions are not trivially constant, so equality means something.
     first = original["predict"]["draw_means" if "draw_means" in original["predict"] else "draw_probabilities"]
     assert np.ptp(first, axis=0).max() > 0, "all weight draws agree: the model is not stochastic"
+
+
+@pytest.mark.parametrize("name", CASE_PARAMS)
+def test_legacy_h5_file_loads_in_a_new_process_and_predicts_identically(roundtrip, name):
+    """``model.save("m.h5")`` and ``load_model`` after ``import tfp_bnn``, no custom_objects."""
+    original, loaded = _case(roundtrip, name)
+    assert loaded["h5_class"] == "BayesianModel"
+    assert sorted(loaded["h5_predict"]) == sorted(original["predict"])
+    for field, expected in original["predict"].items():
+        np.testing.assert_array_equal(loaded["h5_predict"][field], expected, err_msg=f"{name}: {field}")
 
 
 @pytest.mark.parametrize("name", CASE_PARAMS)

@@ -207,6 +207,73 @@ def test_the_untouched_checks_can_fail():
         _assert_untouched(model, before)
 
 
+def _dataset(kind, transform=lambda x, y: (x, y), batch=4):
+    x, y = transform(*_data(kind))
+    dataset = tf.data.Dataset.from_tensor_slices((x, y) if y is not None else x)
+    return dataset.batch(batch) if batch else dataset
+
+
+BAD_DATASETS = {
+    "unbatched": ("regressor", _dataset("regressor", batch=None),
+                  r"The dataset yields single examples \(x of shape \(3,\)\); the model takes batches of shape "
+                  r"\(N, 3\)\. Batch it: dataset\.batch\(32\)\."),
+    "inputs_only": ("regressor", _dataset("regressor", lambda x, y: (x, None)),
+                    r"The dataset yields inputs only; fit and evaluate need \(x, y\) pairs"),
+    "too_few_features": ("regressor", _dataset("regressor", lambda x, y: (x[:, :2], y)),
+                         r"The dataset's x has shape \(None, 2\) but the model takes inputs of shape \(N, 3\): 3 "
+                         r"features per example\."),
+    "one_hot_labels": ("classifier", _dataset("classifier", lambda x, y: (x, np.eye(3)[y.astype(int)])),
+                       r"y has shape \(None, 3\) but CategoricalHead predicts targets of shape \(N,\); reshape y "
+                       r"to \(N,\) \(one-hot labels\? pass the class indices, y\.argmax\(axis=1\)\)\."),
+    "two_targets": ("regressor", _dataset("regressor", lambda x, y: (x, np.stack([y, y], 1))),
+                    r"y has shape \(None, 2\) but NormalHead predicts targets of shape \(N, 1\)"),
+}
+
+
+@pytest.mark.parametrize("entry", ("fit", "evaluate"))
+@pytest.mark.parametrize("case", sorted(BAD_DATASETS))
+def test_a_bad_dataset_is_refused_by_its_element_spec_before_anything_runs(entry, case):
+    kind, dataset, message = BAD_DATASETS[case]
+    model = _make(kind)
+    before = _snapshot(model)
+    with pytest.raises(ValueError, match=message):
+        _call(entry, model, dataset, None)
+    _assert_untouched(model, before)
+
+
+@pytest.mark.parametrize("transform", [lambda x, y: (x, y), lambda x, y: (x, y[:, None])], ids=["n", "n_by_1"])
+def test_a_good_dataset_trains_as_the_arrays_do(transform):
+    model = _make("regressor")
+    x, y = _data("regressor")
+    model.fit(_dataset("regressor", transform), epochs=1, verbose=0)
+    assert int(model.optimizer.iterations) == 3
+    with tfp_bnn.sampling.posterior_mean():  # the same network for both
+        np.testing.assert_allclose(model.evaluate(_dataset("regressor", transform), verbose=0),
+                                   model.evaluate(x, y, batch_size=4, verbose=0), rtol=1e-5)
+
+
+@pytest.mark.parametrize("entry", ("fit", "evaluate"))
+def test_arrays_without_targets_are_refused(entry):
+    model = _make("regressor")
+    x, _ = _data("regressor")
+    before = _snapshot(model)
+    with pytest.raises(ValueError, match=r"y is None; the loss is the head's negative log-likelihood of the "
+                                         r"targets, so pass them: model\.fit\(x, y\)\."):
+        _call(entry, model, x, None)
+    _assert_untouched(model, before)
+
+
+def test_keras_spellings_of_one_input_are_that_input():
+    model = _make("regressor")
+    x, y = _data("regressor")
+    with tfp_bnn.sampling.posterior_mean():  # the same network for all
+        expected = model.evaluate(x, y, verbose=0)
+        for spelling in ([x], (x,), {model.input_names[0]: x}):
+            assert model.evaluate(spelling, y, verbose=0) == pytest.approx(expected, rel=1e-6)
+    with pytest.raises(ValueError, match=r"x has the keys \['features'\]; the model's one input is named"):
+        model.fit({"features": x}, y, verbose=0)
+
+
 # -- num_samples and level ------------------------------------------------------------
 
 
@@ -237,6 +304,61 @@ def test_numpy_integer_num_samples_is_accepted():
     x, _ = _data("regressor")
     result = tfp_bnn.predict(model, x, num_samples=np.int64(4), seed=0)
     assert result.draw_means.shape == (4, N, 1)
+
+
+@pytest.mark.parametrize("entry", ("predict", "log_likelihoods"))
+@pytest.mark.parametrize("batch_size", [0, -1, 2.5, "4", True])
+def test_batch_size_must_be_a_positive_integer_or_none(entry, batch_size):
+    model = _make("regressor")
+    x, y = _data("regressor")
+    with pytest.raises(ValueError, match=r"batch_size must be a positive integer \(inputs per chunk\) or None, got"):
+        _call(entry, model, x, y, batch_size=batch_size)
+
+
+@pytest.mark.parametrize("seed", [1.7, "0", True, [1, 2]])
+def test_seed_must_be_an_integer_or_none(seed):
+    model = _make("regressor")
+    x, _ = _data("regressor")
+    with pytest.raises(ValueError, match=r"seed must be an integer or None, got"):
+        tfp_bnn.predict(model, x, num_samples=3, seed=seed)
+    # NumPy and scalar-tensor integers are integers.
+    expected = tfp_bnn.predict(model, x, num_samples=3, seed=5).mean
+    for seed in (np.int32(5), tf.constant(5)):
+        np.testing.assert_array_equal(tfp_bnn.predict(model, x, num_samples=3, seed=seed).mean, expected)
+
+
+@pytest.mark.parametrize("entry", ("predict", "log_likelihoods", "export"))
+def test_an_ensemble_needs_a_multiple_of_its_members_up_front(entry, tmp_path):
+    model = tfp_bnn.make_regressor((NUM_FEATURES,), hidden_units=(4,), inference="ensemble", num_members=4)
+    x, y = _data("regressor")
+    message = (r"An ensemble of 4 members needs num_samples to be a multiple of 4 \(draw t is member t mod 4\), "
+               r"got 10; e\.g\. num_samples=8\.")
+    with pytest.raises(ValueError, match=message):
+        if entry == "predict":
+            tfp_bnn.predict(model, x, num_samples=10)
+        elif entry == "log_likelihoods":
+            tfp_bnn.log_likelihoods(model, x, y, num_samples=10)
+        else:
+            tfp_bnn.serving.export_for_serving(model, tmp_path / "ensemble", num_samples=10)
+    assert not (tmp_path / "ensemble").exists()
+    assert tfp_bnn.predict(model, x, num_samples=8, seed=0).draw_means.shape == (8, N, 1)
+
+
+@pytest.mark.parametrize("batching", ["batched", "unbatched", "with_targets"])
+def test_predict_takes_a_dataset_of_inputs(batching):
+    model = _make("regressor")
+    x, y = _data("regressor")
+    dataset = {
+        "batched": tf.data.Dataset.from_tensor_slices(x).batch(5),
+        "unbatched": tf.data.Dataset.from_tensor_slices(x),
+        "with_targets": tf.data.Dataset.from_tensor_slices((x, y)).batch(5),
+    }[batching]
+    expected = tfp_bnn.predict(model, x, num_samples=4, seed=3)
+    result = tfp_bnn.predict(model, dataset, num_samples=4, seed=3)
+    np.testing.assert_array_equal(result.draw_means, expected.draw_means)
+    np.testing.assert_array_equal(result.lower, expected.lower)
+    with pytest.raises(ValueError, match=r"The dataset is empty; pass at least one example"):
+        tfp_bnn.predict(model, dataset.take(0), num_samples=4)
 
 
 # -- targets of shape (N,) against a head of one output: aligned, never broadcast ---------

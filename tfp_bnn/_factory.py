@@ -22,6 +22,15 @@ _KERNEL_FN_ARGS = ("dtype", "shape", "name", "trainable", "add_variable_fn")
 
 
 def register(cls):
+    """Register ``cls`` with Keras as ``tfp_bnn>Name``, and as ``Name`` for legacy ``.h5`` files.
+
+    The ``.keras`` format stores the registered name. The legacy HDF5 format stores the
+    bare class name of the model and of the priors and posteriors inside a layer's
+    config, and looks those up among the custom objects: without them ``load_model``
+    of an ``.h5`` file fails with "Unknown layer: 'BayesianModel'". A class the user
+    registered under the same bare name keeps it (``setdefault``).
+    """
+    tf_keras.saving.get_custom_objects().setdefault(cls.__name__, cls)
     return tf_keras.saving.register_keras_serializable(package="tfp_bnn")(cls)
 
 

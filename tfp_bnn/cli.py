@@ -74,11 +74,11 @@ def _parser():
     )
     fit.add_argument("--estimator", choices=ESTIMATOR_CHOICES, help="gradient estimator of --inference variational "
                      "(default flipout)")
-    fit.add_argument("--members", type=_positive_int, default=5, help="networks of --inference ensemble (default 5)")
+    fit.add_argument("--members", type=_positive_int, help="networks of --inference ensemble (default 5)")
     fit.add_argument("--hidden", type=_hidden_units, default=(50, 50), help="hidden layer widths (default 50,50)")
     fit.add_argument("--epochs", type=_positive_int, default=500)
     fit.add_argument("--batch-size", type=_positive_int, default=100)
-    fit.add_argument("--learning-rate", type=float, default=3e-3)
+    fit.add_argument("--learning-rate", type=_positive_float, default=3e-3)
     fit.add_argument("--validation-fraction", type=float, default=0.2)
     fit.add_argument("--samples", type=_positive_int, default=100, help="weight draws for the report")
     fit.add_argument("--seed", type=int, default=0)
@@ -136,6 +136,16 @@ def _positive_int(text):
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
+    if not (np.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
     return value
 
 
@@ -215,6 +225,10 @@ def _fit(args):
 def _check_inference(args):
     if args.estimator is not None and args.inference != "variational":
         raise UsageError(f"--estimator goes with --inference variational, not {args.inference}.")
+    if args.members is not None and args.inference != "ensemble":
+        raise UsageError(f"--members goes with --inference ensemble, not {args.inference}.")
+    if args.inference == "ensemble":
+        args.members = args.members or tfp_bnn.models.DEFAULT_NUM_MEMBERS
     if args.inference == "ensemble" and args.samples % args.members:
         raise UsageError(
             f"--samples {args.samples} is not a multiple of --members {args.members}: every network of the "
@@ -321,7 +335,9 @@ def _print_metrics(metrics_by_split):
     names = [name for name in next(iter(metrics_by_split.values())) if name != "n"]
     print(f"{'':18}" + "".join(f"{name:>13}" for name in names))
     for split, values in metrics_by_split.items():
-        print(f"{split + ' (' + str(values['n']) + ')':18}" + "".join(f"{values[name]:13.4f}" for name in names))
+        # 4 decimals; 4 significant digits when that would not fit the column (one space between).
+        cells = (f"{value:.4f}" if abs(value) < 1e6 else f"{value:.4g}" for value in map(values.get, names))
+        print(f"{split + ' (' + str(values['n']) + ')':18}" + "".join(f"{cell:>13}" for cell in cells))
 
 
 # -- predict / evaluate ---------------------------------------------------------------------

@@ -39,8 +39,10 @@ Example:
 ['kl', 'loss', 'nll']
 """
 
+import contextlib
 import inspect
 
+import numpy as np
 import tensorflow as tf
 import tf_keras
 from tf_keras.src.engine import data_adapter  # Keras's own batching of arrays, pinned with tf-keras
@@ -60,6 +62,9 @@ MC_DROPOUT_LENGTH_SCALE = 1e-2
 # Batches per tf.function call in fit/evaluate/predict unless compile is told
 # otherwise; the per-epoch time stops falling at about 16 (benchmarks/speed.py).
 DEFAULT_STEPS_PER_EXECUTION = 32
+# The baselines' defaults: MC dropout's rate p and the deep ensemble's M networks.
+DEFAULT_DROPOUT_RATE = 0.05
+DEFAULT_NUM_MEMBERS = 5
 
 
 @register
@@ -196,11 +201,18 @@ class BayesianModel(tf_keras.Model):
 
     # -- checks before training --------------------------------------------
     def _checked(self, x, y):
-        if isinstance(x, (tf.data.Dataset, tf_keras.utils.Sequence)) or callable(getattr(x, "__next__", None)):
+        if isinstance(x, tf.data.Dataset):
+            validation.check_dataset(x, self.input_shape[1:], self.head)
+            return x, y
+        if isinstance(x, tf_keras.utils.Sequence) or callable(getattr(x, "__next__", None)):
             return x, y  # streamed data is checked by Keras as it comes
-        x = validation.check_inputs(x, self.input_shape[1:])
-        if y is not None:
-            y = validation.check_targets(y, self.head, num_examples=len(x))
+        x = validation.check_inputs(_single_input(self, x), self.input_shape[1:])
+        if y is None:
+            raise ValueError(
+                "y is None; the loss is the head's negative log-likelihood of the targets, so pass "
+                "them: model.fit(x, y)."
+            )
+        y = validation.check_targets(y, self.head, num_examples=len(x))
         return x, y
 
     def fit(self, x=None, y=None, *args, **kwargs):
@@ -229,6 +241,38 @@ class BayesianModel(tf_keras.Model):
         x, y = self._checked(x, y)
         return super().evaluate(x, y, *args, **kwargs)
 
+    # -- one batch at a time -------------------------------------------------
+    # Keras's multi-step function would ask the one-batch iterator for compile's
+    # steps_per_execution batches (OutOfRangeError). It reads the variable at run
+    # time, so one step runs if it holds 1 for the call; building the function
+    # first keeps it the multi-step one that fit needs afterwards.
+    def train_on_batch(self, *args, **kwargs):
+        with self._one_step_per_execution(self.make_train_function):
+            return super().train_on_batch(*args, **kwargs)
+
+    def test_on_batch(self, *args, **kwargs):
+        with self._one_step_per_execution(self.make_test_function):
+            return super().test_on_batch(*args, **kwargs)
+
+    def predict_on_batch(self, *args, **kwargs):
+        with self._one_step_per_execution(self.make_predict_function):
+            return super().predict_on_batch(*args, **kwargs)
+
+    @contextlib.contextmanager
+    def _one_step_per_execution(self, make_function):
+        steps = getattr(self, "_steps_per_execution", None)
+        if steps is None or int(steps.numpy()) == 1:
+            yield
+            return
+        with self.distribute_strategy.scope():
+            make_function()
+        previous = steps.numpy()
+        steps.assign(1)
+        try:
+            yield
+        finally:
+            steps.assign(previous)
+
     # -- retrace when the sampling mode changed ------------------------------
     def _mode_changed(self, function_name):
         key = sampling.current_mode().key
@@ -244,6 +288,17 @@ class BayesianModel(tf_keras.Model):
 
     def make_predict_function(self, force=False):
         return super().make_predict_function(force=force or self._mode_changed("predict"))
+
+
+def _single_input(model, x):
+    """Keras's other spellings of one input, ``[x]`` and ``{input_name: x}``, as ``x``."""
+    if isinstance(x, (list, tuple)) and len(x) == 1 and np.ndim(x[0]) > 1:
+        return x[0]
+    if isinstance(x, dict):
+        if list(x) != model.input_names:
+            raise ValueError(f"x has the keys {sorted(x)}; the model's one input is named {model.input_names[0]!r}.")
+        return x[model.input_names[0]]
+    return x
 
 
 def _untuned_arrays(model, args):
@@ -322,16 +377,24 @@ def _check_regime(regime, train_size, inference):
             f"inference={inference!r} gives epistemic uncertainty, which regime={regime!r} does not have; "
             "use regime='bayesian_probabilistic' (or 'bayesian' for a point head)."
         )
-    if bayesian and inference != "ensemble" and (train_size is None or int(train_size) < 1):
+    if bayesian and inference != "ensemble" and (train_size is None or train_size == 0):
         penalty = "the KL of every Bayesian layer" if inference == "variational" else "the weight decay"
         raise ValueError(
             f"regime={regime!r} needs train_size, the number of training examples N: {penalty} is "
             "scaled by 1/N."
         )
+    if train_size is not None and not _is_positive_int(train_size):
+        raise ValueError(
+            f"train_size must be a positive integer (the number of training examples), got {train_size!r}."
+        )
     return bayesian, regime.endswith("probabilistic")
 
 
-def _layer_factory(bayesian, inference, train_size, layer_kwargs, dropout_rate, num_members):
+def _is_positive_int(value):
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1
+
+
+def _layer_factory(bayesian, inference, train_size, layer_kwargs):
     """``dense(units, activation)`` -> the layers of one dense block, input first."""
     if not bayesian:
         return lambda units, activation=None: [tf_keras.layers.Dense(units, activation=activation)]
@@ -341,8 +404,9 @@ def _layer_factory(bayesian, inference, train_size, layer_kwargs, dropout_rate, 
             BayesianDense(units, activation=activation, kl_weight=kl_weight, **layer_kwargs)
         ]
     if inference == "ensemble":
-        return lambda units, activation=None: [EnsembleDense(units, num_members, activation=activation)]
+        return lambda units, activation=None: [EnsembleDense(units, activation=activation, **layer_kwargs)]
     # MC dropout's KL term is the weight decay l^2 (1 - p) / (2 N) ||W||^2 per example.
+    dropout_rate = layer_kwargs["dropout_rate"]
     decay = MC_DROPOUT_LENGTH_SCALE**2 * (1.0 - dropout_rate) / (2.0 * int(train_size))
     return lambda units, activation=None: [
         MCDropout(dropout_rate),
@@ -379,8 +443,8 @@ def make_regressor(
     head=None,
     kernel_prior=None,
     kernel_posterior=None,
-    dropout_rate=0.05,
-    num_members=5,
+    dropout_rate=None,
+    num_members=None,
     input_mean=None,
     input_std=None,
     target_mean=0.0,
@@ -402,9 +466,15 @@ def make_regressor(
       estimator, kernel_prior, kernel_posterior: passed to every
         :class:`tfp_bnn.layers.BayesianDense` (variational inference;
         ``estimator`` defaults to ``"flipout"``).
-      dropout_rate: MC dropout's rate ``p``, before every dense layer.
-      num_members: ``M``, the ensemble's number of networks; predict with a
-        ``num_samples`` that is a multiple of ``M``.
+      dropout_rate: MC dropout's rate ``p``, before every dense layer
+        (default 0.05).
+      num_members: ``M``, the ensemble's number of networks (default 5);
+        predict with a ``num_samples`` that is a multiple of ``M``.
+
+    An argument of another inference method or regime than the one built
+    (say ``dropout_rate`` for a variational model), or ``target_mean`` and
+    ``target_std`` beside your own ``head``, raises a ``ValueError``: it would
+    otherwise be silently ignored.
       activation: of the hidden layers.
       units: number of targets.
       head: a :mod:`tfp_bnn.heads` head for the probabilistic regimes
@@ -426,9 +496,11 @@ def make_regressor(
         head = heads_lib.NormalHead(units, **target) if probabilistic else heads_lib.PointHead(units, **target)
     elif not probabilistic:
         raise ValueError(f"regime={regime!r} uses a PointHead; pass head only for the probabilistic regimes.")
+    else:
+        _check_own_head(head, units, target_mean, target_std)
     dense = _layer_factory(
-        bayesian, inference, train_size, _layer_kwargs(inference, estimator, kernel_prior, kernel_posterior),
-        dropout_rate, num_members,
+        bayesian, inference, train_size,
+        _layer_kwargs(bayesian, inference, estimator, kernel_prior, kernel_posterior, dropout_rate, num_members),
     )
     return _build(input_shape, hidden_units, head, dense, activation, input_mean, input_std, name)
 
@@ -445,8 +517,8 @@ def make_classifier(
     activation="relu",
     kernel_prior=None,
     kernel_posterior=None,
-    dropout_rate=0.05,
-    num_members=5,
+    dropout_rate=None,
+    num_members=None,
     input_mean=None,
     input_std=None,
     name="classifier",
@@ -466,23 +538,51 @@ def make_classifier(
     bayesian, probabilistic = _check_regime(regime, train_size, inference)
     head_class = heads_lib.CategoricalHead if probabilistic else heads_lib.PointClassHead
     dense = _layer_factory(
-        bayesian, inference, train_size, _layer_kwargs(inference, estimator, kernel_prior, kernel_posterior),
-        dropout_rate, num_members,
+        bayesian, inference, train_size,
+        _layer_kwargs(bayesian, inference, estimator, kernel_prior, kernel_posterior, dropout_rate, num_members),
     )
     return _build(input_shape, hidden_units, head_class(num_classes), dense, activation, input_mean, input_std, name)
 
 
-def _layer_kwargs(inference, estimator, kernel_prior, kernel_posterior):
-    given = [name for name, value in (("estimator", estimator), ("kernel_prior", kernel_prior),
-                                       ("kernel_posterior", kernel_posterior)) if value is not None]
-    if inference != "variational" and given:
+# The builders' arguments that only one inference method uses.
+_METHOD_ARGUMENTS = {
+    "variational": ("estimator", "kernel_prior", "kernel_posterior"),
+    "mc_dropout": ("dropout_rate",),
+    "ensemble": ("num_members",),
+}
+
+
+def _layer_kwargs(bayesian, inference, estimator, kernel_prior, kernel_posterior, dropout_rate, num_members):
+    """The chosen method's layer arguments; any other method's given argument is an error, not ignored."""
+    given = {name: value for name, value in (
+        ("estimator", estimator), ("kernel_prior", kernel_prior), ("kernel_posterior", kernel_posterior),
+        ("dropout_rate", dropout_rate), ("num_members", num_members),
+    ) if value is not None}
+    used = _METHOD_ARGUMENTS[inference] if bayesian else ()
+    unused = [name for name in given if name not in used]
+    if unused:
+        owner = next(method for method, names in _METHOD_ARGUMENTS.items() if unused[0] in names)
+        it = "it" if len(unused) == 1 else "them"
         raise ValueError(
-            f"{', '.join(given)} configure the variational layers; inference={inference!r} does not "
-            "use them. Leave them out, or use inference='variational'."
+            f"{', '.join(unused)}: for the layers of inference={owner!r}, which this model "
+            f"({'inference=' + repr(inference) if bayesian else 'a regime without Bayesian layers'}) does not "
+            f"have. Leave {it} out, or build a {'model of that inference' if bayesian else 'Bayesian regime'}."
         )
-    kwargs = {"estimator": estimator or "flipout"}
-    if kernel_prior is not None:
-        kwargs["kernel_prior"] = kernel_prior
-    if kernel_posterior is not None:
-        kwargs["kernel_posterior"] = kernel_posterior
-    return kwargs
+    if inference == "variational":
+        return {"estimator": "flipout", **given}
+    if inference == "mc_dropout":
+        return {"dropout_rate": DEFAULT_DROPOUT_RATE if dropout_rate is None else dropout_rate}
+    return {"num_members": DEFAULT_NUM_MEMBERS if num_members is None else num_members}
+
+
+def _check_own_head(head, units, target_mean, target_std):
+    if head.units != units:
+        raise ValueError(
+            f"units={units} but the head predicts {head.units} target(s); pass units={head.units}, or a head "
+            f"of {units} units."
+        )
+    if (target_mean, target_std) != (0.0, 1.0):
+        raise ValueError(
+            "target_mean and target_std configure the default head; pass them to your head instead "
+            f"(e.g. {type(head).__name__}({head.units}, target_loc=..., target_scale=...))."
+        )

@@ -179,8 +179,7 @@ def predict(model, x, *, num_samples=100, seed=None, level=0.95, batch_size=None
     head = _head(model)
     if not 0.0 < level < 1.0:
         raise ValueError(f"level must lie strictly between 0 and 1, got {level!r}.")
-    num_samples = validation.check_num_samples(num_samples)
-    x = validation.check_inputs(x, model.input_shape[1:])
+    x, num_samples, seed, batch_size = _checked(model, x, num_samples, seed, batch_size)
     jit = _jit_compile(model)
     function = _cached(
         model, ("predict", num_samples, float(level), jit), lambda: _summary_fn(model, num_samples, level, jit)
@@ -205,14 +204,22 @@ def log_likelihoods(model, x, y, *, num_samples=100, seed=None, batch_size=None)
     (50, 2)
     """
     head = _head(model)
-    num_samples = validation.check_num_samples(num_samples)
-    x = validation.check_inputs(x, model.input_shape[1:])
+    x, num_samples, seed, batch_size = _checked(model, x, num_samples, seed, batch_size)
     y = validation.check_targets(y, head, num_examples=len(x))
     jit = _jit_compile(model)
     function = _cached(
         model, ("log_likelihoods", num_samples, jit), lambda: _log_likelihood_fn(model, num_samples, jit)
     )
     return _run_chunks(model, function, (x, y), num_samples, seed, batch_size)["log_likelihoods"]
+
+
+def _checked(model, x, num_samples, seed, batch_size):
+    """The arguments every entry point shares, checked before any graph runs."""
+    if isinstance(x, tf.data.Dataset):
+        x = validation.dataset_inputs(x, model.input_shape[1:])
+    num_samples = validation.check_num_samples(num_samples, model)
+    x = validation.check_inputs(x, model.input_shape[1:])
+    return x, num_samples, validation.check_seed(seed), validation.check_batch_size(batch_size)
 
 
 # -- graph functions -----------------------------------------------------------

@@ -125,7 +125,7 @@ def export_for_serving(model, export_dir, *, num_samples=100, version=None, leve
     build registers (``tests/test_serving.py`` checks each one).
     """
     head = prediction._head(model, "export_for_serving")
-    num_samples = validation.check_num_samples(num_samples)
+    num_samples = validation.check_num_samples(num_samples, model)
     if not 0.0 < level < 1.0:
         raise ValueError(f"level must lie strictly between 0 and 1, got {level!r}.")
     input_shape = _input_shape(model)

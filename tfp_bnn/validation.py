@@ -15,7 +15,10 @@ Traceback (most recent call last):
 ValueError: x has shape (4, 3) but the model takes inputs of shape (N, 2): 2 features per example. Pass the same features, in the same order, that the model was built for.
 """
 
+import operator
+
 import numpy as np
+import tensorflow as tf
 
 __all__ = ["check_inputs", "check_targets", "check_num_samples"]
 
@@ -87,11 +90,7 @@ def check_targets(y, head, num_examples=None):
     elif array.ndim == len(expected) + 1 and array.shape[-1] == 1:
         array = array[..., 0]
     if array.shape != expected:
-        shown = "(N" + "".join(f", {d}" for d in target_shape) + (",)" if not target_shape else ")")
-        raise ValueError(
-            f"y has shape {np.shape(y)} but {type(head).__name__} predicts targets of shape {shown}; "
-            f"reshape y to {shown}."
-        )
+        raise ValueError(_target_shape_message(np.shape(y), head))
     # float32 is what the model computes in: a value that overflows it is as bad as inf.
     with np.errstate(over="ignore"):
         array = array.astype(np.float32, copy=False)
@@ -100,10 +99,109 @@ def check_targets(y, head, num_examples=None):
     return array
 
 
-def check_num_samples(num_samples):
-    """``num_samples`` as a positive Python int."""
+def _target_shape_message(shape, head):
+    target_shape = tuple(head.target_shape)
+    shown = "(N" + "".join(f", {d}" for d in target_shape) + (",)" if not target_shape else ")")
+    message = f"y has shape {tuple(shape)} but {type(head).__name__} predicts targets of shape {shown}; reshape y to {shown}"
+    if head.task == "classification" and len(shape) == 2 and shape[-1] not in (1, None):
+        message += " (one-hot labels? pass the class indices, y.argmax(axis=1))"
+    return message + "."
+
+
+def check_dataset(dataset, input_shape, head):
+    """Check a ``tf.data.Dataset`` for ``fit``/``evaluate`` by its ``element_spec``, before it runs.
+
+    Its elements must be batches ``(x, y)`` or ``(x, y, sample_weight)``, ``x`` of shape
+    ``(batch, *input_shape)`` and ``y`` of a shape the head takes. The values themselves
+    (NaN, labels) are Keras's to meet as they stream.
+    """
+    spec = dataset.element_spec
+    if not isinstance(spec, tuple) or len(spec) < 2:
+        raise ValueError(
+            "The dataset yields inputs only; fit and evaluate need (x, y) pairs, e.g. "
+            "tf.data.Dataset.from_tensor_slices((x, y)).batch(32)."
+        )
+    x_spec, y_spec = spec[:2]
+    if not isinstance(x_spec, tf.TensorSpec):
+        return  # several inputs: for Keras to match against the model
+    expected = tuple(input_shape)
+    if x_spec.shape.rank == len(expected):
+        raise ValueError(
+            f"The dataset yields single examples (x of shape {tuple(x_spec.shape)}); the model takes "
+            f"batches of shape (N, {', '.join(map(str, expected))}). Batch it: dataset.batch(32)."
+        )
+    if x_spec.shape.rank is not None and not x_spec.shape[1:].is_compatible_with(expected):
+        raise ValueError(
+            f"The dataset's x has shape {tuple(x_spec.shape)} but the model takes inputs of shape "
+            f"(N, {', '.join(map(str, expected))}): {_describe(expected)} per example."
+        )
+    if isinstance(y_spec, tf.TensorSpec) and y_spec.shape.rank is not None:
+        target_shape = tuple(head.target_shape)
+        shape = y_spec.shape
+        aligned = (
+            shape[1:].is_compatible_with(target_shape)
+            or (shape.rank == len(target_shape) and target_shape[-1:] == (1,))
+            or (shape.rank == len(target_shape) + 2 and shape[1:-1].is_compatible_with(target_shape)
+                and shape[-1] in (1, None))
+        )
+        if not aligned:
+            raise ValueError(_target_shape_message(tuple(shape), head))
+
+
+def check_batch_size(batch_size):
+    """``batch_size`` as a positive Python int, or ``None`` (chosen for you)."""
+    if batch_size is None:
+        return None
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(
+            f"batch_size must be a positive integer (inputs per chunk) or None, got {batch_size!r}."
+        )
+    return int(batch_size)
+
+
+def check_seed(seed):
+    """``seed`` as a Python int, or ``None`` (fresh draws)."""
+    if seed is None:
+        return None
+    try:
+        if isinstance(seed, bool):
+            raise TypeError
+        return operator.index(seed)  # ints, NumPy and scalar tensor integers; not 1.7
+    except TypeError:
+        raise ValueError(f"seed must be an integer or None, got {seed!r}.") from None
+
+
+def dataset_inputs(dataset, input_shape):
+    """The inputs of a ``tf.data.Dataset`` (``x`` or ``(x, ...)`` elements) as one NumPy array.
+
+    Batched or not: elements of one example's rank (``len(input_shape)``) are stacked.
+    """
+    spec = dataset.element_spec
+    x_spec = spec[0] if isinstance(spec, tuple) else spec
+    if not isinstance(x_spec, tf.TensorSpec):
+        raise TypeError(
+            f"The dataset's inputs are {x_spec}; tfp_bnn models take one input tensor per example "
+            "(elements x or (x, y))."
+        )
+    elements = [element[0] if isinstance(element, tuple) else element for element in dataset.as_numpy_iterator()]
+    if not elements:
+        raise ValueError("The dataset is empty; pass at least one example.")
+    single_examples = elements[0].ndim == len(input_shape)
+    return np.stack(elements) if single_examples else np.concatenate(elements, axis=0)
+
+
+def check_num_samples(num_samples, model=None):
+    """``num_samples`` as a positive Python int; for an ensemble ``model``, a multiple of its size."""
     if isinstance(num_samples, bool) or not isinstance(num_samples, (int, np.integer)) or num_samples < 1:
         raise ValueError(
             f"num_samples must be a positive integer (the number of weight draws), got {num_samples!r}."
         )
+    # tfp_bnn.baselines.EnsembleDense layers (and the BayesianModel of them) have num_members.
+    members = {getattr(layer, "num_members", 1) for layer in model._flatten_layers()} if model else set()
+    for size in members - {1}:
+        if num_samples % size:
+            raise ValueError(
+                f"An ensemble of {size} members needs num_samples to be a multiple of {size} (draw t is "
+                f"member t mod {size}), got {num_samples}; e.g. num_samples={size * max(1, round(num_samples / size))}."
+            )
     return int(num_samples)
