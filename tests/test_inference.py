@@ -166,6 +166,43 @@ def test_fit_under_a_mirrored_strategy_logs_the_same_nll_and_kl_as_on_one_device
     assert report["kl"] > 0.05 * abs(report["nll"])  # the KL part is not negligible, so the sum is tested
 
 
+def test_under_mixed_precision_bayesian_layers_and_heads_compute_in_float32():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 3)).astype("float32")
+    y = x.sum(axis=1) + 0.1 * rng.normal(size=64).astype("float32")
+    policy = tf_keras.mixed_precision.global_policy()
+    tf_keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        models = {
+            "variational": tfp_bnn.make_regressor((3,), hidden_units=(8,), train_size=64),
+            "mc_dropout": tfp_bnn.make_regressor((3,), hidden_units=(8,), train_size=64, inference="mc_dropout"),
+            "ensemble": tfp_bnn.make_regressor((3,), hidden_units=(8,), inference="ensemble"),
+        }
+        dtypes = {name: [layer.compute_dtype for layer in model.layers[1:]] for name, model in models.items()}
+        for model in models.values():
+            model.compile(optimizer=tf_keras.optimizers.Adam(0.01))
+        histories = {name: model.fit(x, y, epochs=40, batch_size=16, verbose=0) for name, model in models.items()}
+    finally:
+        tf_keras.mixed_precision.set_global_policy(policy)
+    # The policy is in force for the plain layers; tfp_bnn's own layers and heads stay float32.
+    assert dtypes == {
+        "variational": ["float32", "float32", "float32"],
+        "mc_dropout": ["float16", "float16", "float16", "float16", "float32"],
+        "ensemble": ["float16", "float16", "float32"],
+    }
+    for name, model in models.items():
+        loss = histories[name].history["loss"]
+        assert loss[-1] < loss[0] - 0.5, (name, loss[0], loss[-1])
+        result = tfp_bnn.predict(model, x, num_samples=20, seed=0)
+        assert result.mean.dtype == np.float32 and np.all(np.isfinite(result.stddev)), name
+        assert np.sqrt(np.mean((result.mean[:, 0] - y) ** 2)) < np.std(y), name
+    # All of the variational model is float32: the same numbers as its float32 twin with its weights.
+    twin = tfp_bnn.make_regressor((3,), hidden_units=(8,), train_size=64)
+    twin.set_weights(models["variational"].get_weights())
+    np.testing.assert_array_equal(tfp_bnn.predict(twin, x, num_samples=20, seed=0).mean,
+                                  tfp_bnn.predict(models["variational"], x, num_samples=20, seed=0).mean)
+
+
 def test_a_sampling_mode_belongs_to_the_thread_that_entered_it_outside_a_strategy():
     # Only a distribution strategy's replica threads read the calling thread's modes; any
     # other thread (a server's worker, say) keeps its own, and nothing is left behind.

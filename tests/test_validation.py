@@ -13,7 +13,7 @@ import tf_keras
 from scipy import special, stats
 
 import tfp_bnn
-from tfp_bnn import heads
+from tfp_bnn import data, heads
 
 N = 12
 NUM_FEATURES = 3
@@ -468,6 +468,32 @@ def test_non_bayesian_regimes_need_no_train_size():
     model = tfp_bnn.make_regressor((3,), regime="probabilistic", hidden_units=(4,))
     assert not any(isinstance(layer, tfp_bnn.BayesianDense) for layer in model.layers)
     assert model.losses == []
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: data.gap_regression(2.5), r"num_samples must be a positive integer, got 2\.5\."),
+    (lambda: tfp_bnn.BayesianDense(3, kl_weight=None),
+     r"kl_weight must be a number >= 0 \(1 / training-set size\), got None\."),
+    (lambda: tfp_bnn.BayesianDense(3, kl_weight=-0.1), r"kl_weight must be a number >= 0"),
+    (lambda: tfp_bnn.make_regressor((3,), train_size=10, input_mean=np.zeros(2)),
+     r"input_mean has shape \(2,\) but the inputs have shape \(3,\); pass one value per feature "
+     r"\(e\.g\. x\.mean\(axis=0\)\) or a scalar\."),
+    (lambda: tfp_bnn.make_classifier((3,), 2, train_size=10, input_std=np.ones((3, 1))),
+     r"input_std has shape \(3, 1\) but the inputs have shape \(3,\)"),
+    (lambda: tfp_bnn.make_regressor((3,), train_size=10, hidden_units=16),
+     r"hidden_units must be a sequence of positive widths, e\.g\. \(50,\) or \(50, 50\), got 16\."),
+    (lambda: tfp_bnn.make_regressor((3,), train_size=10, hidden_units=(16, 0)), r"hidden_units must be a sequence"),
+])
+def test_builder_and_data_arguments_of_the_wrong_kind_are_named(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_an_int_input_shape_is_one_axis_and_inputs_standardise_per_feature():
+    model = tfp_bnn.make_regressor(3, train_size=10, input_mean=[1.0, 2.0, 3.0], input_std=2.0)
+    assert model.input_shape == (None, 3)
+    standardize = model.get_layer("standardize")
+    np.testing.assert_allclose(standardize(np.array([[3.0, 2.0, 1.0]], np.float32)), [[1.0, 0.0, -1.0]])
 
 
 def test_unknown_regime():

@@ -34,6 +34,20 @@ def register(cls):
     return tf_keras.saving.register_keras_serializable(package="tfp_bnn")(cls)
 
 
+def float32_under_mixed_precision(layer_kwargs):
+    """Layer kwargs with ``dtype="float32"`` if none is given and the global policy is mixed.
+
+    Under ``mixed_float16``/``mixed_bfloat16`` a layer computes in half precision.
+    Sampling weights, their KL and a distribution's log-density need float32 (as
+    Keras advises for a model's output softmax), and TFP's distributions do not
+    mix dtypes: tfp_bnn's Bayesian layers and heads stay float32, the plain layers
+    between them follow the policy.
+    """
+    if layer_kwargs.get("dtype") is None and tf_keras.mixed_precision.global_policy().name.startswith("mixed_"):
+        return {**layer_kwargs, "dtype": "float32"}
+    return layer_kwargs
+
+
 def serialize(obj):
     return tf_keras.saving.serialize_keras_object(obj)
 

@@ -88,8 +88,7 @@ def gap_regression(num_samples=1000, seed=0, intervals=GAP_REGRESSION_INTERVALS)
     Returns:
       ``x`` float32 ``(num_samples, 1)``, ``y`` float32 ``(num_samples,)``.
     """
-    if int(num_samples) < 1:
-        raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}.")
+    _check_num_samples(num_samples)
     rng = np.random.default_rng(seed)
     lows, highs = np.asarray(intervals, np.float64).T
     which = rng.choice(len(lows), size=int(num_samples), p=(highs - lows) / np.sum(highs - lows))
@@ -101,10 +100,14 @@ def gap_regression(num_samples=1000, seed=0, intervals=GAP_REGRESSION_INTERVALS)
 # --- The 1-D regressions of the "Probabilistic Deep Learning" article series ------------------------
 
 
-def _uniform_regression(num_samples, seed, mean, noise_std):
-    """``x`` uniform on [-1, 1], ``y = mean(x) + noise_std(x) * eps`` with ``eps ~ N(0, 1)``."""
+def _check_num_samples(num_samples):
     if isinstance(num_samples, bool) or int(num_samples) != num_samples or num_samples < 1:
         raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}.")
+
+
+def _uniform_regression(num_samples, seed, mean, noise_std):
+    """``x`` uniform on [-1, 1], ``y = mean(x) + noise_std(x) * eps`` with ``eps ~ N(0, 1)``."""
+    _check_num_samples(num_samples)
     rng = np.random.default_rng(seed)
     x = rng.uniform(-1.0, 1.0, size=int(num_samples))
     y = mean(x) + noise_std(x) * rng.standard_normal(x.shape)

@@ -42,7 +42,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 import tf_keras
 
-from tfp_bnn._factory import register, softplus_inverse
+from tfp_bnn._factory import float32_under_mixed_precision, register, softplus_inverse
 
 tfd = tfp.distributions
 
@@ -116,7 +116,9 @@ class Head(tfp.layers.DistributionLambda):
         # Both are fixed by the subclass; from_config of older configs may carry them.
         kwargs.pop("make_distribution_fn", None)
         kwargs.pop("convert_to_tensor_fn", None)
-        super().__init__(self._make_distribution, convert_to_tensor_fn=self._to_tensor, **kwargs)
+        super().__init__(
+            self._make_distribution, convert_to_tensor_fn=self._to_tensor, **float32_under_mixed_precision(kwargs)
+        )
         if int(units) < 1:
             raise ValueError(f"units must be a positive integer, got {units!r}.")
         self.units = int(units)

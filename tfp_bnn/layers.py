@@ -47,13 +47,15 @@ Example:
 ... ])
 """
 
+import numbers
+
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 import tf_keras
 
 from tfp_bnn import sampling
-from tfp_bnn._factory import deserialize, register, serialize
+from tfp_bnn._factory import deserialize, float32_under_mixed_precision, register, serialize
 from tfp_bnn.posteriors import FullCovarianceNormal, MeanFieldNormal
 from tfp_bnn.priors import NormalPrior
 
@@ -111,7 +113,7 @@ class _BayesianLayer(tf_keras.layers.Layer):
         kl_weight=1.0,
         **kwargs,
     ):
-        super().__init__(**kwargs)
+        super().__init__(**float32_under_mixed_precision(kwargs))
         if estimator not in self.estimators:
             raise ValueError(
                 f"Unknown estimator {estimator!r} for {type(self).__name__}; "
@@ -129,8 +131,8 @@ class _BayesianLayer(tf_keras.layers.Layer):
                 f"The {estimator!r} estimator needs independent weights; use a MeanFieldNormal "
                 "posterior, or estimator='variational' for a full-covariance posterior."
             )
-        if not kl_weight >= 0:
-            raise ValueError(f"kl_weight must be >= 0 (1 / training-set size), got {kl_weight!r}.")
+        if isinstance(kl_weight, bool) or not isinstance(kl_weight, numbers.Real) or not kl_weight >= 0:
+            raise ValueError(f"kl_weight must be a number >= 0 (1 / training-set size), got {kl_weight!r}.")
         self.kl_weight = float(kl_weight)
 
     # -- subclasses --------------------------------------------------------

@@ -390,6 +390,20 @@ def _check_regime(regime, train_size, inference):
     return bayesian, regime.endswith("probabilistic")
 
 
+def _per_feature(value, input_shape, name):
+    """``value`` (a scalar or per feature), unchanged, if it broadcasts to one example's shape."""
+    shape = np.shape(value)
+    try:
+        if np.broadcast_shapes(shape, input_shape) == input_shape:
+            return value
+    except ValueError:
+        pass
+    raise ValueError(
+        f"{name} has shape {shape} but the inputs have shape {input_shape}; pass one value per "
+        f"feature (e.g. x.{name.split('_')[1]}(axis=0)) or a scalar."
+    )
+
+
 def _is_positive_int(value):
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1
 
@@ -415,11 +429,16 @@ def _layer_factory(bayesian, inference, train_size, layer_kwargs):
 
 
 def _build(input_shape, hidden_units, head, dense, activation, input_mean, input_std, name):
-    inputs = tf_keras.Input(shape=tuple(input_shape))
+    input_shape = (input_shape,) if isinstance(input_shape, (int, np.integer)) else tuple(input_shape)
+    if isinstance(hidden_units, (int, np.integer)) or not all(_is_positive_int(u) for u in hidden_units):
+        raise ValueError(
+            f"hidden_units must be a sequence of positive widths, e.g. (50,) or (50, 50), got {hidden_units!r}."
+        )
+    inputs = tf_keras.Input(shape=input_shape)
     x = inputs
     if input_mean is not None or input_std is not None:
-        mean = 0.0 if input_mean is None else input_mean
-        std = 1.0 if input_std is None else input_std
+        mean = _per_feature(0.0 if input_mean is None else input_mean, input_shape, "input_mean")
+        std = _per_feature(1.0 if input_std is None else input_std, input_shape, "input_std")
         x = tf_keras.layers.Normalization(mean=mean, variance=tf.square(std), name="standardize")(x)
     if len(input_shape) > 1:
         x = tf_keras.layers.Flatten()(x)
