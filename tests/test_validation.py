@@ -241,6 +241,23 @@ def test_a_bad_dataset_is_refused_by_its_element_spec_before_anything_runs(entry
     _assert_untouched(model, before)
 
 
+@pytest.mark.parametrize("weights, message", [
+    (lambda w: _set(w, 5, np.nan), r"sample_weight contains nan at row 5 \(1 non-finite values in all\)"),
+    (lambda w: _set(w, 2, -1.0), r"sample_weight must be >= 0 with at least one weight > 0"),
+    (lambda w: 0 * w, r"sample_weight must be >= 0 with at least one weight > 0"),
+    (lambda w: w[:-1], r"sample_weight has shape \(11,\); pass one weight per example, shape \(12,\)\."),
+])
+def test_bad_sample_weight_is_refused_before_anything_runs(weights, message):
+    model = _make("regressor")
+    x, y = _data("regressor")
+    before = _snapshot(model)
+    with pytest.raises(ValueError, match=message):
+        model.fit(x, y, sample_weight=weights(np.ones(N, np.float32)), epochs=1, verbose=0)
+    _assert_untouched(model, before)
+    # (N, 1) weights are per-example weights too.
+    model.fit(x, y, sample_weight=np.ones((N, 1)), epochs=1, verbose=0)
+
+
 @pytest.mark.parametrize("transform", [lambda x, y: (x, y), lambda x, y: (x, y[:, None])], ids=["n", "n_by_1"])
 def test_a_good_dataset_trains_as_the_arrays_do(transform):
     model = _make("regressor")

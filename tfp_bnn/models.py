@@ -232,6 +232,8 @@ class BayesianModel(tf_keras.Model):
         args.apply_defaults()
         args = {name: value for name, value in args.arguments.items() if name != "self"}
         args["x"], args["y"] = self._checked(args["x"], args["y"])
+        if args["sample_weight"] is not None and isinstance(args["x"], np.ndarray):
+            args["sample_weight"] = validation.check_sample_weight(args["sample_weight"], len(args["x"]))
         validation_data = args["validation_data"]
         if isinstance(validation_data, tuple) and len(validation_data) >= 2:
             args["validation_data"] = (*self._checked(*validation_data[:2]), *validation_data[2:])

@@ -148,6 +148,23 @@ def check_dataset(dataset, input_shape, head):
             raise ValueError(_target_shape_message(tuple(shape), head))
 
 
+def check_sample_weight(sample_weight, num_examples):
+    """``sample_weight`` as float32 ``(N,)``: finite, >= 0, one per example, not all 0."""
+    array = _as_numeric_array(sample_weight, "sample_weight")
+    if array.ndim == 2 and array.shape[1] == 1:
+        array = array[:, 0]
+    if array.shape != (num_examples,):
+        raise ValueError(
+            f"sample_weight has shape {array.shape}; pass one weight per example, shape ({num_examples},)."
+        )
+    with np.errstate(over="ignore"):
+        array = array.astype(np.float32, copy=False)
+    _check_finite(array, "sample_weight")
+    if np.any(array < 0) or not np.any(array > 0):
+        raise ValueError("sample_weight must be >= 0 with at least one weight > 0 (each example's share of the loss).")
+    return array
+
+
 def check_batch_size(batch_size):
     """``batch_size`` as a positive Python int, or ``None`` (chosen for you)."""
     if batch_size is None:
