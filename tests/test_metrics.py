@@ -159,10 +159,43 @@ def test_accuracy_by_hand():
     probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6], [0.3, 0.4, 0.3], [0.5, 0.1, 0.4]])
     assert metrics.accuracy([0, 2, 0, 2], probs) == pytest.approx(0.5)
     assert metrics.accuracy(np.array([[0], [2], [1], [0]]), probs) == pytest.approx(1.0)
-    with pytest.raises(ValueError, match=r"labels must lie in 0\.\.2"):
+    with pytest.raises(ValueError, match=r"labels must be integers 0\.\.2; labels\[1\] = 3"):
         metrics.accuracy([0, 3, 0, 0], probs)
     with pytest.raises(ValueError, match=r"probabilities must have shape \(N, K\) with N = 3 labels, got \(4, 3\)"):
         metrics.accuracy([0, 1, 2], probs)
+
+
+@pytest.mark.parametrize("metric", ["accuracy", "categorical_nll", "brier_score", "expected_calibration_error"])
+def test_classification_metrics_refuse_fractional_labels_and_rows_that_are_not_distributions(metric):
+    probs = np.array([[0.1, 0.9], [0.8, 0.2]])
+    function = getattr(metrics, metric)
+    # 0.9 was truncated to class 0 before: accuracy 0.5 of labels [0, 0] instead of an error.
+    with pytest.raises(ValueError, match=r"labels must be integers 0\.\.1; labels\[0\] = 0\.9"):
+        function([0.9, 0.2], probs)
+    assert function([1.0, 0.0], probs) == function([1, 0], probs)  # whole floats are labels
+    with pytest.raises(ValueError, match=r"probabilities must be rows of K >= 0 numbers that sum to 1 \(row sums "
+                                         r"1\.5 to 1\.5\); normalise them"):
+        function([0, 1], np.full((2, 3), 0.5))
+    with pytest.raises(ValueError, match=r"probabilities must be rows of K >= 0 numbers that sum to 1"):
+        function([0, 1], np.array([[1.2, -0.2], [0.5, 0.5]]))
+    # float32 softmax rows are distributions.
+    rows = special.softmax(np.random.default_rng(0).normal(size=(100, 5)), axis=1).astype(np.float32)
+    function(np.zeros(100, int), rows)
+
+
+def test_calibration_bins_put_a_confidence_on_an_edge_in_the_bin_above():
+    # 0.6, 0.7, 0.95 are edges of 10 or 20 bins that float rounding had moved one bin down.
+    labels = [0, 1, 0, 0]
+    probs = np.array([[0.7, 0.3], [0.75, 0.25], [0.6, 0.4], [0.95, 0.05]])
+    counts, accuracy, confidence = metrics.calibration_bins(labels, probs, 10)
+    np.testing.assert_array_equal(counts, [0, 0, 0, 0, 0, 0, 1, 2, 0, 1])
+    np.testing.assert_allclose(accuracy[[6, 7, 9]], [1.0, 0.5, 1.0])
+    np.testing.assert_allclose(confidence[[6, 7, 9]], [0.6, 0.725, 0.95])
+    assert np.isnan(accuracy[0]) and np.isnan(confidence[0])
+    counts20, _, _ = metrics.calibration_bins(labels, probs, 20)
+    assert counts20[12] == counts20[14] == counts20[15] == counts20[19] == 1
+    assert metrics.expected_calibration_error(labels, probs, 10) == pytest.approx(
+        (1 * 0.4 + 2 * 0.225 + 1 * 0.05) / 4, rel=1e-12)
 
 
 def test_categorical_nll(classification):
@@ -199,12 +232,12 @@ def _binned_ece(labels, probs, num_bins=10):
 def test_expected_calibration_error_against_binned_by_hand(classification):
     labels, probs = classification
     # Calibrated by construction (labels drawn from probs): small but not zero.
-    assert metrics.expected_calibration_error(labels, probs) == pytest.approx(_binned_ece(labels, probs), abs=1e-6)
+    assert metrics.expected_calibration_error(labels, probs) == pytest.approx(_binned_ece(labels, probs), rel=1e-12)
     # Over-confident probabilities: same labels, sharpened.
     sharp = special.softmax(3.0 * np.log(probs), axis=1)
     expected = _binned_ece(labels, sharp)
     assert expected > 0.1
-    assert metrics.expected_calibration_error(labels, sharp) == pytest.approx(expected, abs=1e-6)
+    assert metrics.expected_calibration_error(labels, sharp) == pytest.approx(expected, rel=1e-12)
 
 
 # -- prediction identities -----------------------------------------------------------------

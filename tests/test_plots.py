@@ -212,6 +212,17 @@ def test_reliability_diagram_bars_are_the_per_bin_accuracies(classification, tmp
     _saved(fig, tmp_path, "reliability")
 
 
+def test_reliability_diagram_bars_and_title_agree_on_a_bin_edge(tmp_path):
+    # Both confidences are in [0.7, 0.8): one bar of accuracy 1/2 under ECE |0.5 - 0.725| = 0.225
+    # (the bars had put 0.7 in [0.6, 0.7), a drawn ECE of 0.475 under a title of 0.225).
+    fig = plots.reliability_diagram([1, 0], np.array([[0.7, 0.3], [0.75, 0.25]]), num_bins=10)
+    ax, ax_counts = fig.axes
+    assert [(round(bar.get_x(), 9), bar.get_height()) for bar in ax.patches] == [(0.7, 0.5)]
+    assert [bar.get_height() for bar in ax_counts.patches][6:8] == [0, 2]
+    assert ax.get_title() == "Reliability diagram (ECE = 0.225)"
+    _saved(fig, tmp_path, "reliability_edge")
+
+
 def test_reliability_diagram_takes_a_prediction_and_an_axes(classification, tmp_path):
     labels, result = classification
     fig, ax = plt.subplots()

@@ -6,7 +6,7 @@ Regression: :func:`rmse`, :func:`mixture_nll` and, per point,
 :func:`interval_width`, :func:`crps_gaussian`, :func:`crps_ensemble`.
 Classification (integer labels, probabilities ``(N, K)``): :func:`accuracy`,
 :func:`categorical_nll`, :func:`brier_score`, :func:`expected_calibration_error`
-(the last two from ``tfp.stats``).
+and its bins, :func:`calibration_bins`.
 
 Example:
 
@@ -21,7 +21,6 @@ Example:
 """
 
 import numpy as np
-import tensorflow as tf
 import tensorflow_probability as tfp
 
 _STANDARD_NORMAL = tfp.distributions.Normal(np.float64(0.0), np.float64(1.0))
@@ -38,6 +37,7 @@ __all__ = [
     "categorical_nll",
     "brier_score",
     "expected_calibration_error",
+    "calibration_bins",
 ]
 
 
@@ -144,8 +144,18 @@ def _labels_and_probs(labels, probabilities):
         raise ValueError(
             f"probabilities must have shape (N, K) with N = {labels.size} labels, got {probabilities.shape}."
         )
-    if labels.size and (labels.min() < 0 or labels.max() >= probabilities.shape[1]):
-        raise ValueError(f"labels must lie in 0..{probabilities.shape[1] - 1}.")
+    num_classes = probabilities.shape[1]
+    bad = ~np.isin(labels, np.arange(num_classes))
+    if bad.any():
+        index = int(np.argmax(bad))
+        raise ValueError(f"labels must be integers 0..{num_classes - 1}; labels[{index}] = {labels[index]}.")
+    sums = probabilities.sum(axis=-1)
+    # float32 rows of a softmax sum to 1 within ~1e-6; a row that does not is not a distribution.
+    if np.any(probabilities < 0) or not np.allclose(sums, 1.0, rtol=0.0, atol=1e-4):
+        raise ValueError(
+            f"probabilities must be rows of K >= 0 numbers that sum to 1 (row sums {sums.min():.6g} to "
+            f"{sums.max():.6g}); normalise them, e.g. p / p.sum(axis=1, keepdims=True)."
+        )
     return labels.astype(np.int64), probabilities
 
 
@@ -161,29 +171,53 @@ def categorical_nll(labels, probabilities, eps=1e-12):
     return float(-np.mean(np.log(np.maximum(probabilities[np.arange(labels.size), labels], eps))))
 
 
-def _logits(probabilities, eps=1e-12):
-    return tf.constant(np.log(np.maximum(probabilities, eps)), tf.float64)
-
-
 def brier_score(labels, probabilities):
     """Mean Brier score ``sum_k (p_k - 1[y = k])^2`` (0 is perfect, 2 the worst).
 
-    ``tfp.stats.brier_score`` drops the constant ``sum_k 1[y = k]^2 = 1``; it is added back.
+    In NumPy on the probabilities as given: ``tfp.stats.brier_score`` takes logits and
+    renormalises them through a softmax.
     """
     labels, probabilities = _labels_and_probs(labels, probabilities)
-    scores = tfp.stats.brier_score(labels=labels, logits=_logits(probabilities))
-    return float(np.mean(scores.numpy()) + 1.0)
+    one_hot = np.eye(probabilities.shape[1])[labels]
+    return float(np.mean(np.sum(np.square(probabilities - one_hot), axis=-1)))
+
+
+def calibration_bins(labels, probabilities, num_bins=10):
+    """Counts, accuracy and mean confidence of the top class in ``num_bins`` equal-width bins.
+
+    Bin ``b`` holds the confidences in ``[b / B, (b + 1) / B)`` (the last bin also 1),
+    ``floor(confidence * B)`` in float64: a confidence of 0.7 is in the bin [0.7, 0.8).
+    :func:`expected_calibration_error` and :func:`tfp_bnn.plots.reliability_diagram` both
+    use these bins (``tfp.stats.expected_calibration_error`` bins a float32 softmax of the
+    log-probabilities, which moves confidences on a bin edge, e.g. 0.6, to the bin below).
+
+    Returns:
+      ``(counts, accuracy, confidence)``, each of shape ``(num_bins,)``; accuracy and
+      confidence are NaN in empty bins.
+
+    Example:
+
+    >>> counts, accuracy, confidence = calibration_bins([0, 1, 1], [[0.7, 0.3], [0.75, 0.25], [0.1, 0.9]], 10)
+    >>> counts[7], accuracy[7], confidence[7], counts[9], accuracy[9]
+    (2, 0.5, 0.725, 1, 1.0)
+    """
+    labels, probabilities = _labels_and_probs(labels, probabilities)
+    num_bins = int(num_bins)
+    confidence = np.max(probabilities, axis=-1)
+    correct = (np.argmax(probabilities, axis=-1) == labels).astype(np.float64)
+    bins = np.clip(np.floor(confidence * num_bins).astype(np.int64), 0, num_bins - 1)
+    counts = np.bincount(bins, minlength=num_bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        accuracy = np.bincount(bins, weights=correct, minlength=num_bins) / counts
+        mean_confidence = np.bincount(bins, weights=confidence, minlength=num_bins) / counts
+    return counts, accuracy, mean_confidence
 
 
 def expected_calibration_error(labels, probabilities, num_bins=10):
-    """Expected calibration error of the top-class confidence, ``num_bins`` equal-width bins."""
-    labels, probabilities = _labels_and_probs(labels, probabilities)
-    return float(
-        tfp.stats.expected_calibration_error(
-            num_bins,
-            # TFP bins the confidences with float32 edges.
-            logits=tf.cast(_logits(probabilities), tf.float32),
-            labels_true=labels,
-            labels_predicted=np.argmax(probabilities, axis=-1),
-        ).numpy()
-    )
+    """Expected calibration error of the top-class confidence, ``num_bins`` equal-width bins.
+
+    ``sum_b (n_b / N) |accuracy_b - confidence_b|`` over the bins of :func:`calibration_bins`.
+    """
+    counts, accuracy, confidence = calibration_bins(labels, probabilities, num_bins)
+    filled = counts > 0
+    return float(np.sum(counts[filled] * np.abs(accuracy[filled] - confidence[filled])) / np.sum(counts))

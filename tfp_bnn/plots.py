@@ -147,11 +147,10 @@ def sampled_curves(x, result, num_curves=20, x_train=None, y_train=None, ax=None
     """The predictive mean of ``num_curves`` individual weight draws, and their average.
 
     Curve ``t`` is ``result.draw_means[t]``; where the curves disagree the model
-    is uncertain about its weights (epistemic). They are smooth functions of
-    ``x`` only if each draw is one network for all inputs: Flipout and local
-    reparameterization perturb every input separately (jagged curves; use
-    ``estimator="reparameterization"``), and :func:`tfp_bnn.predict` reseeds
-    every chunk of inputs (pass ``batch_size=len(x)``).
+    is uncertain about its weights (epistemic). Each curve is one network for
+    all inputs, whatever the estimator and ``batch_size``: :func:`tfp_bnn.predict`
+    samples whole weights (Flipout's per-example signs are for training
+    gradients only) and draws them once for all chunks of inputs.
 
     Args:
       x: inputs ``(N,)`` or ``(N, 1)``, any order (they are sorted).
@@ -278,26 +277,22 @@ def reliability_diagram(labels, probabilities, num_bins=10, ax=None):
     >>> fig = plots.reliability_diagram(iris.y, result.probabilities)
     """
     probabilities = np.asarray(getattr(probabilities, "probabilities", probabilities), np.float64)
-    ece = metrics.expected_calibration_error(labels, probabilities, num_bins)  # also checks the inputs
-    labels = np.asarray(labels).reshape(-1)
-    confidence = np.max(probabilities, axis=-1)
-    correct = np.argmax(probabilities, axis=-1) == labels
+    counts, accuracy, _ = metrics.calibration_bins(labels, probabilities, num_bins)  # also checks the inputs
+    ece = metrics.expected_calibration_error(labels, probabilities, num_bins)
     edges = np.linspace(0.0, 1.0, int(num_bins) + 1)
-    counts, _ = np.histogram(confidence, bins=edges)
-    hits, _ = np.histogram(confidence, bins=edges, weights=correct.astype(np.float64))
     filled = counts > 0
 
     fig, ax = _figure_and_axes(ax, figsize=(5, 6))
     ax_counts = make_axes_locatable(ax).append_axes("bottom", size="30%", pad=0.1, sharex=ax)
     ax.bar(
-        edges[:-1][filled], hits[filled] / counts[filled], width=np.diff(edges)[filled], align="edge",
+        edges[:-1][filled], accuracy[filled], width=np.diff(edges)[filled], align="edge",
         color="tab:blue", edgecolor="black", label="accuracy",
     )
     ax.plot([0, 1], [0, 1], linestyle="--", color="gray", label="perfect calibration")
     ax.set(xlim=(0, 1), ylim=(0, 1), ylabel="accuracy", title=f"Reliability diagram (ECE = {ece:.3f})")
     ax.tick_params(labelbottom=False)
     ax.legend(loc="upper left")
-    ax_counts.hist(confidence, bins=edges, color="0.5", edgecolor="black")
+    ax_counts.bar(edges[:-1], counts, width=np.diff(edges), align="edge", color="0.5", edgecolor="black")
     ax_counts.set(xlabel="confidence (top-class probability)", ylabel="count")
     return fig
 
