@@ -333,3 +333,57 @@ def test_fit_with_the_baselines_and_predict_their_epistemic_uncertainty(capsys, 
     assert status == 0, err
     epistemic = np.array([float(row["epistemic_stddev"]) for row in _read_csv(workdir / f"{inference}.csv")])
     assert np.all(epistemic > 0)
+    if inference == "ensemble":  # 5 members: 12 draws cannot weigh them equally, refused before predicting
+        status, err = _main(capsys, "predict", "--model", out, "--data", workdir / "good.csv", "--output",
+                            workdir / "twelve.csv", "--samples", "12")
+        assert status == 2 and not (workdir / "twelve.csv").exists()
+        assert err.strip() == ("tfp-bnn predict: error: --samples 12 is not a multiple of the ensemble's 5 members: "
+                               "every network of the ensemble must be drawn equally often; e.g. --samples 10.")
+
+
+def test_force_never_deletes_the_working_folder_or_the_input_data(capsys, workdir, monkeypatch):
+    (workdir / "keep.txt").write_text("precious")
+    monkeypatch.chdir(workdir)
+    for out in (".", "..", str(workdir)):
+        status, err = _main(capsys, "fit", "--data", "good.csv", "--target", "y", "--out", out, "--force")
+        assert status == 2 and "is the current folder or holds it; write to a new folder" in err, err
+    (workdir / "runs").mkdir()
+    shutil.copy(workdir / "good.csv", workdir / "runs" / "train.csv")
+    status, err = _main(capsys, "fit", "--data", "runs/train.csv", "--target", "y", "--out", "runs", "--force")
+    assert status == 2 and "runs holds runs/train.csv, which --force would delete" in err, err
+    (workdir / "link").symlink_to(workdir / "runs")
+    status, err = _main(capsys, "fit", "--data", "good.csv", "--target", "y", "--out", "link", "--force")
+    assert status == 2 and "link is a symbolic link" in err, err
+    assert (workdir / "keep.txt").read_text() == "precious" and (workdir / "runs" / "train.csv").exists()
+    assert (workdir / "good.csv").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["fit", "--epochs", "abc"], "argument --epochs: must be a positive integer, got 'abc'"),
+    (["fit", "--seed", "-1"], "argument --seed: must be an integer >= 0, got -1"),
+    (["predict", "--model", "m", "--data", "d.csv", "--output", "o.csv", "--seed", "x"],
+     "argument --seed: must be an integer >= 0, got 'x'"),
+])
+def test_argument_errors_name_the_option(capsys, tmp_path, args, message):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(args + (["--out", str(tmp_path / "run")] if args[0] == "fit" else []))
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_task_without_data_is_refused(capsys, tmp_path):
+    status, err = _main(capsys, "fit", "--task", "classification", "--out", tmp_path / "run")
+    assert status == 2 and "--task goes with --data; the built-in data set is a regression." in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_predictions_keep_the_digits_of_float32(tmp_path):
+    path = tmp_path / "p.csv"
+    cli._write_csv(path, {"mean": np.array([1234567.9], np.float32), "lower": np.array([1234566.8], np.float32)})
+    (row,) = _read_csv(path)
+    assert np.float32(row["mean"]) == np.float32(1234567.9) and np.float32(row["lower"]) == np.float32(1234566.8)
+
+
+def test_a_feature_constant_in_training_gets_scale_1():
+    x = np.column_stack([np.linspace(-1, 1, 50), np.ones(50), np.full(50, 1e6)])
+    np.testing.assert_allclose(cli._feature_scale(x), [x[:, 0].std(), 1.0, 1.0])

@@ -216,6 +216,10 @@ CSV_ERRORS = [
     ("a,b,y\n1,2,3\n4,5,6\n", dict(target="price"), r"no column 'price'; the columns are 'a', 'b', 'y'"),
     ("a,b,y\n1,2,3\n4,x5,6\n7,8,9\n", {}, r"line 3, column 'b': 'x5' is not a number"),
     ("a,b,y\n1,2,3\n\n4,5,6\n7,,9\n", {}, r"line 5, column 'b': empty cell"),
+    # A row of empty cells between data rows is missing values (trailing ones are a spreadsheet's export).
+    ("a,b,y\n1,2,3\n,,\n4,5,6\n,,\n", {}, r"line 3, column 'a': empty cell"),
+    ("a,b,y\n1,2,3\n4,5e38,6\n", {}, r"line 3, column 'b': '5e38' is beyond float32's range \(about 3\.4e38\), "
+                                      r"in which the model computes; rescale the column"),
     ("a,b,y\n1,nan,3\n4,5,6\n", {}, r"line 2, column 'b': 'nan' is not a finite number"),
     ("a,b,y\n1,2,3\n4,5,-inf\n", {}, r"line 3, column 'y': '-inf' is not a finite number"),
     ("a,b,y\n1,2,3\n4,5,\n", {}, r"line 3, column 'y': empty cell"),

@@ -332,11 +332,11 @@ def test_batch_size_must_be_a_positive_integer_or_none(entry, batch_size):
         _call(entry, model, x, y, batch_size=batch_size)
 
 
-@pytest.mark.parametrize("seed", [1.7, "0", True, [1, 2]])
+@pytest.mark.parametrize("seed", [1.7, "0", True, [1, 2], -1, 2**62])
 def test_seed_must_be_an_integer_or_none(seed):
     model = _make("regressor")
     x, _ = _data("regressor")
-    with pytest.raises(ValueError, match=r"seed must be an integer or None, got"):
+    with pytest.raises(ValueError, match=r"seed must be an integer in \[0, 2\*\*62\) or None, got"):
         tfp_bnn.predict(model, x, num_samples=3, seed=seed)
     # NumPy and scalar-tensor integers are integers.
     expected = tfp_bnn.predict(model, x, num_samples=3, seed=5).mean
@@ -500,6 +500,14 @@ def test_non_bayesian_regimes_need_no_train_size():
     (lambda: tfp_bnn.make_regressor((3,), train_size=10, hidden_units=16),
      r"hidden_units must be a sequence of positive widths, e\.g\. \(50,\) or \(50, 50\), got 16\."),
     (lambda: tfp_bnn.make_regressor((3,), train_size=10, hidden_units=(16, 0)), r"hidden_units must be a sequence"),
+    # float32 predictions of 1234567 +- 0.3: the draws collapsed onto one value and their float32 mean
+    # drifted by 0.875, reported as an epistemic std of 0.875.
+    (lambda: tfp_bnn.make_regressor((3,), train_size=10, target_mean=1234567.0, target_std=0.3),
+     r"target_loc 1234567\.0 is 4\.1e\+06 times target_scale 0\.3: float32 predictions in these units cannot "
+     r"resolve the targets' spread\. Subtract a constant from the targets first"),
+    (lambda: tfp_bnn.StudentTHead(2, target_loc=[0.0, -5e6], target_scale=[1.0, 2.0]), r"is 2\.5e\+06 times"),
+    (lambda: tfp_bnn.make_regressor((1,), train_size=10, input_std=[1e20]),
+     r"input_std \[1e\+20\]: its square, the variance, is beyond float32's range; rescale the inputs\."),
 ])
 def test_builder_and_data_arguments_of_the_wrong_kind_are_named(make, message):
     with pytest.raises(ValueError, match=message):

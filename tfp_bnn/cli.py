@@ -81,7 +81,7 @@ def _parser():
     fit.add_argument("--learning-rate", type=_positive_float, default=3e-3)
     fit.add_argument("--validation-fraction", type=float, default=0.2)
     fit.add_argument("--samples", type=_positive_int, default=100, help="weight draws for the report")
-    fit.add_argument("--seed", type=int, default=0)
+    fit.add_argument("--seed", type=_non_negative_int, default=0)
     fit.add_argument("--out", type=Path, required=True, help="output folder")
     fit.add_argument("--force", action="store_true", help="replace an existing --out folder")
     fit.set_defaults(run=_fit)
@@ -96,7 +96,7 @@ def _parser():
     predict.add_argument("--model", type=Path, required=True, help="folder written by tfp-bnn fit")
     predict.add_argument("--data", type=Path, required=True, help="CSV file with the training features")
     predict.add_argument("--samples", type=_positive_int, default=100, help="weight draws (default 100)")
-    predict.add_argument("--seed", type=int, help="makes the Monte Carlo estimate reproducible")
+    predict.add_argument("--seed", type=_non_negative_int, help="makes the Monte Carlo estimate reproducible")
     predict.add_argument("--level", type=float, default=0.95, help="central interval level (default 0.95)")
     predict.add_argument("--output", type=Path, required=True, help="CSV file to write")
     predict.add_argument("--force", action="store_true", help="replace an existing --output file")
@@ -111,7 +111,7 @@ def _parser():
     evaluate.add_argument("--data", type=Path, required=True)
     evaluate.add_argument("--target", required=True)
     evaluate.add_argument("--samples", type=_positive_int, default=100)
-    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--seed", type=_non_negative_int, default=0)
     evaluate.add_argument("--json", type=Path, help="also write the metrics to this JSON file")
     evaluate.add_argument("--force", action="store_true", help="replace an existing --json file")
     evaluate.set_defaults(run=_evaluate)
@@ -132,21 +132,24 @@ def _parser():
     return parser
 
 
-def _positive_int(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
+def _number(parse, accept, what):
+    """An argparse type: ``parse(text)``, kept if ``accept(value)``, else "must be {what}"."""
+
+    def convert(text):
+        try:
+            value = parse(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
+        if not accept(value):
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text}")
+        return value
+
+    return convert
 
 
-def _positive_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
-    if not (np.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
+_positive_int = _number(int, lambda value: value >= 1, "a positive integer")
+_non_negative_int = _number(int, lambda value: value >= 0, "an integer >= 0")
+_positive_float = _number(float, lambda value: np.isfinite(value) and value > 0, "a positive number")
 
 
 def _hidden_units(text):
@@ -164,7 +167,10 @@ def _hidden_units(text):
 
 def _fit(args):
     _refuse_overwrite(args.out, args.force)
+    _check_output_folder(args.out, keep=[args.data] if args.data else [])
     _check_inference(args)
+    if args.data is None and args.task is not None:
+        raise UsageError("--task goes with --data; the built-in data set is a regression.")
     if args.data is None:
         if args.target:
             raise UsageError("--target goes with --data; the built-in data set has its own target.")
@@ -214,7 +220,7 @@ def _fit(args):
     if len(valid[0]):
         report["metrics"]["validation"] = _metrics(model, *valid, dataset.task, args.samples, args.seed)
 
-    with _replaced_dir(args.out, args.force) as folder:
+    with _replaced_dir(args.out, args.force, keep=[args.data] if args.data else []) as folder:
         model.save(folder / MODEL_FILE)
         (folder / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
         _save_figure(model, dataset, train, valid, args, folder / FIGURE_FILE)
@@ -254,7 +260,7 @@ def _build(dataset, train, args):
         inference=args.inference,
         estimator=args.estimator,
         input_mean=x.mean(axis=0),
-        input_std=np.maximum(x.std(axis=0), 1e-6),
+        input_std=_feature_scale(x),
     )
     if args.inference == "ensemble":
         common["num_members"] = args.members
@@ -263,6 +269,16 @@ def _build(dataset, train, args):
     return tfp_bnn.make_regressor(
         (x.shape[1],), target_mean=float(y.mean()), target_std=float(max(y.std(), 1e-6)), **common
     )
+
+
+def _feature_scale(x):
+    """Each column's standard deviation, and 1 for a column (nearly) constant in training.
+
+    As scikit-learn's StandardScaler does: a floor such as 1e-6 would multiply any later
+    change of that column by a million (1.001 instead of 1 moved a prediction by -390).
+    """
+    std = x.std(axis=0)
+    return np.where(std > 1e-6 * np.maximum(1.0, np.abs(x.mean(axis=0))), std, 1.0)
 
 
 def _progress_bar(epochs):
@@ -350,7 +366,7 @@ def _predict(args):
     report = _read_report(args.model)
     # A labelled file may keep its target column: it is not a feature.
     x = data.load_features(args.data, report["features"], ignore=(report["target"],))
-    model = _load_model(args.model)
+    model = _load_model(args.model, args.samples)
     result = tfp_bnn.predict(model, x, num_samples=args.samples, seed=args.seed, level=args.level)
     if report["task"] == "classification":
         class_names = report["class_names"]
@@ -380,11 +396,18 @@ def _read_report(folder):
     return json.loads(path.read_text())
 
 
-def _load_model(folder):
+def _load_model(folder, samples):
     path = folder / MODEL_FILE
     if not path.is_file():
         raise UsageError(f"{path} not found: --model must be a folder written by 'tfp-bnn fit'.")
-    return tf_keras.models.load_model(path)
+    model = tf_keras.models.load_model(path)
+    members = getattr(model, "num_members", 1)
+    if samples % members:
+        raise UsageError(
+            f"--samples {samples} is not a multiple of the ensemble's {members} members: every network of the "
+            f"ensemble must be drawn equally often; e.g. --samples {members * max(1, round(samples / members))}."
+        )
+    return model
 
 
 def _evaluate(args):
@@ -399,7 +422,7 @@ def _evaluate(args):
             f"note: the model was trained to predict {report['target']!r}; evaluating it against {args.target!r}.",
             file=sys.stderr,
         )
-    model = _load_model(args.model)
+    model = _load_model(args.model, args.samples)
     metrics = {"data": _metrics(model, x, y, report["task"], args.samples, args.seed)}
     _print_metrics(metrics)
     if args.json is not None:
@@ -415,7 +438,7 @@ def _export(args):
     except FileExistsError as error:
         raise UsageError(str(error))
     report = _read_report(args.model)
-    model = _load_model(args.model)
+    model = _load_model(args.model, args.samples)
     metadata = {key: report[key] for key in ("task", "features", "target", "class_names")}
     try:
         path = serving.export_for_serving(
@@ -433,7 +456,8 @@ def _write_csv(path, columns):
         writer = csv.writer(handle)
         writer.writerow(names)
         for row in rows:
-            writer.writerow([value if isinstance(value, str) else f"{value:.6g}" for value in row])
+            # 9 significant digits give back every float32 (6 merged a mean of 1234567.9 with its bounds).
+            writer.writerow([value if isinstance(value, str) else f"{value:.9g}" for value in row])
 
 
 # -- files: never lose what is there ----------------------------------------------------------
@@ -444,10 +468,23 @@ def _refuse_overwrite(path, force):
         raise UsageError(f"{path} already exists; pass --force to replace it.")
 
 
+def _check_output_folder(target, keep=()):
+    """--force deletes the output folder: never the working folder, a folder holding it, or the input data."""
+    if target.is_symlink():
+        raise UsageError(f"{target} is a symbolic link; give the folder itself, or a new one.")
+    resolved, here = target.resolve(), Path.cwd().resolve()
+    if resolved == here or resolved in here.parents:
+        raise UsageError(f"{target} is the current folder or holds it; write to a new folder such as runs/model.")
+    for kept in keep:
+        if resolved in Path(kept).resolve().parents:
+            raise UsageError(f"{target} holds {kept}, which --force would delete; write to another folder.")
+
+
 @contextlib.contextmanager
-def _replaced_dir(target, force):
+def _replaced_dir(target, force, keep=()):
     """Write into a fresh temporary folder beside ``target``, then move it into place."""
     _refuse_overwrite(target, force)
+    _check_output_folder(target, keep)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:

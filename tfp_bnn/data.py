@@ -495,8 +495,8 @@ def _read_csv(path, delimiter):
             rows, lines = [], []
             for cells in reader:
                 cells = [cell.strip() for cell in cells]
-                if not any(cells):
-                    continue
+                if len(cells) <= 1 and not any(cells):
+                    continue  # a blank line
                 if len(cells) != len(header):
                     raise DataError(
                         f"{path}: line {reader.line_num} has {len(cells)} cells but the header has "
@@ -508,6 +508,11 @@ def _read_csv(path, delimiter):
         raise DataError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start}); save it as UTF-8.")
     except csv.Error as error:
         raise DataError(f"{path}: not readable as CSV ({error}).")
+    # Spreadsheets export trailing rows of empty cells (",,"); one between data rows is a row of
+    # missing values, refused as such (dropping it would shift every prediction after it).
+    while rows and not any(rows[-1]):
+        rows.pop()
+        lines.pop()
     return header, rows, lines
 
 
@@ -529,7 +534,7 @@ def _parse_cells(path, header, rows, lines, columns):
     block = [[row[j] for j in columns] for row in rows]
     try:
         values = np.array(block, dtype=np.float64)
-        if np.isfinite(values).all():
+        if np.all(np.abs(values) <= _FLOAT32_MAX):  # finite, and so in float32 (NaN compares False)
             return values.reshape(len(rows), len(columns))
     except ValueError:
         pass
@@ -554,7 +559,15 @@ def _parse_cell(path, text, line, column):
         raise DataError(
             f"{where}: {text!r} is not a finite number; drop or impute missing and infinite values."
         )
+    if abs(value) > _FLOAT32_MAX:
+        raise DataError(
+            f"{where}: {text!r} is beyond float32's range (about 3.4e38), in which the model computes; "
+            "rescale the column."
+        )
     return value
+
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def _is_number(text):

@@ -168,6 +168,10 @@ class Head(tfp.layers.DistributionLambda):
         return cls(**config)
 
 
+# The largest |target_loc| / target_scale a regression head takes (see _StandardizedRegressionHead).
+MAX_TARGET_OFFSET = 1e5
+
+
 class _StandardizedRegressionHead(Head):
     """A regression head whose network works in standardized target units."""
 
@@ -177,6 +181,16 @@ class _StandardizedRegressionHead(Head):
         self.target_scale = _per_unit(target_scale, self.units, "target_scale")
         if np.any(np.asarray(self.target_scale) <= 0):
             raise ValueError(f"target_scale must be positive, got {target_scale!r}.")
+        # Predictions are float32 in target units: float32 resolves |loc| to about 1.2e-7 * |loc|,
+        # so beyond MAX_TARGET_OFFSET scales a prediction and its spread are not resolved (draws
+        # collapse onto a few values, sums over draws drift by more than the spread).
+        ratio = np.max(np.abs(np.asarray(self.target_loc)) / np.asarray(self.target_scale))
+        if ratio > MAX_TARGET_OFFSET:
+            raise ValueError(
+                f"target_loc {target_loc!r} is {ratio:.1e} times target_scale {target_scale!r}: float32 "
+                "predictions in these units cannot resolve the targets' spread. Subtract a constant from "
+                "the targets first (e.g. y - round(y.mean())) and add it back to the predictions."
+            )
 
     def _raw_units(self, loc, scale):
         shift = tf.constant(self.target_loc, loc.dtype)

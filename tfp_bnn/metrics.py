@@ -198,8 +198,10 @@ def calibration_bins(labels, probabilities, num_bins=10):
     Example:
 
     >>> counts, accuracy, confidence = calibration_bins([0, 1, 1], [[0.7, 0.3], [0.75, 0.25], [0.1, 0.9]], 10)
-    >>> counts[7], accuracy[7], confidence[7], counts[9], accuracy[9]
-    (2, 0.5, 0.725, 1, 1.0)
+    >>> counts.tolist()
+    [0, 0, 0, 0, 0, 0, 0, 2, 0, 1]
+    >>> float(accuracy[7]), float(confidence[7]), float(accuracy[9])
+    (0.5, 0.725, 1.0)
     """
     labels, probabilities = _labels_and_probs(labels, probabilities)
     num_bins = int(num_bins)

@@ -441,6 +441,10 @@ def _build(input_shape, hidden_units, head, dense, activation, input_mean, input
     if input_mean is not None or input_std is not None:
         mean = _per_feature(0.0 if input_mean is None else input_mean, input_shape, "input_mean")
         std = _per_feature(1.0 if input_std is None else input_std, input_shape, "input_std")
+        if not np.all(np.square(np.asarray(std, np.float64)) <= np.finfo(np.float32).max):
+            raise ValueError(
+                f"input_std {input_std!r}: its square, the variance, is beyond float32's range; rescale the inputs."
+            )
         x = tf_keras.layers.Normalization(mean=mean, variance=tf.square(std), name="standardize")(x)
     if len(input_shape) > 1:
         x = tf_keras.layers.Flatten()(x)

@@ -177,15 +177,22 @@ def check_batch_size(batch_size):
 
 
 def check_seed(seed):
-    """``seed`` as a Python int, or ``None`` (fresh draws)."""
+    """``seed`` as a Python int in ``[0, 2**62)``, or ``None`` (fresh draws).
+
+    :func:`tfp_bnn.sampling.stateless_seed` makes two 31-bit halves of it: ``2**62 + s``
+    would draw what ``s`` does.
+    """
     if seed is None:
         return None
     try:
         if isinstance(seed, bool):
             raise TypeError
-        return operator.index(seed)  # ints, NumPy and scalar tensor integers; not 1.7
+        value = operator.index(seed)  # ints, NumPy and scalar tensor integers; not 1.7
     except TypeError:
-        raise ValueError(f"seed must be an integer or None, got {seed!r}.") from None
+        value = None
+    if value is None or not 0 <= value < 2**62:
+        raise ValueError(f"seed must be an integer in [0, 2**62) or None, got {seed!r}.")
+    return value
 
 
 def dataset_inputs(dataset, input_shape):
