@@ -235,6 +235,9 @@ CSV_ERRORS = [
     ("a,y\n1,0.5\n2,0.7\n3,high\n", {}, r"line 4, column 'y': 'high' is not a number"),
     ("a,y\n1,low\n2,high\n3,high\n", dict(task="regression"), r"line 2, column 'y': 'low' is not a number"),
     ("a,y\n1,low\n2,\n3,high\n", {}, r"line 3, column 'y': empty cell"),
+    # Among text labels "nan" is a missing value, named at its own cell (not at 'cat', as a number column).
+    ("a,y\n1,cat\n2,nan\n3,dog\n", {}, r"line 3, column 'y': 'nan' is not a finite number"),
+    ("a,y\n1,cat\n2,dog\n3,-inf\n", dict(task="classification"), r"line 4, column 'y': '-inf' is not a finite"),
 ]
 
 

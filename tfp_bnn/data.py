@@ -581,11 +581,13 @@ def _is_number(text):
 def _encode_target(path, header, rows, lines, column, task):
     """``(y, task, class_names)``: float32 targets, or int64 labels 0..K-1 and the original values as text."""
     texts = [row[column] for row in rows]
-    numeric = [_is_number(text) for text in texts]
+    # "nan"/"inf" parse as floats but are not numbers of a numeric column: among text labels
+    # they are missing values, refused below at their own cell.
+    numeric = [_is_number(text) and math.isfinite(float(text)) for text in texts]
     if (task == "classification" and not all(numeric)) or (task is None and not any(numeric)):
         for text, line in zip(texts, lines):
-            if not text:
-                _parse_cell(path, text, line, header[column])  # raises: empty label
+            if not text or _is_number(text):
+                _parse_cell(path, text, line, header[column])  # raises: empty or non-finite label
         classes, labels = np.unique(np.array(texts), return_inverse=True)
         return _labels(path, header[column], labels, [str(name) for name in classes])
     values = _parse_cells(path, header, rows, lines, [column])[:, 0]
