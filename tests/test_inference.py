@@ -135,6 +135,7 @@ _DISTRIBUTED_FIT = textwrap.dedent("""
     rng = np.random.default_rng(3)
     x = rng.normal(size=(100, 2)).astype(np.float32)
     y = (x[:, 0] - 0.5 * x[:, 1] ** 2 + 0.3 * rng.normal(size=100)).astype(np.float32)
+    tf_keras.utils.set_random_seed(0)  # the initial weights: an unlucky draw made the KL < 5 % of the nll
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     with strategy.scope():
         model = tfp_bnn.make_regressor((2,), hidden_units=(8,), train_size=100,
