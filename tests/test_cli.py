@@ -358,6 +358,38 @@ def test_force_never_deletes_the_working_folder_or_the_input_data(capsys, workdi
     assert (workdir / "good.csv").exists()
 
 
+@pytest.mark.parametrize("command", ["fit", "predict", "evaluate"])
+def test_force_never_replaces_an_input_named_as_the_output(capsys, workdir, command):
+    data = workdir / "inputs.csv"
+    shutil.copy(workdir / "good.csv", data)
+    before = {path: path.read_bytes() for path in (data, workdir / "model" / "model.keras",
+                                                  workdir / "model" / "report.json")}
+    common = ["--model", workdir / "model", "--data", data, "--samples", "5", "--force"]
+    if command == "fit":
+        cases = [["fit", "--data", data, "--target", "y", "--out", data, "--force", "--epochs", "1"]]
+    else:
+        option = OUTPUT_OPTION[command]
+        extra = ["--target", "y"] if command == "evaluate" else []
+        cases = [[command, *common, *extra, option, output]
+                 for output in (data, workdir / "model" / "report.json", workdir / "model" / "model.keras")]
+    for args in cases:
+        status, err = _main(capsys, *args)
+        assert status == 2 and f"{args[args.index(OUTPUT_OPTION[command]) + 1]} is the input" in err, err
+    assert {path: path.read_bytes() for path in before} == before
+
+
+def test_fit_without_matplotlib_does_not_claim_a_figure(capsys, workdir, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib raises ImportError
+    out = workdir / "no_figure"
+    status = cli.main([str(a) for a in ("fit", "--data", workdir / "good.csv", "--target", "y", "--out", out,
+                                        "--epochs", "1", "--hidden", "4", "--samples", "5")])
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    assert "matplotlib is not installed" in captured.err and not (out / "uncertainty.png").exists()
+    assert f"Wrote {out / 'model.keras'} and {out / 'report.json'}\n" in captured.out
+    assert sorted(p.name for p in out.iterdir()) == ["model.keras", "report.json"]
+
+
 @pytest.mark.parametrize("args, message", [
     (["fit", "--epochs", "abc"], "argument --epochs: must be a positive integer, got 'abc'"),
     (["fit", "--seed", "-1"], "argument --seed: must be an integer >= 0, got -1"),

@@ -7,9 +7,13 @@ one graph. Build the models with ``make_regressor``/``make_classifier``
 (``inference="mc_dropout"`` or ``inference="ensemble"``).
 
 * :class:`MCDropout` (Gal & Ghahramani 2016): dropout that stays on at
-  prediction. Every row of a batch gets its own mask, so inside
-  ``weight_draws(T)`` the ``T`` stacked copies of the inputs run through ``T``
-  independent dropout networks.
+  prediction. Every row of a batch gets its own mask (as in Gal's code and
+  Keras's ``Dropout``), so inside ``weight_draws(T)`` each input meets ``T``
+  independent dropout networks: its mean, variance split and intervals are
+  Monte Carlo estimates over ``T`` networks. But draw ``t`` is a different
+  network at every row, so ``draw_means[t]`` across inputs is not one
+  function (``plots.sampled_curves`` shows noise for MC dropout, and the
+  served ``samples`` of two inputs are independent).
 * :class:`EnsembleDense` (Lakshminarayanan et al. 2017): a dense layer with
   ``M`` independently initialised kernels ``[M, in, out]``, one per member; a
   network of such layers holds ``M`` networks that share nothing but their
@@ -50,7 +54,8 @@ class MCDropout(tf_keras.layers.Dropout):
     ``outputs = inputs * mask / (1 - rate)`` with ``mask ~ Bernoulli(1 - rate)``
     drawn per element. Within :func:`tfp_bnn.sampling.weight_draws` the
     stacked copies of the batch get independent masks (and with a seed, the
-    masks are a deterministic function of it); within
+    masks are a deterministic function of it), a mask per row: draw ``t`` is
+    another network at every input (see the module docstring); within
     :func:`tfp_bnn.sampling.posterior_mean` it is the identity, the usual
     weight-scaling approximation of the dropout network's mean.
 

@@ -223,8 +223,10 @@ def _fit(args):
     with _replaced_dir(args.out, args.force, keep=[args.data] if args.data else []) as folder:
         model.save(folder / MODEL_FILE)
         (folder / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
-        _save_figure(model, dataset, train, valid, args, folder / FIGURE_FILE)
-    print(f"Wrote {args.out / MODEL_FILE}, {args.out / REPORT_FILE} and {args.out / FIGURE_FILE}")
+        written = [MODEL_FILE, REPORT_FILE]
+        if _save_figure(model, dataset, train, valid, args, folder / FIGURE_FILE):
+            written.append(FIGURE_FILE)
+    print("Wrote " + ", ".join(str(args.out / name) for name in written[:-1]) + f" and {args.out / written[-1]}")
     _print_metrics(report["metrics"])
 
 
@@ -298,6 +300,7 @@ def _progress_bar(epochs):
 
 
 def _save_figure(model, dataset, train, valid, args, path):
+    """Draw the uncertainty figure into ``path``; False (and a note) without matplotlib."""
     try:
         import matplotlib
 
@@ -305,7 +308,7 @@ def _save_figure(model, dataset, train, valid, args, path):
         from tfp_bnn import plots
     except ImportError:
         print("matplotlib is not installed (pip install 'tfp-bnn[plots]'): no uncertainty.png", file=sys.stderr)
-        return
+        return False
     x_eval, y_eval = valid if len(valid[0]) else train
     if dataset.task == "classification":
         result = tfp_bnn.predict(model, x_eval, num_samples=args.samples, seed=args.seed)
@@ -320,6 +323,7 @@ def _save_figure(model, dataset, train, valid, args, path):
         result = tfp_bnn.predict(model, x_eval, num_samples=args.samples, seed=args.seed)
         figure = plots.calibration_curve(y_eval, result)
     figure.savefig(path, dpi=120, bbox_inches="tight")
+    return True
 
 
 # -- metrics ------------------------------------------------------------------------
@@ -361,6 +365,7 @@ def _print_metrics(metrics_by_split):
 
 def _predict(args):
     _refuse_overwrite(args.output, args.force)
+    _check_not_an_input(args.output, _inputs(args))
     if not 0.0 < args.level < 1.0:
         raise UsageError(f"--level must lie strictly between 0 and 1, got {args.level}.")
     report = _read_report(args.model)
@@ -384,9 +389,14 @@ def _predict(args):
             "lower": result.lower[:, 0],
             "upper": result.upper[:, 0],
         }
-    with _replaced_file(args.output, args.force) as path:
+    with _replaced_file(args.output, args.force, _inputs(args)) as path:
         _write_csv(path, columns)
     print(f"Wrote {len(x)} predictions to {args.output}")
+
+
+def _inputs(args):
+    """The files predict/evaluate read: an output must not replace them."""
+    return [args.data, args.model / MODEL_FILE, args.model / REPORT_FILE]
 
 
 def _read_report(folder):
@@ -413,6 +423,7 @@ def _load_model(folder, samples):
 def _evaluate(args):
     if args.json is not None:
         _refuse_overwrite(args.json, args.force)
+        _check_not_an_input(args.json, _inputs(args))
     report = _read_report(args.model)
     # The target first: a misspelt --target is then reported as such, not as an unknown feature.
     y = data.load_target(args.data, args.target, class_names=report["class_names"])
@@ -426,7 +437,7 @@ def _evaluate(args):
     metrics = {"data": _metrics(model, x, y, report["task"], args.samples, args.seed)}
     _print_metrics(metrics)
     if args.json is not None:
-        with _replaced_file(args.json, args.force) as path:
+        with _replaced_file(args.json, args.force, _inputs(args)) as path:
             path.write_text(json.dumps(metrics["data"], indent=2) + "\n")
 
 
@@ -475,8 +486,17 @@ def _check_output_folder(target, keep=()):
     resolved, here = target.resolve(), Path.cwd().resolve()
     if resolved == here or resolved in here.parents:
         raise UsageError(f"{target} is the current folder or holds it; write to a new folder such as runs/model.")
-    for kept in keep:
-        if resolved in Path(kept).resolve().parents:
+    _check_not_an_input(target, keep)
+
+
+def _check_not_an_input(target, inputs):
+    """An output must be neither an input file nor a folder holding one: --force would replace it."""
+    resolved = target.resolve()
+    for kept in inputs:
+        kept_resolved = Path(kept).resolve()
+        if resolved == kept_resolved:
+            raise UsageError(f"{target} is the input {kept}; write the output to another path.")
+        if resolved in kept_resolved.parents:
             raise UsageError(f"{target} holds {kept}, which --force would delete; write to another folder.")
 
 
@@ -497,9 +517,10 @@ def _replaced_dir(target, force, keep=()):
 
 
 @contextlib.contextmanager
-def _replaced_file(target, force):
+def _replaced_file(target, force, inputs=()):
     """Write into a temporary file beside ``target``, then rename it into place."""
     _refuse_overwrite(target, force)
+    _check_not_an_input(target, inputs)
     if target.is_dir():
         raise UsageError(f"{target} is a folder; give a file name.")
     target.parent.mkdir(parents=True, exist_ok=True)

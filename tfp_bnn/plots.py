@@ -150,7 +150,9 @@ def sampled_curves(x, result, num_curves=20, x_train=None, y_train=None, ax=None
     is uncertain about its weights (epistemic). Each curve is one network for
     all inputs, whatever the estimator and ``batch_size``: :func:`tfp_bnn.predict`
     samples whole weights (Flipout's per-example signs are for training
-    gradients only) and draws them once for all chunks of inputs.
+    gradients only) and draws them once for all chunks of inputs; and for a
+    deep ensemble curve ``t`` is member ``t mod M``. Not for MC dropout: it
+    draws a dropout mask per input, so its "curves" are noise around the mean.
 
     Args:
       x: inputs ``(N,)`` or ``(N, 1)``, any order (they are sorted).

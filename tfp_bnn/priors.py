@@ -3,7 +3,11 @@
 Each prior is a serializable factory (see :mod:`tfp_bnn._factory`): pass it as
 ``kernel_prior`` of :class:`tfp_bnn.layers.BayesianDense`, as ``make_prior_fn``
 of ``tfp.layers.DenseVariational`` or as ``kernel_prior_fn`` of
-``tfp.layers.DenseReparameterization``/``DenseFlipout``.
+``tfp.layers.DenseReparameterization``/``DenseFlipout``. With those TFP layers
+:class:`ScaleMixturePrior` also needs a Monte Carlo
+``kernel_divergence_fn=lambda q, p, _: q.log_prob(w := q.sample()) - p.log_prob(w)``
+(their default is the analytic KL, which TFP has not for a Normal against a
+mixture); ``BayesianDense`` and ``DenseVariational`` need nothing more.
 
 Gaussian priors are ``MultivariateNormalDiag`` over the flat weight vector so
 that ``tfd.kl_divergence`` is exact against both posteriors of
