@@ -32,6 +32,7 @@ import numpy as np
 
 import tfp_bnn
 from tfp_bnn import sampling, serving
+from tfp_bnn.cli import _positive_int  # noqa: E402  (the CLI's argparse type)
 
 import tensorflow as tf  # noqa: E402  (after tfp_bnn: quiet start-up)
 
@@ -140,14 +141,20 @@ def _print_table(results):
         print(f"{row['estimator']:>18} {row['batch']:>6} {served:>22} {forward:>22} {row['ratio']:>7.1f}x")
 
 
+RESULTS = Path(__file__).parent / "results" / "serving.json"
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--samples", type=int, help=f"weight draws T (default {FULL['samples']})")
-    parser.add_argument("--repeats", type=int, help=f"timed repeats (default {FULL['repeats']})")
+    parser.add_argument("--samples", type=_positive_int, help=f"weight draws T (default {FULL['samples']})")
+    parser.add_argument("--repeats", type=_positive_int, help=f"timed repeats (default {FULL['repeats']})")
     parser.add_argument("--estimators", help="comma-separated (default flipout,reparameterization)")
     parser.add_argument("--tiny", action="store_true", help="tiny settings, for the smoke test")
-    parser.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "serving.json")
+    parser.add_argument("--json", type=Path, help=f"write the results here (default {RESULTS}; none with --tiny: "
+                        "a smoke run must not replace the committed measurements)")
     args = parser.parse_args(argv)
+    if args.json is None and not args.tiny:
+        args.json = RESULTS
     settings = dict(TINY if args.tiny else FULL)
     for key in ("samples", "repeats"):
         if getattr(args, key) is not None:
@@ -156,10 +163,12 @@ def main(argv=None):
         settings["estimators"] = tuple(args.estimators.split(","))
     results = run(settings)
     _print_table(results)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"Wrote {args.json}")
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+        print(f"Wrote {args.json}")
     return results
+
 
 
 if __name__ == "__main__":

@@ -518,7 +518,9 @@ def markdown(report):
         lines.append(f"| {row['shape']} | {row['model']} | {row['strategy']} | {row['seconds']:.3f} | {ratio} | "
                      + " | ".join(versus) + " |")
     if report.get("memory"):
-        lines += ["", f"## Peak resident memory ({MEMORY_SHAPE} MLP, batch {MEMORY_BATCH}; one fresh process per "
+        shapes = report["settings"]["shapes"]
+        shape = MEMORY_SHAPE if MEMORY_SHAPE in shapes else next(iter(shapes))  # as bench_memory picks it
+        lines += ["", f"## Peak resident memory ({shape} MLP, batch {MEMORY_BATCH}; one fresh process per "
                   "case)", "", "| kind | case | strategy | peak RSS (MiB) |", "|---|---|---|---|"]
         for row in report["memory"]:
             lines.append(f"| {row['kind']} | {row['case']} | {row.get('strategy', '')} | {row['peak_rss_mb']:.0f} |")
@@ -548,7 +550,11 @@ def parse_args(argv):
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--markdown", type=Path, help="write the tables here")
     parser.add_argument("--memory-case", help=argparse.SUPPRESS)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.repeats is not None and args.repeats < 1:
+        parser.error(f"argument --repeats: must be a positive integer, got {args.repeats}")
+    return args
+
 
 
 def main(argv=None):
@@ -561,7 +567,7 @@ def main(argv=None):
             print(f"speed.py: error: {path.parent}: folder not found for {path.name}.", file=sys.stderr)
             return 2
     settings = dict(QUICK if args.quick else FULL)
-    if args.repeats:
+    if args.repeats is not None:
         settings["repeats"] = args.repeats
     torch = _torch_available() and not args.no_torch
 

@@ -146,6 +146,7 @@ import tf_keras  # noqa: E402
 
 import tfp_bnn  # noqa: E402
 from tfp_bnn import data, heads, metrics, posteriors, priors  # noqa: E402
+from tfp_bnn.cli import _positive_int  # noqa: E402  (the CLI's argparse type)
 
 METHODS = ("bnn", "mc_dropout", "ensemble")
 VALIDATION_FRACTION = 0.2
@@ -722,15 +723,6 @@ def table(results, method):
 # -- command line --------------------------------------------------------------------------------------
 
 
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -765,6 +757,10 @@ def dataset_folders(data_dir, names):
     if not names:
         return list(available.values())
     wanted = [name.strip() for name in names.split(",") if name.strip()]
+    if not wanted:
+        raise UsageError(f"--datasets {names!r} names no data set; choose from {', '.join(available)}.")
+    if len(set(wanted)) < len(wanted):
+        raise UsageError(f"--datasets {names!r} names a data set twice.")
     unknown = [name for name in wanted if name not in available]
     if unknown:
         raise UsageError(
@@ -778,47 +774,87 @@ def main(argv=None):
     if args.run_split:
         _run_split_request(*args.run_split)
         return 0
-    if args.table_from:
-        reports = [json.loads(path.read_text()) for path in args.table_from]
-        datasets = {k: v for r in reports for k, v in r["datasets"].items()}
-        report = {**reports[0], "datasets": dict(sorted(datasets.items()))}
-        if args.json:
-            args.json.write_text(json.dumps(report, indent=1) + "\n")
-        markdown = report_markdown(report)
-        print(markdown)
-        if args.markdown:
-            args.markdown.write_text(markdown + "\n")
-        return 0
     try:
-        if args.data_dir is None:
-            raise UsageError("--data-dir is required: the folder that holds the UCI data set folders.")
-        folders = dataset_folders(args.data_dir, args.datasets)
-        if args.samples < 100:
-            raise UsageError(f"--samples must be at least 100 (the protocol's T >= 100), got {args.samples}.")
         for path in (args.json, args.markdown):
             if path is not None and not path.parent.is_dir():
                 raise UsageError(f"{path.parent}: folder not found for {path.name}.")
+        if args.table_from:
+            report = merged_reports(args.table_from)
+        else:
+            if args.data_dir is None:
+                raise UsageError("--data-dir is required: the folder that holds the UCI data set folders.")
+            folders = dataset_folders(args.data_dir, args.datasets)
+            if args.samples < 100:
+                raise UsageError(f"--samples must be at least 100 (the protocol's T >= 100), got {args.samples}.")
+            split_counts = {folder.name: checked_splits(folder, args.splits) for folder in folders}
     except (UsageError, data.DataError) as error:
         print(f"uci.py: error: {error}", file=sys.stderr)
         return 2
+    if args.table_from:
+        _write(args.json, json.dumps(report, indent=1) + "\n")
+        markdown = report_markdown(report)
+        print(markdown)
+        _write(args.markdown, markdown + "\n")
+        return 0
 
     def log(message):
         print(message, file=sys.stderr, flush=True)
 
     results = {}
+    partial = None if args.json is None else args.json.with_name(args.json.name + ".partial")
     for folder in folders:
         results[folder.name] = run_dataset(
-            args.method, folder, args.splits, args.samples, args.max_epochs, args.seed, log, args.jobs,
-            args.cross_validation_rows,
+            args.method, folder, split_counts[folder.name], args.samples, args.max_epochs, args.seed, log,
+            args.jobs, args.cross_validation_rows,
         )
         report = {"method": args.method, "protocol": __doc__, "datasets": results}
-        if args.json:  # after every data set, so a long run leaves its finished part behind
-            args.json.write_text(json.dumps(report, indent=1) + "\n")
+        if partial:  # after every data set, so a long run that dies leaves its finished part behind
+            partial.write_text(json.dumps(report, indent=1) + "\n")
+    if partial:  # only a finished run replaces an earlier results file
+        _write(args.json, partial.read_text(), replace_with=partial)
     markdown = report_markdown(report)
     print(markdown)
-    if args.markdown:
-        args.markdown.write_text(markdown + "\n")
+    _write(args.markdown, markdown + "\n")
     return 0
+
+
+def merged_reports(paths):
+    """The results of several ``--json`` files of one method and distinct data sets, as one report."""
+    reports = [json.loads(Path(path).read_text()) for path in paths]
+    methods = sorted({report["method"] for report in reports})
+    if len(methods) > 1:
+        raise UsageError(f"--table-from files hold results of different methods ({', '.join(methods)}); "
+                         "give the files of one method.")
+    datasets = {}
+    for path, report in zip(paths, reports):
+        for name, result in report["datasets"].items():
+            if name in datasets:
+                raise UsageError(f"{name} is in more than one --table-from file (again in {path}); keep one.")
+            datasets[name] = result
+    return {**reports[0], "datasets": dict(sorted(datasets.items()))}
+
+
+def checked_splits(folder, wanted):
+    """How many splits of ``folder`` to run, after reading each one: bad files fail here, before any training."""
+    available = data.uci_num_splits(folder)
+    splits = min(wanted or available, available)
+    if wanted and wanted > available:
+        print(f"uci.py: note: {folder.name} has {available} splits; running {available}.", file=sys.stderr)
+    for split in range(splits):
+        data.load_uci(folder, split)
+    return splits
+
+
+def _write(path, text, replace_with=None):
+    """Write ``text`` to ``path`` (if given), saying so when it replaces a file."""
+    if path is None:
+        return
+    if path.exists():
+        print(f"uci.py: replacing {path}", file=sys.stderr)
+    if replace_with is not None:
+        os.replace(replace_with, path)
+    else:
+        path.write_text(text)
 
 
 if __name__ == "__main__":

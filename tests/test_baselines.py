@@ -81,6 +81,31 @@ def test_ensemble_members_start_from_independent_initialisations_of_the_right_sc
     assert kernels.max() <= limit and kernels.max() > 0.9 * limit
 
 
+def test_a_seeded_initializer_still_starts_every_member_from_its_own_weights():
+    def kernels():
+        layer = EnsembleDense(8, num_members=3, kernel_initializer=tf_keras.initializers.GlorotUniform(seed=1),
+                              bias_initializer=tf_keras.initializers.RandomNormal(seed=2))
+        layer.build((None, 4))
+        return layer.kernel.numpy(), layer.bias.numpy()
+
+    (kernel, bias), (again, bias_again) = kernels(), kernels()
+    for members in (kernel, bias):  # one seed for all would be one network three times
+        assert not np.allclose(members[0], members[1]) and not np.allclose(members[1], members[2])
+    np.testing.assert_array_equal(kernel, again)  # and the seed still makes it reproducible
+    np.testing.assert_array_equal(bias, bias_again)
+    np.testing.assert_array_equal(kernel[0], tf_keras.initializers.GlorotUniform(seed=1)((4, 8)))
+
+
+def test_activity_regularizer_survives_the_config_as_in_dense():
+    # Its loss term would otherwise vanish from training after a save and load.
+    for layer, other_losses in ((EnsembleDense(2, num_members=2, activity_regularizer="l2"), 0),
+                                (tfp_bnn.BayesianDense(2, kl_weight=0.1, activity_regularizer="l2"), 1)):
+        rebuilt = type(layer).from_config(layer.get_config())
+        assert isinstance(rebuilt.activity_regularizer, tf_keras.regularizers.L2)
+        rebuilt(tf.ones([3, 4]))
+        assert len(rebuilt.losses) == other_losses + 1
+
+
 def test_ensemble_draw_t_is_member_t_mod_m():
     layer = EnsembleDense(2, num_members=3, bias_initializer="random_normal")
     x = tf.random.normal([4, 5])

@@ -169,7 +169,7 @@ def test_uci_search_records_what_the_choice_used(uci, tmp_path):
     assert selection["params"] == {**uci.choose(selection["trials"])["params"], "epochs": uci.choose(selection["trials"])["epochs"]}
 
 
-def test_uci_tables_merge_runs_of_different_data_sets(uci, tmp_path):
+def test_uci_tables_merge_runs_of_different_data_sets(uci, tmp_path, capsys):
     """Long runs split over processes (--datasets a / --datasets b) merge into one report."""
     _uci_folder(tmp_path / "data", name="one", seed=1)
     _uci_folder(tmp_path / "data", name="two", seed=2)
@@ -186,6 +186,16 @@ def test_uci_tables_merge_runs_of_different_data_sets(uci, tmp_path):
         alone = json.loads((tmp_path / f"{name}.json").read_text())["datasets"][name]
         assert report["datasets"][name] == alone
         assert f"| {name} | 1 |" in table.read_text()
+    assert not list(tmp_path.glob("*.partial"))  # each run's progress file became its --json
+
+    # Files of another method, or the same data set twice, are refused, not mislabelled or dropped.
+    other = json.loads((tmp_path / "two.json").read_text())
+    (tmp_path / "other_method.json").write_text(json.dumps({**other, "method": "mc_dropout"}))
+    for files, message in [(["one.json", "other_method.json"], "results of different methods (ensemble, mc_dropout)"),
+                           (["one.json", "two.json", "one.json"], "one is in more than one --table-from file")]:
+        before = merged.read_text()
+        assert uci.main(["--table-from", *(str(tmp_path / f) for f in files), "--json", str(merged)]) == 2
+        assert message in capsys.readouterr().err and merged.read_text() == before
 
 
 def test_uci_folds_cover_every_training_row_once_and_the_last_is_the_holdout(uci):
@@ -294,6 +304,25 @@ def test_uci_benchmark_refuses_an_unknown_data_set_before_any_work(uci, tmp_path
     status = uci.main(["--data-dir", str(tmp_path / "data"), "--datasets", "tiny,boston"])
     assert status == 2
     assert "no data set folder boston" in capsys.readouterr().err
+
+
+def test_uci_benchmark_reads_every_split_before_any_work(uci, tmp_path, capsys):
+    bad = _uci_folder(tmp_path / "data", name="leak")
+    (bad / "index_test_1.txt").write_text((bad / "index_train_1.txt").read_text())  # test rows trained on
+    nan = _uci_folder(tmp_path / "data", name="nan")
+    table = np.loadtxt(nan / "data.txt")
+    table[int(np.loadtxt(nan / "index_test_1.txt")[0]), 1] = np.nan
+    np.savetxt(nan / "data.txt", table)
+    for name, message in [("leak", "split 1 has 64 row(s) in both index_train_1.txt and index_test_1.txt"),
+                          ("nan", "holds a NaN or infinite value (or one beyond float32); drop or impute it")]:
+        status = uci.main(["--data-dir", str(tmp_path / "data"), "--datasets", name, "--max-epochs", "1",
+                           "--samples", "100"])
+        err = capsys.readouterr().err
+        assert status == 2 and err.startswith("uci.py: error: ") and message in err, err
+        assert "split 0:" not in err  # nothing trained
+    for names, message in [(",", "names no data set"), ("nan,nan", "names a data set twice")]:
+        assert uci.main(["--data-dir", str(tmp_path / "data"), "--datasets", names]) == 2
+        assert message in capsys.readouterr().err
 
 
 def test_uci_standard_error_is_over_splits_as_published(uci):

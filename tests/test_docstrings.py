@@ -1,7 +1,7 @@
 """Every example in tfp_bnn's docstrings runs and shows what it says it shows.
 
-A module's examples run in one namespace, its own docstring's first and then
-the rest in order, as a reader meets them (the function examples in
+A module's examples run in one fresh namespace (so each imports what it
+uses), its own docstring's first and then the rest in order, as a reader meets them (the function examples in
 tfp_bnn.plots start from the module's ``model``). Examples that need
 something outside the project (a running TF Serving) are marked
 ``# doctest: +SKIP``. Each module runs in a fresh temporary folder, where
@@ -44,7 +44,9 @@ def test_docstring_examples_run_and_show_what_they_say(name, tmp_path, monkeypat
     skipped = sum(bool(example.options.get(doctest.SKIP)) for test in tests for example in test.examples)
     runner = doctest.DocTestRunner(optionflags=FLAGS)
     report = []
-    namespace = dict(module.__dict__)
+    # A fresh namespace, not the module's: an example must import what it uses, as a
+    # reader who pastes it into a new session has to.
+    namespace = {"__name__": "__main__"}
     try:
         for test in tests:
             test.globs = namespace

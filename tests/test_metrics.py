@@ -365,6 +365,7 @@ def test_poisson_interval_ends_are_the_counts_of_scipy_quantiles(level):
     # Smallest count k with P(Y <= k) >= p: TFP's default Poisson CDF interpolates between counts.
     np.testing.assert_array_equal(result.lower[:, 0], stats.poisson.ppf((1 - level) / 2, RATES))
     np.testing.assert_array_equal(result.upper[:, 0], stats.poisson.ppf((1 + level) / 2, RATES))
+    assert not np.signbit(result.lower).any()  # 0, not -0.0 (a root a hair below 0, rounded)
     coverage = stats.poisson.cdf(result.upper[:, 0], RATES) - stats.poisson.cdf(result.lower[:, 0] - 1, RATES)
     assert np.all(coverage >= level), coverage
 

@@ -490,8 +490,14 @@ def test_non_bayesian_regimes_need_no_train_size():
 @pytest.mark.parametrize("make, message", [
     (lambda: data.gap_regression(2.5), r"num_samples must be a positive integer, got 2\.5\."),
     (lambda: tfp_bnn.BayesianDense(3, kl_weight=None),
-     r"kl_weight must be a number >= 0 \(1 / training-set size\), got None\."),
-    (lambda: tfp_bnn.BayesianDense(3, kl_weight=-0.1), r"kl_weight must be a number >= 0"),
+     r"kl_weight must be a finite number >= 0 \(1 / training-set size\), got None\."),
+    (lambda: tfp_bnn.BayesianDense(3, kl_weight=-0.1), r"kl_weight must be a finite number >= 0"),
+    (lambda: tfp_bnn.BayesianDense(3, kl_weight=float("inf")), r"kl_weight must be a finite number >= 0"),
+    (lambda: tfp_bnn.BayesianDense(0), r"units must be a positive integer, got 0\."),
+    (lambda: tfp_bnn.BayesianConv2D(0, 3), r"filters must be a positive integer, got 0\."),
+    (lambda: tfp_bnn.BayesianConv2D(4, 3, strides=2, dilation_rate=2),
+     r"strides \(2, 2\) > 1 and dilation_rate \(2, 2\) > 1 cannot go together"),
+    (lambda: tfp_bnn.StudentTHead(scale_floor=-1.0), r"scale_floor must be >= 0, got -1\.0\."),
     (lambda: tfp_bnn.make_regressor((3,), train_size=10, input_mean=np.zeros(2)),
      r"input_mean has shape \(2,\) but the inputs have shape \(3,\); pass one value per feature "
      r"\(e\.g\. x\.mean\(axis=0\)\) or a scalar\."),

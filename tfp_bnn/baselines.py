@@ -28,7 +28,7 @@ one graph. Build the models with ``make_regressor``/``make_classifier``
 
 Example:
 
->>> import tfp_bnn
+>>> import tf_keras, tfp_bnn
 >>> from tfp_bnn import data
 >>> x, y = data.gap_regression(500, seed=0)
 >>> model = tfp_bnn.make_regressor((1,), inference="ensemble", num_members=5)
@@ -65,6 +65,8 @@ class MCDropout(tf_keras.layers.Dropout):
 
     Example:
 
+    >>> import tensorflow as tf
+    >>> from tfp_bnn.baselines import MCDropout
     >>> layer = MCDropout(0.5)
     >>> float(tf.reduce_mean(tf.cast(layer(tf.ones([1000, 10])) == 0, tf.float32)))  # doctest: +SKIP
     0.5
@@ -79,6 +81,14 @@ class MCDropout(tf_keras.layers.Dropout):
         if seed is not None:
             return tf.nn.experimental.stateless_dropout(inputs, self.rate, seed=seed, noise_shape=noise_shape)
         return self._random_generator.dropout(inputs, self.rate, noise_shape=noise_shape)
+
+
+def _member_initializer(initializer, member):
+    config = tf_keras.initializers.serialize(tf_keras.initializers.get(initializer))
+    seed = config.get("config", {}).get("seed") if isinstance(config, dict) else None
+    if seed is None:
+        return fresh_initializer(initializer)
+    return tf_keras.initializers.get({**config, "config": {**config["config"], "seed": int(seed) + member}})
 
 
 @register
@@ -108,6 +118,8 @@ class EnsembleDense(tf_keras.layers.Layer):
 
     Example:
 
+    >>> import tensorflow as tf
+    >>> from tfp_bnn.baselines import EnsembleDense
     >>> layer = EnsembleDense(8, num_members=5, activation="relu")
     >>> layer(tf.zeros([4, 3])).shape
     TensorShape([4, 8])
@@ -161,9 +173,11 @@ class EnsembleDense(tf_keras.layers.Layer):
 
         Fan-in/fan-out come from one member's shape, and fresh copies matter:
         an unseeded Keras initializer returns the same values when called twice.
+        A seeded one gives member ``m`` the seed ``seed + m``: one seed for all
+        would start every member from the same weights, one network M times.
         """
         def initialize(shape, dtype=None):
-            return tf.stack([fresh_initializer(initializer)(shape[1:], dtype=dtype) for _ in range(shape[0])])
+            return tf.stack([_member_initializer(initializer, m)(shape[1:], dtype=dtype) for m in range(shape[0])])
 
         return initialize
 
@@ -218,4 +232,5 @@ class EnsembleDense(tf_keras.layers.Layer):
             "kernel_initializer": tf_keras.initializers.serialize(self.kernel_initializer),
             "bias_initializer": tf_keras.initializers.serialize(self.bias_initializer),
             "kernel_regularizer": tf_keras.regularizers.serialize(self.kernel_regularizer),
+            "activity_regularizer": tf_keras.regularizers.serialize(self.activity_regularizer),
         }

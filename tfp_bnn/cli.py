@@ -450,7 +450,7 @@ def _export(args):
         raise UsageError(str(error))
     report = _read_report(args.model)
     model = _load_model(args.model, args.samples)
-    metadata = {key: report[key] for key in ("task", "features", "target", "class_names")}
+    metadata = {key: report[key] for key in ("features", "target", "class_names")}  # the export adds the task
     try:
         path = serving.export_for_serving(
             model, args.out, num_samples=args.samples, version=version, metadata=metadata

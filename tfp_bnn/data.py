@@ -26,6 +26,7 @@ Problems with a file, folder or named data set raise :class:`DataError` (a
 
 Example:
 
+>>> from tfp_bnn.data import gap_regression
 >>> x, y = gap_regression(500, seed=0)
 >>> x.shape, y.shape
 ((500, 1), (500,))
@@ -129,6 +130,7 @@ def linear_regression(num_samples=100, seed=0):
 
     Returns ``x`` float32 ``(num_samples, 1)``, ``y`` float32 ``(num_samples,)``.
 
+    >>> from tfp_bnn.data import linear_regression, linear_regression_noise_std
     >>> x, y = linear_regression(100, seed=0)
     >>> x.shape, y.shape, float(linear_regression_noise_std(0.0))
     ((100, 1), (100,), 0.375)
@@ -154,6 +156,7 @@ def cubic_regression(num_samples=1000, seed=0):
 
     Returns ``x`` float32 ``(num_samples, 1)``, ``y`` float32 ``(num_samples,)``.
 
+    >>> from tfp_bnn.data import cubic_regression, cubic_regression_noise_std
     >>> x, y = cubic_regression(1000, seed=0)
     >>> x.shape, [round(float(s), 2) for s in cubic_regression_noise_std([-1.0, 0.0, 1.0])]
     ((1000, 1), [0.1, 0.2, 0.3])
@@ -179,6 +182,7 @@ class Dataset:
     and int64 labels ``0..K-1`` for ``task="classification"``, where
     ``class_names[k]`` (if given) names label ``k``.
 
+    >>> from tfp_bnn.data import Dataset
     >>> data = Dataset([[0.0, 1.0], [2.0, 3.0]], [1, 0], ("a", "b"), "label", "classification", ("no", "yes"))
     >>> data.x.dtype, data.y.dtype, data.num_features, data.num_classes
     (dtype('float32'), dtype('int64'), 2, 2)
@@ -250,6 +254,7 @@ def load_sklearn(name):
     ``name`` is ``"iris"`` (150 x 4, 3 classes), ``"wine"`` (178 x 13, 3),
     ``"breast_cancer"`` (569 x 30, 2) or ``"digits"`` (1797 x 64, 10).
 
+    >>> from tfp_bnn.data import load_sklearn
     >>> data = load_sklearn("iris")
     >>> data.x.shape, data.class_names
     ((150, 4), ('setosa', 'versicolor', 'virginica'))
@@ -290,6 +295,7 @@ def load_digit_images(source="digits", test_fraction=0.25, seed=0):
     ``tf_keras.datasets.mnist`` with their standard split (downloaded once to
     ``~/.keras/datasets``; ``test_fraction`` and ``seed`` are ignored).
 
+    >>> from tfp_bnn.data import load_digit_images
     >>> x_train, y_train, x_test, y_test = load_digit_images("digits")
     >>> x_train.shape, x_test.shape, float(x_train.max())
     ((1347, 8, 8, 1), (450, 8, 8, 1), 1.0)
@@ -337,6 +343,7 @@ def corrupt_images(images, num_blobs=3, blob_radius=(0.1, 0.2), noise_std=0.15, 
     Returns:
       float32 array of the shape of ``images``, in [0, 1].
 
+    >>> from tfp_bnn.data import corrupt_images, load_digit_images
     >>> x_train, y_train, x_test, y_test = load_digit_images("digits")
     >>> corrupt_images(x_test, seed=0).shape
     (450, 8, 8, 1)
@@ -394,6 +401,7 @@ def load_csv(path, target, task=None, min_rows=2, delimiter=","):
     header being line 1, and its column), fewer than ``max(2, min_rows)`` data rows,
     or no feature columns.
 
+    >>> from tfp_bnn.data import load_csv
     >>> data = load_csv("measurements.csv", target="label")  # doctest: +SKIP
     >>> data.task, data.class_names  # doctest: +SKIP
     ('classification', ('3', '5', '7'))
@@ -418,6 +426,7 @@ def load_features(path, feature_names, ignore=(), delimiter=","):
     column must be listed in ``ignore`` (e.g. the target), so a wrong file is refused
     rather than silently half-used. Bad cells raise :class:`DataError` as in :func:`load_csv`.
 
+    >>> from tfp_bnn.data import load_features
     >>> x = load_features("new.csv", ["sepal length (cm)", "sepal width (cm)"])  # doctest: +SKIP
     """
     header, rows, lines = _read_csv(path, delimiter)
@@ -445,6 +454,7 @@ def load_target(path, target, class_names=None, delimiter=","):
     index there (``7`` and ``7.0`` both match ``"7"``); an unknown label raises
     :class:`DataError` naming its line and the known classes.
 
+    >>> from tfp_bnn.data import load_target
     >>> y = load_target("test.csv", "label", class_names=("3", "5", "7"))  # doctest: +SKIP
     """
     header, rows, lines = _read_csv(path, delimiter)
@@ -658,6 +668,7 @@ def _uci_folder(directory):
 def uci_datasets(root):
     """The UCI data set folders directly inside ``root``, sorted by name (empty if there are none).
 
+    >>> from tfp_bnn.data import uci_datasets
     >>> [folder.name for folder in uci_datasets("/work/shared/data/uci")][:2]  # doctest: +SKIP
     ['bostonHousing', 'concrete']
     """
@@ -702,6 +713,7 @@ def _read_indices(path, size, what):
 def uci_num_splits(directory):
     """The number of train/test splits: ``n_splits.txt`` if present, else the number of ``index_train_<i>.txt``.
 
+    >>> from tfp_bnn.data import uci_num_splits
     >>> uci_num_splits("/work/shared/data/uci/bostonHousing")  # doctest: +SKIP
     20
     """
@@ -722,6 +734,7 @@ def uci_num_splits(directory):
 def uci_split_indices(directory, split):
     """0-based row indices ``(train, test)`` of split ``split``, int64.
 
+    >>> from tfp_bnn.data import uci_split_indices
     >>> train, test = uci_split_indices("/work/shared/data/uci/bostonHousing", 0)  # doctest: +SKIP
     >>> len(train), len(test)  # doctest: +SKIP
     (455, 51)
@@ -764,6 +777,7 @@ def load_uci(directory, split):
     ``data[rows, index_target]`` ``(N,)``, unnormalised (standardise with the training
     split's statistics, as the benchmark does).
 
+    >>> from tfp_bnn.data import load_uci
     >>> x_train, y_train, x_test, y_test = load_uci("/work/shared/data/uci/bostonHousing", 0)  # doctest: +SKIP
     >>> x_train.shape, y_test.shape  # doctest: +SKIP
     ((455, 13), (51,))
@@ -772,6 +786,12 @@ def load_uci(directory, split):
     _check_split(directory, folder, split)  # before reading a possibly large table
     data = _load_table(folder / "data.txt")
     train, test = _split_indices(folder, split, len(data))
+    shared = np.intersect1d(train, test)
+    if shared.size:  # scored on rows it was trained on
+        raise DataError(
+            f"{folder}: split {split} has {shared.size} row(s) in both index_train_{split}.txt and "
+            f"index_test_{split}.txt (e.g. row {shared[0]}); a test row must not be trained on."
+        )
     features = _read_indices(folder / "index_features.txt", data.shape[1], "columns")
     target = _read_indices(folder / "index_target.txt", data.shape[1], "columns")
     if target.size != 1:
@@ -780,6 +800,13 @@ def load_uci(directory, split):
         raise DataError(f"{folder}: the target column {target[0]} is also listed in index_features.txt.")
     x = data[:, features].astype(np.float32)
     y = data[:, target[0]].astype(np.float32)
+    rows = np.concatenate([train, test])
+    bad = ~np.isfinite(x[rows]).all(axis=1) | ~np.isfinite(y[rows])
+    if bad.any():
+        raise DataError(
+            f"{folder / 'data.txt'}: row {rows[bad][0]} of split {split} holds a NaN or infinite value (or one "
+            "beyond float32); drop or impute it."
+        )
     return x[train], y[train], x[test], y[test]
 
 
@@ -790,6 +817,7 @@ def uci_settings(directory):
     ``n_epochs`` (PBP's epoch count) as ints; ``dropout_rates`` and ``tau_values``
     (Gal's grid) as tuples of floats.
 
+    >>> from tfp_bnn.data import uci_settings
     >>> settings = uci_settings("/work/shared/data/uci/protein-tertiary-structure")  # doctest: +SKIP
     >>> settings["n_splits"], settings["n_hidden"], settings["tau_values"]  # doctest: +SKIP
     (5, 100, (0.025, 0.05, 0.075))

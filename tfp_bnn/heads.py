@@ -31,6 +31,8 @@ target_scale * z``.
 
 Example:
 
+>>> import tensorflow as tf
+>>> from tfp_bnn.heads import NormalHead
 >>> head = NormalHead(units=1)
 >>> dist = head(tf.zeros([5, head.params_size]))
 >>> dist.batch_shape, dist.event_shape
@@ -213,6 +215,7 @@ class PointHead(_StandardizedRegressionHead):
     Example:
 
     >>> import tensorflow as tf
+    >>> from tfp_bnn.heads import PointHead
     >>> head = PointHead(1)
     >>> dist = head(tf.constant([[1.0]]))  # the prediction itself
     >>> float(dist.mean()[0, 0]), float(dist.stddev()[0, 0])  # the unit scale of the squared-error loss
@@ -246,6 +249,7 @@ class NormalHead(_StandardizedRegressionHead):
     Example: a location of 1 and an unconstrained scale parameter of 0.
 
     >>> import tensorflow as tf
+    >>> from tfp_bnn.heads import NormalHead
     >>> head = NormalHead(1)
     >>> dist = head(tf.constant([[1.0, 0.0]]))  # [batch, params_size]
     >>> float(dist.mean()[0, 0]), round(float(dist.stddev()[0, 0]), 4)  # softplus(0) + 0.001
@@ -287,6 +291,7 @@ class HomoscedasticNormalHead(_StandardizedRegressionHead):
     Example: one parameter per output, the location; the scale is the head's own weight.
 
     >>> import tensorflow as tf
+    >>> from tfp_bnn.heads import HomoscedasticNormalHead
     >>> head = HomoscedasticNormalHead(1)
     >>> dist = head(tf.constant([[1.0], [2.0]]))
     >>> dist.mean().numpy().ravel().tolist(), dist.stddev().numpy().round(4).ravel().tolist()  # one scale
@@ -339,6 +344,7 @@ class StudentTHead(_StandardizedRegressionHead):
     Example:
 
     >>> import tensorflow as tf
+    >>> from tfp_bnn.heads import StudentTHead
     >>> head = StudentTHead(1)
     >>> dist = head(tf.constant([[1.0, 0.0]]))  # location, unconstrained scale
     >>> float(dist.mean()[0, 0]), dist.batch_shape, dist.event_shape
@@ -351,6 +357,8 @@ class StudentTHead(_StandardizedRegressionHead):
         super().__init__(units, **kwargs)
         if not initial_df > 2:
             raise ValueError(f"initial_df must be > 2 (finite variance), got {initial_df!r}.")
+        if not scale_floor >= 0:
+            raise ValueError(f"scale_floor must be >= 0, got {scale_floor!r}.")
         self.initial_df = float(initial_df)
         self.scale_floor = float(scale_floor)
 
@@ -392,6 +400,7 @@ class PoissonHead(Head):
     Example: a log rate of 0 is a rate of 1.
 
     >>> import tensorflow as tf
+    >>> from tfp_bnn.heads import PoissonHead
     >>> head = PoissonHead(1)
     >>> dist = head(tf.constant([[0.0]]))
     >>> float(dist.mean()[0, 0]), round(float(tf.exp(dist.log_prob([[2.0]]))[0]), 4)  # e^-1 / 2!
@@ -432,6 +441,7 @@ class CategoricalHead(_ClassificationHead):
     Example: logits in, class probabilities out.
 
     >>> import tensorflow as tf
+    >>> from tfp_bnn.heads import CategoricalHead
     >>> head = CategoricalHead(3)
     >>> dist = head(tf.constant([[0.0, 1.0, 2.0]]))
     >>> [round(p, 4) for p in dist.probs_parameter().numpy()[0].tolist()]  # softmax
@@ -486,6 +496,7 @@ class PointClassHead(CategoricalHead):
     each draw counts as a vote for its most probable class.
 
     >>> import tensorflow as tf
+    >>> from tfp_bnn.heads import PointClassHead
     >>> head = PointClassHead(3)
     >>> int(head(tf.constant([[0.0, 1.0, 2.0]])).mode()[0])
     2
@@ -505,6 +516,7 @@ class BernoulliHead(_ClassificationHead):
     Example: a logit of 0 is a probability of one half.
 
     >>> import tensorflow as tf
+    >>> from tfp_bnn.heads import BernoulliHead
     >>> head = BernoulliHead()
     >>> dist = head(tf.constant([[0.0], [2.0]]))
     >>> [round(p, 4) for p in dist.mean().numpy().ravel().tolist()]  # sigmoid(logit)
@@ -543,6 +555,7 @@ class NegativeLogLikelihood(tf_keras.losses.Loss):
     Example: ``-log N(y = 1 | 0, 1) = 0.5 + log(2 pi) / 2``.
 
     >>> import tensorflow_probability as tfp
+    >>> from tfp_bnn.heads import NegativeLogLikelihood
     >>> normal = tfp.distributions.Normal(loc=[[0.0]], scale=[[1.0]])
     >>> round(float(NegativeLogLikelihood()([[1.0]], normal)), 4)
     1.4189

@@ -131,8 +131,8 @@ class _BayesianLayer(tf_keras.layers.Layer):
                 f"The {estimator!r} estimator needs independent weights; use a MeanFieldNormal "
                 "posterior, or estimator='variational' for a full-covariance posterior."
             )
-        if isinstance(kl_weight, bool) or not isinstance(kl_weight, numbers.Real) or not kl_weight >= 0:
-            raise ValueError(f"kl_weight must be a number >= 0 (1 / training-set size), got {kl_weight!r}.")
+        if isinstance(kl_weight, bool) or not isinstance(kl_weight, numbers.Real) or not 0 <= kl_weight < np.inf:
+            raise ValueError(f"kl_weight must be a finite number >= 0 (1 / training-set size), got {kl_weight!r}.")
         self.kl_weight = float(kl_weight)
 
     # -- subclasses --------------------------------------------------------
@@ -209,7 +209,7 @@ class _BayesianLayer(tf_keras.layers.Layer):
             def sample():
                 return self.posterior.distribution().sample(num_draws, seed=seeds[0])
 
-            params = mode.layer_weights(sample) if mode.kind == "draws" else sample()
+            params = mode.layer_weights(sample, self) if mode.kind == "draws" else sample()
             kernel, bias = self._split(params)
             y = self._add_bias(self._apply_kernel(x, kernel), bias)
         elif self.estimator == "flipout":
@@ -255,6 +255,8 @@ class _BayesianLayer(tf_keras.layers.Layer):
             "kernel_prior": serialize(self.kernel_prior),
             "kernel_posterior": serialize(self.kernel_posterior),
             "kl_weight": self.kl_weight,
+            # Keras's base Layer takes it but leaves it out of its config (Dense adds it too).
+            "activity_regularizer": tf_keras.regularizers.serialize(self.activity_regularizer),
         }
 
 
@@ -281,6 +283,8 @@ class BayesianDense(_BayesianLayer):
 
     Example:
 
+    >>> import tensorflow as tf
+    >>> from tfp_bnn.layers import BayesianDense
     >>> layer = BayesianDense(8, activation="relu", kl_weight=1 / 1000)
     >>> layer(tf.zeros([4, 3])).shape
     TensorShape([4, 8])
@@ -288,7 +292,7 @@ class BayesianDense(_BayesianLayer):
 
     def __init__(self, units, activation=None, estimator="flipout", **kwargs):
         super().__init__(estimator=estimator, activation=activation, **kwargs)
-        self.units = int(units)
+        self.units = _positive_int(units, "units")
         self.input_spec = tf_keras.layers.InputSpec(min_ndim=2)
 
     def _kernel_shape(self, input_shape):
@@ -330,6 +334,8 @@ class BayesianConv2D(_BayesianLayer):
 
     Example:
 
+    >>> import tensorflow as tf
+    >>> from tfp_bnn.layers import BayesianConv2D
     >>> layer = BayesianConv2D(4, 3, activation="relu", kl_weight=1 / 1000)
     >>> layer(tf.zeros([2, 8, 8, 1])).shape
     TensorShape([2, 6, 6, 4])
@@ -349,10 +355,15 @@ class BayesianConv2D(_BayesianLayer):
         **kwargs,
     ):
         super().__init__(estimator=estimator, activation=activation, **kwargs)
-        self.filters = int(filters)
+        self.filters = _positive_int(filters, "filters")
         self.kernel_size_2d = _pair(kernel_size, "kernel_size")
         self.strides = _pair(strides, "strides")
         self.dilation_rate = _pair(dilation_rate, "dilation_rate")
+        if max(self.strides) > 1 and max(self.dilation_rate) > 1:  # as Conv2D: TF's convolution has no such mode
+            raise ValueError(
+                f"strides {self.strides} > 1 and dilation_rate {self.dilation_rate} > 1 cannot go together; "
+                "choose one."
+            )
         if padding.lower() not in ("valid", "same"):
             raise ValueError(f"padding must be 'valid' or 'same', got {padding!r}.")
         self.padding = padding.lower()
@@ -390,6 +401,12 @@ class BayesianConv2D(_BayesianLayer):
             "padding": self.padding,
             "dilation_rate": self.dilation_rate,
         }
+
+
+def _positive_int(value, name):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+    return int(value)
 
 
 def _pair(value, name):

@@ -12,6 +12,7 @@ Example:
 
 >>> import tfp_bnn
 >>> from tfp_bnn import data
+>>> from tfp_bnn.metrics import mixture_nll
 >>> x, y = data.gap_regression(50, seed=0)
 >>> model = tfp_bnn.make_regressor((1,), train_size=len(x))  # fit it first
 >>> ll = tfp_bnn.log_likelihoods(model, x, y, num_samples=100, seed=0)
@@ -197,6 +198,7 @@ def calibration_bins(labels, probabilities, num_bins=10):
 
     Example:
 
+    >>> from tfp_bnn.metrics import calibration_bins
     >>> counts, accuracy, confidence = calibration_bins([0, 1, 1], [[0.7, 0.3], [0.75, 0.25], [0.1, 0.9]], 10)
     >>> counts.tolist()
     [0, 0, 0, 0, 0, 0, 0, 2, 0, 1]

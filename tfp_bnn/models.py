@@ -30,7 +30,7 @@ training history shows both parts as ``nll`` and ``kl`` next to ``loss``.
 
 Example:
 
->>> import numpy as np, tfp_bnn
+>>> import numpy as np, tf_keras, tfp_bnn
 >>> x = np.random.rand(200, 1).astype("float32"); y = 2 * x[:, 0] + 0.1
 >>> model = tfp_bnn.make_regressor((1,), hidden_units=(16,), train_size=len(x))
 >>> model.compile(optimizer=tf_keras.optimizers.Adam(0.01))
@@ -206,6 +206,8 @@ class BayesianModel(tf_keras.Model):
             return x, y
         if isinstance(x, tf_keras.utils.Sequence) or callable(getattr(x, "__next__", None)):
             return x, y  # streamed data is checked by Keras as it comes
+        if isinstance(self.input_shape, list):  # several inputs: Keras matches them to the model's
+            return x, y if y is None else validation.check_targets(y, self.head)
         x = validation.check_inputs(_single_input(self, x), self.input_shape[1:])
         if y is None:
             raise ValueError(
@@ -496,10 +498,6 @@ def make_regressor(
       num_members: ``M``, the ensemble's number of networks (default 5);
         predict with a ``num_samples`` that is a multiple of ``M``.
 
-    An argument of another inference method or regime than the one built
-    (say ``dropout_rate`` for a variational model), or ``target_mean`` and
-    ``target_std`` beside your own ``head``, raises a ``ValueError``: it would
-    otherwise be silently ignored.
       activation: of the hidden layers.
       units: number of targets.
       head: a :mod:`tfp_bnn.heads` head for the probabilistic regimes
@@ -509,8 +507,16 @@ def make_regressor(
       target_mean, target_std: the default heads predict
         ``target_mean + target_std * z`` from standardized ``z``.
 
+    An argument of another inference method or regime than the one built
+    (say ``dropout_rate`` for a variational model), or ``target_mean`` and
+    ``target_std`` beside your own ``head``, raises a ``ValueError``: it would
+    otherwise be silently ignored. ``train_size`` is the exception: the
+    non-Bayesian regimes and ensembles accept it unused, so that one call
+    serves every regime (as the command line's ``fit`` does).
+
     Example:
 
+    >>> from tfp_bnn.models import make_regressor
     >>> model = make_regressor((3,), hidden_units=(16,), train_size=100)
     >>> [type(layer).__name__ for layer in model.layers]
     ['InputLayer', 'BayesianDense', 'BayesianDense', 'NormalHead']
@@ -556,6 +562,7 @@ def make_classifier(
 
     Example:
 
+    >>> from tfp_bnn.models import make_classifier
     >>> model = make_classifier((4,), 3, hidden_units=(16,), train_size=150)
     >>> [type(layer).__name__ for layer in model.layers]
     ['InputLayer', 'BayesianDense', 'BayesianDense', 'CategoricalHead']

@@ -197,6 +197,7 @@ class FullCovarianceNormal(MeanFieldNormal):
 
     >>> import tensorflow as tf
     >>> from tfp_bnn.layers import BayesianDense
+    >>> from tfp_bnn.posteriors import FullCovarianceNormal
     >>> layer = BayesianDense(4, estimator="variational", kernel_posterior=FullCovarianceNormal(), kl_weight=1 / 100)
     >>> layer(tf.zeros([2, 3])).shape, len(layer.losses)  # one KL term
     (TensorShape([2, 4]), 1)

@@ -50,11 +50,17 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 import tf_keras
+from tensorflow_probability.python.layers.conv_variational import _ConvVariational
+from tensorflow_probability.python.layers.dense_variational import _DenseVariational
 
 from tfp_bnn import sampling, validation
 from tfp_bnn.baselines import EnsembleDense, MCDropout
 from tfp_bnn.heads import Head
 from tfp_bnn.layers import _BayesianLayer
+
+# TFP's layers with weight posteriors: the bases of its Dense and Convolution
+# Reparameterization/Flipout/LocalReparameterization layers, and DenseVariational.
+_TFP_VARIATIONAL = (_DenseVariational, _ConvVariational, tfp.layers.DenseVariational)
 
 __all__ = [
     "predict",
@@ -171,6 +177,7 @@ def predict(model, x, *, num_samples=100, seed=None, level=0.95, batch_size=None
     Example:
 
     >>> import tfp_bnn
+    >>> from tfp_bnn.prediction import predict
     >>> model = tfp_bnn.make_regressor((1,), train_size=100)  # fit it first
     >>> result = predict(model, [[0.0], [1.0], [2.0]], num_samples=50, seed=0)
     >>> result.mean.shape, result.epistemic_stddev.shape, result.draw_means.shape
@@ -199,6 +206,7 @@ def log_likelihoods(model, x, y, *, num_samples=100, seed=None, batch_size=None)
     Example:
 
     >>> import tfp_bnn
+    >>> from tfp_bnn.prediction import log_likelihoods
     >>> model = tfp_bnn.make_regressor((1,), train_size=100)  # fit it first
     >>> log_likelihoods(model, [[0.0], [1.0]], [[0.5], [1.5]], num_samples=50, seed=0).shape
     (50, 2)
@@ -215,11 +223,50 @@ def log_likelihoods(model, x, y, *, num_samples=100, seed=None, batch_size=None)
 
 def _checked(model, x, num_samples, seed, batch_size):
     """The arguments every entry point shares, checked before any graph runs."""
+    input_shape = _input_shape(model)
+    _refuse_tfp_variational_layers(model)
     if isinstance(x, tf.data.Dataset):
-        x = validation.dataset_inputs(x, model.input_shape[1:])
+        x = validation.dataset_inputs(x, input_shape)
     num_samples = validation.check_num_samples(num_samples, model)
-    x = validation.check_inputs(x, model.input_shape[1:])
+    x = validation.check_inputs(x, input_shape)
     return x, num_samples, validation.check_seed(seed), validation.check_batch_size(batch_size)
+
+
+def _input_shape(model, what="predict"):
+    """One example's shape: prediction (and serving) build their graphs for one input of fixed shape."""
+    try:
+        shape = model.input_shape
+    except AttributeError:
+        raise TypeError(
+            f"{type(model).__name__} has no input shape (a subclassed model): {what} needs a Functional or "
+            "Sequential model, e.g. tfp_bnn.BayesianModel(inputs, outputs) around the same layers."
+        ) from None
+    if isinstance(shape, list):
+        raise TypeError(f"{what} takes models with one input; this one has {len(shape)}.")
+    if any(d is None for d in shape[1:]):
+        raise ValueError(
+            f"The model's input shape {tuple(shape)} has unknown dimensions besides the batch; {what} needs "
+            "a fixed one (pad sequences to one length, e.g. tf_keras.Input((50, 3)))."
+        )
+    return tuple(int(d) for d in shape[1:])
+
+
+def _refuse_tfp_variational_layers(model):
+    """TFP's own variational layers draw one weight sample per call, whatever the sampling mode.
+
+    In one graph all ``T`` stacked copies would then share that draw: an
+    epistemic variance of nearly zero, without an error.
+    """
+    tfp_layers = [
+        layer for layer in model._flatten_layers(include_self=False)
+        if isinstance(layer, _TFP_VARIATIONAL)
+    ]
+    if tfp_layers:
+        raise TypeError(
+            f"{type(tfp_layers[0]).__name__} is one of TFP's variational layers, which draw one weight sample "
+            "per call: tfp_bnn.predict's T draws in one graph would all share it. Use tfp_bnn.BayesianDense or "
+            "BayesianConv2D (the same estimators, priors and posteriors), or loop over model(x) yourself."
+        )
 
 
 # -- graph functions -----------------------------------------------------------
@@ -337,7 +384,7 @@ def _recorded_weights(body, num_samples, seed):
     """The ``[T, size]`` draws of every Bayesian layer for ``seed``, as a stacked batch would draw them."""
     record = []
     with sampling.weight_draws(num_samples, seed, record=record):
-        body(tf.zeros([num_samples, *body.input_shape[1:]]), training=False)
+        body(_zeros_of_unknown_batch([num_samples, *body.input_shape[1:]]), training=False)
     return record
 
 
@@ -406,6 +453,15 @@ def predictive_samples(model, x, *, num_samples, seed, weights=None):
     return {"samples": samples, "draw_means": stats["mean"], "draw_variances": stats["variance"]}
 
 
+def _zeros_of_unknown_batch(shape):
+    """Zeros whose batch size the graph does not know, as in the graphs that predict.
+
+    With a known batch Keras's ``TimeDistributed`` runs its layer in a while
+    loop, and the weights a layer draws inside it cannot be read outside.
+    """
+    return tf.compat.v1.placeholder_with_default(tf.zeros(shape), [None, *shape[1:]])
+
+
 def _weights_fn(model, num_samples):
     """``tf.function`` ``seed -> [T, size]`` weight draws of every Bayesian layer, in call order.
 
@@ -413,13 +469,13 @@ def _weights_fn(model, num_samples):
     that graph is pruned away): the same seeds, so the same draws, as a chunk
     that samples its own.
     """
-    one_input = tf.zeros([num_samples, *model.input_shape[1:]])
+    one_input = [num_samples, *model.input_shape[1:]]
 
     @_per_model_function([_SEED_SPEC])
     def weights(seed):
         record = []
         with sampling.weight_draws(num_samples, seed, record=record):
-            model(one_input, training=False)
+            model(_zeros_of_unknown_batch(one_input), training=False)
         return record
 
     return weights
@@ -527,7 +583,8 @@ def _mixture_quantile(components, means, variances, num_samples, p, integer_valu
         value_tolerance=0.0,
         max_iterations=60,
     )
-    return tf.round(root) if integer_valued else root
+    # abs: a root a hair below 0 would round to -0.0, a count printed "-0.0".
+    return tf.abs(tf.round(root)) if integer_valued else root
 
 
 def _entropy(probs):

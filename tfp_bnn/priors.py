@@ -113,6 +113,7 @@ class ScaleMixturePrior(DistributionFactory):
 
     Example: the default mixes scales 1 and e^-6 half and half.
 
+    >>> from tfp_bnn.priors import ScaleMixturePrior
     >>> prior = ScaleMixturePrior().distribution(6)
     >>> prior.event_shape, round(float(prior.stddev()[0]), 4)  # sqrt(0.5 * 1 + 0.5 * e^-12)
     (TensorShape([6]), 0.7071)
@@ -186,6 +187,7 @@ class TrainableNormalPrior(DistributionFactory):
 
     Example: one trainable scale for all the layer's weights.
 
+    >>> from tfp_bnn.priors import TrainableNormalPrior
     >>> layer = TrainableNormalPrior(initial_scale=1.0).make_layer(6)
     >>> round(float(layer.distribution().stddev()[0]), 4), len(layer.trainable_weights)
     (1.0, 1)

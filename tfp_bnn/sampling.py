@@ -56,6 +56,7 @@ class Mode:
     record: list | None = None
     _layers_seeded: int = 0
     _layers_drawn: int = 0
+    _drawn_by_layer: dict = dataclasses.field(default_factory=dict)
 
     @property
     def key(self):
@@ -73,13 +74,19 @@ class Mode:
         self._layers_seeded += 1
         return tf.random.experimental.stateless_fold_in(self.seed, self._layers_seeded)
 
-    def layer_weights(self, sample):
+    def layer_weights(self, sample, layer=None):
         """The ``[T, size]`` weight draws of the next Bayesian layer traced.
 
         ``sample()`` draws them, unless ``weights`` were given: then the
         layer's entry is used as it is (the same networks again without
         paying for the random numbers again). Appended to ``record`` if set.
+        A ``layer`` called again in the same graph (shared weights: a Siamese
+        network, tied layers) gets its first draws back, so that draw ``t``
+        stays one network; it is recorded once.
         """
+        key = None if layer is None else (id(layer), id(tf.compat.v1.get_default_graph()))
+        if key in self._drawn_by_layer:
+            return self._drawn_by_layer[key]
         if self.weights is not None:
             params = self.weights[self._layers_drawn]
         else:
@@ -87,6 +94,8 @@ class Mode:
         self._layers_drawn += 1
         if self.record is not None:
             self.record.append(params)
+        if key is not None:
+            self._drawn_by_layer[key] = params
         return params
 
 

@@ -113,7 +113,8 @@ def export_for_serving(model, export_dir, *, num_samples=100, version=None, leve
         overwritten (``FileExistsError``).
       level: coverage of the ``lower``/``upper`` interval (regression).
       metadata: optional JSON-serializable dict added to
-        ``assets.extra/tfp_bnn.json`` (e.g. feature and class names).
+        ``assets.extra/tfp_bnn.json`` (e.g. feature and class names); its
+        keys must differ from those the export writes (``ValueError``).
 
     Returns:
       The ``pathlib.Path`` of the new version folder.
@@ -125,15 +126,15 @@ def export_for_serving(model, export_dir, *, num_samples=100, version=None, leve
     build registers (``tests/test_serving.py`` checks each one).
     """
     head = prediction._head(model, "export_for_serving")
+    prediction._refuse_tfp_variational_layers(model)
     num_samples = validation.check_num_samples(num_samples, model)
     if not 0.0 < level < 1.0:
         raise ValueError(f"level must lie strictly between 0 and 1, got {level!r}.")
-    input_shape = _input_shape(model)
+    input_shape = prediction._input_shape(model, "export_for_serving")
     export_dir = Path(export_dir)
     version = check_export_dir(export_dir, version)
     warmup = _warmup_requests(export_dir.name, input_shape)  # before any work: needs the serving protos
     description = {
-        **(metadata or {}),
         "tfp_bnn_version": _version(),
         "task": head.task,
         "head": type(head).__name__,
@@ -143,6 +144,13 @@ def export_for_serving(model, export_dir, *, num_samples=100, version=None, leve
         "unseeded": UNSEEDED,
         "signatures": {},
     }
+    clashes = sorted(set(metadata or {}) & set(description))
+    if clashes:
+        raise ValueError(
+            f"metadata keys {clashes} are written by export_for_serving itself; rename them "
+            f"(e.g. 'user_{clashes[0]}')."
+        )
+    description.update(metadata or {})
     json.dumps(description)  # fail now, not after the export, if metadata is not JSON
 
     signatures = _signatures(model, head, input_shape, num_samples, float(level))
@@ -204,19 +212,8 @@ def check_export_dir(export_dir, version=None):
 def _existing_versions(export_dir):
     if not export_dir.is_dir():
         return {}
-    return {int(p.name): p for p in export_dir.iterdir() if p.name.isdigit()}
-
-
-def _input_shape(model):
-    shape = model.input_shape
-    if isinstance(shape, list):
-        raise ValueError(f"export_for_serving takes models with one input; this one has {len(shape)}.")
-    if any(d is None for d in shape[1:]):
-        raise ValueError(
-            f"The model's input shape {tuple(shape)} has unknown dimensions besides the batch; a served "
-            "model needs a fixed input shape (e.g. tf_keras.Input((13,)))."
-        )
-    return tuple(int(d) for d in shape[1:])
+    # isascii: str.isdigit() also accepts digits such as '²' that int() refuses.
+    return {int(p.name): p for p in export_dir.iterdir() if p.name.isascii() and p.name.isdigit()}
 
 
 def _spec_text(tensor):
@@ -342,14 +339,16 @@ def _serving_apis():
 
 
 def _warmup_requests(model_name, input_shape):
-    """Serialized ``PredictionLog`` records: each signature once, with and without a seed."""
+    """Serialized ``PredictionLog`` records: each signature once, without a seed.
+
+    Without one because with ``--enable_batching`` TF Serving replays them
+    through its batching session, which refuses the scalar ``seed`` (every
+    batched input needs a batch dimension) and then refuses the whole version.
+    They still run every op: the graph computes the seeded branch either way.
+    """
     _, prediction_log_pb2, _ = _serving_apis()
     x = np.zeros((1, *input_shape), np.float32)
-    requests = [
-        predict_request(x, model_name=model_name),
-        predict_request(x, model_name=model_name, seed=0),
-        predict_request(x, model_name=model_name, signature_name="samples", seed=0),
-    ]
+    requests = [predict_request(x, model_name=model_name, signature_name=name) for name in SIGNATURES]
     return [
         prediction_log_pb2.PredictionLog(
             predict_log=prediction_log_pb2.PredictLog(request=request)
@@ -404,6 +403,7 @@ def grpc_predict(target, x, *, model_name, signature_name="serving_default", see
 
     Example:
 
+    >>> from tfp_bnn.serving import grpc_predict
     >>> answer = grpc_predict("localhost:8500", [[0.5], [4.0]], model_name="gap", seed=0)  # doctest: +SKIP
     >>> answer["mean"].shape, answer["epistemic_stddev"].shape  # doctest: +SKIP
     ((2, 1), (2, 1))

@@ -6,6 +6,7 @@ of the first NaN. :func:`tfp_bnn.predict`, ``fit`` and the other entry points
 run them for you:
 
 >>> import numpy as np
+>>> from tfp_bnn.validation import check_inputs
 >>> x = np.zeros((4, 2), "float32"); x[2, 1] = np.nan
 >>> check_inputs(x, input_shape=(2,))
 Traceback (most recent call last):
@@ -60,7 +61,7 @@ def check_inputs(x, input_shape):
     expected = tuple(input_shape)
     if array.ndim == 1 and expected == (1,):
         array = array[:, np.newaxis]
-    if array.shape[1:] != expected:
+    if not tf.TensorShape(array.shape[1:]).is_compatible_with(expected):  # None: any length
         raise ValueError(
             f"x has shape {array.shape} but the model takes inputs of shape (N, "
             f"{', '.join(map(str, expected))}): {_describe(expected)} per example. Pass the same "

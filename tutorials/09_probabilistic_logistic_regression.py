@@ -177,6 +177,7 @@ assert far > 3 * near
 # data. Deep inside one class's half-plane every draw agrees, data or not; a linear model can only be unsure
 # about *where its boundaries are*. A deep network can be uncertain far more flexibly (chapters 10 and 11).
 #
-# On the test wines the Bayesian model is about as accurate as the point estimate (a few of them go the other
-# way), and it adds what the point estimate cannot say: *which* of its decisions rest on evidence. Chapter 10 explains how the posterior over
+# On the 54 test wines the Bayesian model is a little worse than the point estimate here (3 wines go the other
+# way: accuracy 0.778 against 0.833, NLL 0.448 against 0.416), and it adds what the point estimate cannot
+# say: *which* of its decisions rest on evidence. Chapter 10 explains how the posterior over
 # the weights is learnt and applies it to deep networks.
