@@ -183,6 +183,17 @@ def test_load_csv_orders_numeric_labels_numerically_and_text_labels_alphabetical
     assert data.load_csv(floats, target="y", task="classification").class_names == ("0.5", "1.5")
 
 
+def test_load_csv_keeps_integer_labels_beyond_float64_apart(tmp_path):
+    # 100000000000000001 and ...002 are one float64: as numbers they had merged into one class.
+    ids = ["100000000000000001", "100000000000000002", "7"] * 4
+    path = write(tmp_path, "x,code\n" + "".join(f"{i},{label}\n" for i, label in enumerate(ids)), name="ids.csv")
+    dataset = data.load_csv(path, target="code", task="classification")
+    assert dataset.class_names == ("7", "100000000000000001", "100000000000000002")
+    np.testing.assert_array_equal(dataset.y, [1, 2, 0] * 4)
+    again = data.load_target(path, "code", class_names=dataset.class_names)
+    np.testing.assert_array_equal(again, dataset.y)
+
+
 def test_load_csv_task_inference_thresholds(tmp_path):
     def labels_file(labels, name):
         return write(tmp_path, "x,y\n" + "".join(f"{i},{label}\n" for i, label in enumerate(labels)), name)

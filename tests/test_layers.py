@@ -486,7 +486,7 @@ HEADS = [
     (lambda: heads.HomoscedasticNormalHead(2), 2, [2], "mean"),
     (lambda: heads.StudentTHead(2), 4, [2], "mean"),
     (lambda: heads.PoissonHead(2), 2, [2], "mean"),
-    (lambda: heads.BernoulliHead(), 1, [1], "probs"),
+    (lambda: heads.BernoulliHead(), 1, [1], "mean"),  # P(y = 1), as a sigmoid output for Keras's metrics
     (lambda: heads.CategoricalHead(3), 3, [], "probs"),
     (lambda: heads.PointClassHead(3), 3, [], "probs"),
 ]
@@ -507,8 +507,7 @@ def test_head_shapes(make_head, params_size, event_shape, tensor, rng):
         np.testing.assert_allclose(value, dist.mean().numpy(), rtol=1e-6)
         assert value.shape == (N, *event_shape)
     else:
-        num_classes = 2 if isinstance(head, heads.BernoulliHead) else 3
-        assert value.shape == (N, num_classes)
+        assert value.shape == (N, 3)
         np.testing.assert_allclose(value.sum(axis=1), 1.0, rtol=1e-6)
     with pytest.raises(ValueError, match=rf"takes {params_size} inputs per example, got {params_size + 1}: end the "
                                          r"network with a layer of units=head\.params_size"):
@@ -554,8 +553,10 @@ def test_other_heads_parameters(rng):
 
     bernoulli = heads.BernoulliHead()
     p = 1 / (1 + np.exp(-params[:, :1].astype(np.float64)))
-    np.testing.assert_allclose(tf.convert_to_tensor(bernoulli(tf.constant(params[:, :1]))).numpy(),
-                               np.hstack([1 - p, p]), rtol=1e-5, atol=1e-6)
+    dist = bernoulli(tf.constant(params[:, :1]))
+    np.testing.assert_allclose(tf.convert_to_tensor(dist).numpy(), p, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(bernoulli.draw_statistics(dist)["probs"].numpy(), np.hstack([1 - p, p]),
+                               rtol=1e-5, atol=1e-6)
 
 
 def test_one_posterior_with_an_unseeded_initializer_instance_starts_every_layer_afresh():
@@ -578,3 +579,33 @@ def test_one_posterior_with_an_unseeded_initializer_instance_starts_every_layer_
     assert not np.allclose(*tfp_kernel_means(kernel_posterior_fn=posterior))
     # The trap (README): TFP's default posterior shares its initializer instances.
     np.testing.assert_array_equal(*tfp_kernel_means())
+
+
+def test_bernoulli_probabilities_keep_both_tails():
+    # 1 - sigmoid(20) is 0 in float32; P(y = 0) = sigmoid(-20) = 2.06e-9 is not.
+    logits = np.array([[-20.0], [-10.0], [10.0], [20.0]], np.float32)
+    head = heads.BernoulliHead()
+    dist = head(tf.constant(logits))
+    probs = head.draw_statistics(dist)["probs"].numpy()
+    exact = 1 / (1 + np.exp(np.hstack([logits, -logits]).astype(np.float64)))  # [P(0), P(1)]
+    np.testing.assert_allclose(probs, exact, rtol=1e-5)
+    # predict's probabilities agree with log_likelihoods' log_prob where P(0) is the small side.
+    np.testing.assert_allclose(np.log(probs[2:, 0]), dist.distribution.log_prob(np.zeros((4, 1))).numpy()[2:, 0],
+                               rtol=1e-5)
+
+
+def test_full_covariance_posterior_starts_at_its_initial_scale():
+    for scale in (1e-3, 1e-5):
+        q = tfp_bnn.FullCovarianceNormal(scale).make_layer(3, 1, kernel_shape=(3, 1)).distribution()
+        np.testing.assert_allclose(np.diag(q.scale.to_dense().numpy()), scale, rtol=1e-5)
+    with pytest.raises(ValueError, match=r"initial_scale must be above 1e-06, the smallest diagonal of L"):
+        tfp_bnn.FullCovarianceNormal(1e-6)  # the bijector's floor: every draw and the KL were NaN
+
+
+def test_posterior_means_in_tfp_dense_variational_have_the_glorot_scale_of_the_kernel():
+    # DenseVariational passes sizes only: the fans are those of [in, units], not of a flat in * units.
+    layer = tfp.layers.DenseVariational(100, tfp_bnn.MeanFieldNormal(), tfp_bnn.NormalPrior(1.0))
+    layer(tf.zeros([2, 50]))
+    kernel_means = layer.trainable_weights[0].numpy()[: 50 * 100]
+    limit = np.sqrt(6 / (50 + 100))
+    assert kernel_means.max() <= limit and kernel_means.max() > 0.95 * limit

@@ -196,6 +196,13 @@ def test_calibration_bins_put_a_confidence_on_an_edge_in_the_bin_above():
     assert counts20[12] == counts20[14] == counts20[15] == counts20[19] == 1
     assert metrics.expected_calibration_error(labels, probs, 10) == pytest.approx(
         (1 * 0.4 + 2 * 0.225 + 1 * 0.05) / 4, rel=1e-12)
+    # Also in float32, as predict returns them: 7 votes of 10 are 0.69999999, on the edge 0.7.
+    votes = np.array([[7, 3], [9, 1], [6, 4], [7, 3], [3, 7]], np.float32) / np.float32(10)
+    counts, _, _ = metrics.calibration_bins([0, 0, 0, 1, 1], votes, 10)
+    np.testing.assert_array_equal(counts, [0, 0, 0, 0, 0, 0, 1, 3, 0, 1])
+    for bad in (0, 2.5, True):
+        with pytest.raises(ValueError, match=f"num_bins must be a positive integer, got {bad!r}"):
+            metrics.expected_calibration_error(labels, probs, bad)
 
 
 def test_categorical_nll(classification):

@@ -35,6 +35,7 @@ Example:
 import csv
 import dataclasses
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -604,8 +605,17 @@ def _encode_target(path, header, rows, lines, column, task):
     task = task or _infer_task(values)
     if task == "regression":
         return values.astype(np.float32), task, None
+    if all(_INTEGER.fullmatch(text.strip()) for text in texts):
+        # As Python ints: float64 would merge integer labels beyond 2**53 (IDs, product codes).
+        exact = [int(text) for text in texts]
+        classes = sorted(set(exact))
+        index = {value: k for k, value in enumerate(classes)}
+        return _labels(path, header[column], np.array([index[v] for v in exact]), [str(c) for c in classes])
     classes, labels = np.unique(values, return_inverse=True)
     return _labels(path, header[column], labels, [_number_text(value) for value in classes])
+
+
+_INTEGER = re.compile(r"-?\d+")
 
 
 def _infer_task(values):

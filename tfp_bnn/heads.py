@@ -121,7 +121,7 @@ class Head(tfp.layers.DistributionLambda):
         super().__init__(
             self._make_distribution, convert_to_tensor_fn=self._to_tensor, **float32_under_mixed_precision(kwargs)
         )
-        if int(units) < 1:
+        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units < 1:  # 2.7 was 2 classes
             raise ValueError(f"units must be a positive integer, got {units!r}.")
         self.units = int(units)
 
@@ -511,7 +511,10 @@ class BernoulliHead(_ClassificationHead):
     """Binary labels ``y ~ Bernoulli(sigmoid(logit(x)))``; takes one logit.
 
     Batch shape ``[N]``, event shape ``[1]``; labels 0/1 of shape ``(N,)`` or
-    ``(N, 1)``. Predictions report the two class probabilities ``[1 - p, p]``.
+    ``(N, 1)``. :func:`tfp_bnn.predict` reports the two class probabilities
+    ``[1 - p, p]``; as a tensor (``model.predict``, Keras metrics such as
+    ``"binary_accuracy"`` or ``AUC``) the head is ``p = P(y = 1)`` of shape
+    ``(N, 1)``, as a sigmoid ``Dense(1)`` would give.
 
     Example: a logit of 0 is a probability of one half.
 
@@ -535,9 +538,13 @@ class BernoulliHead(_ClassificationHead):
     def _make_distribution(self, params):
         return tfd.Independent(tfd.Bernoulli(logits=self._check_params(params)), reinterpreted_batch_ndims=1)
 
+    def _to_tensor(self, dist):
+        return dist.mean()
+
     def draw_statistics(self, dist):
-        p = tf.sigmoid(dist.distribution.logits)
-        return {"probs": tf.concat([1.0 - p, p], axis=-1)}
+        logits = dist.distribution.logits
+        # sigmoid(-z), not 1 - sigmoid(z): that is 0 in float32 for z > 16.6 (P(y = 0) = 6e-8 there).
+        return {"probs": tf.concat([tf.sigmoid(-logits), tf.sigmoid(logits)], axis=-1)}
 
     def get_config(self):
         config = super().get_config()
@@ -597,6 +604,9 @@ class BetaNegativeLogLikelihood(tf_keras.losses.Loss):
     squared error does. The variance's optimum is unchanged (``sigma^2 = E[(y -
     mu)^2 | x]``), and the weights have mean 1 over the batch (per target), so
     the data term keeps the NLL's scale against the KL terms in ``model.losses``.
+    That normalisation makes the weighting act between the examples of one
+    batch: at batch size 1 the loss is the NLL, and small batches weaken it
+    (Seitzer et al. do not normalise); use batches of 32 or more.
     Weights that are constant (homoscedastic and point heads) give exactly the
     NLL. Only training changes: the model still predicts, and is scored by, its
     distribution (the ``nll`` in ``fit``'s logs is then the weighted loss).

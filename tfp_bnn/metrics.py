@@ -186,8 +186,10 @@ def brier_score(labels, probabilities):
 def calibration_bins(labels, probabilities, num_bins=10):
     """Counts, accuracy and mean confidence of the top class in ``num_bins`` equal-width bins.
 
-    Bin ``b`` holds the confidences in ``[b / B, (b + 1) / B)`` (the last bin also 1),
-    ``floor(confidence * B)`` in float64: a confidence of 0.7 is in the bin [0.7, 0.8).
+    Bin ``b`` holds the confidences in ``[b / B, (b + 1) / B)`` (the last bin also 1), with
+    the edges ``b / B`` rounded to the probabilities' own precision: a confidence of 0.7 is in
+    the bin [0.7, 0.8) also as float32 (0.69999999, what ``tfp_bnn.predict`` returns for
+    7 votes of 10), where ``floor(0.69999999 * 10)`` would put it in [0.6, 0.7).
     :func:`expected_calibration_error` and :func:`tfp_bnn.plots.reliability_diagram` both
     use these bins (``tfp.stats.expected_calibration_error`` bins a float32 softmax of the
     log-probabilities, which moves confidences on a bin edge, e.g. 0.6, to the bin below).
@@ -205,11 +207,15 @@ def calibration_bins(labels, probabilities, num_bins=10):
     >>> float(accuracy[7]), float(confidence[7]), float(accuracy[9])
     (0.5, 0.725, 1.0)
     """
+    if isinstance(num_bins, bool) or not isinstance(num_bins, (int, np.integer)) or num_bins < 1:
+        raise ValueError(f"num_bins must be a positive integer, got {num_bins!r}.")
+    given = np.asarray(probabilities).dtype
+    precision = given if np.issubdtype(given, np.floating) else np.float64
     labels, probabilities = _labels_and_probs(labels, probabilities)
-    num_bins = int(num_bins)
     confidence = np.max(probabilities, axis=-1)
     correct = (np.argmax(probabilities, axis=-1) == labels).astype(np.float64)
-    bins = np.clip(np.floor(confidence * num_bins).astype(np.int64), 0, num_bins - 1)
+    edges = (np.arange(1, num_bins) / num_bins).astype(precision).astype(np.float64)
+    bins = np.searchsorted(edges, confidence, side="right")
     counts = np.bincount(bins, minlength=num_bins)
     with np.errstate(invalid="ignore", divide="ignore"):
         accuracy = np.bincount(bins, weights=correct, minlength=num_bins) / counts

@@ -125,7 +125,18 @@ class BayesianModel(tf_keras.Model):
         """The model's last layer, a :class:`tfp_bnn.heads.Head`."""
         return self.layers[-1]
 
-    def compile(self, optimizer="adam", loss=None, steps_per_execution=None, **kwargs):
+    def compile(
+        self,
+        optimizer="adam",
+        loss=None,
+        metrics=None,
+        loss_weights=None,
+        weighted_metrics=None,
+        run_eagerly=None,
+        steps_per_execution=None,
+        jit_compile=None,
+        **kwargs,
+    ):
         """``tf_keras.Model.compile`` with the head's NLL as default loss and 32 steps per call.
 
         ``fit`` of a small network spends most of a small-batch epoch in
@@ -139,11 +150,23 @@ class BayesianModel(tf_keras.Model):
         of the Bayesian estimators 1.3-1.5x slower here (the ensemble's 1.5x
         faster); to use XLA for prediction only, set ``model.jit_compile =
         True`` after ``fit``.
+
+        The arguments are Keras's, in Keras's order. ``fit`` logs ``loss`` =
+        ``nll`` + ``kl``, where ``nll`` is the compiled loss (the head's NLL
+        unless you pass another) and ``kl`` the sum of ``model.losses``. For an
+        ensemble the loss and Keras ``metrics`` are averages over the members'
+        own predictions, not scores of the ensemble's mixture (use
+        :func:`tfp_bnn.predict` for those).
         """
         super().compile(
             optimizer=optimizer,
             loss=loss or heads_lib.NegativeLogLikelihood(),
+            metrics=metrics,
+            loss_weights=loss_weights,
+            weighted_metrics=weighted_metrics,
+            run_eagerly=run_eagerly,
             steps_per_execution=steps_per_execution or DEFAULT_STEPS_PER_EXECUTION,
+            jit_compile=jit_compile,
             **kwargs,
         )
 
@@ -209,6 +232,7 @@ class BayesianModel(tf_keras.Model):
         if isinstance(self.input_shape, list):  # several inputs: Keras matches them to the model's
             return x, y if y is None else validation.check_targets(y, self.head)
         x = validation.check_inputs(_single_input(self, x), self.input_shape[1:])
+        y = _single_target(self, y)
         if y is None:
             raise ValueError(
                 "y is None; the loss is the head's negative log-likelihood of the targets, so pass "
@@ -230,20 +254,27 @@ class BayesianModel(tf_keras.Model):
         batches out of arrays in memory needs no tuning. Pass a
         ``tf.data.Dataset`` to choose its options yourself.
         """
-        args = inspect.signature(tf_keras.Model.fit).bind(self, x, y, *args, **kwargs)
-        args.apply_defaults()
-        args = {name: value for name, value in args.arguments.items() if name != "self"}
+        args = _arguments(tf_keras.Model.fit, self, x, y, *args, **kwargs)
         args["x"], args["y"] = self._checked(args["x"], args["y"])
-        if args["sample_weight"] is not None and isinstance(args["x"], np.ndarray):
-            args["sample_weight"] = validation.check_sample_weight(args["sample_weight"], len(args["x"]))
+        args["sample_weight"] = _checked_weights(args["sample_weight"], args["x"])
         validation_data = args["validation_data"]
-        if isinstance(validation_data, tuple) and len(validation_data) >= 2:
-            args["validation_data"] = (*self._checked(*validation_data[:2]), *validation_data[2:])
+        if isinstance(validation_data, (tuple, list)) and len(validation_data) >= 2:
+            x_valid, y_valid = self._checked(*validation_data[:2])
+            weights = [_checked_weights(w, x_valid) for w in validation_data[2:3]]
+            args["validation_data"] = (x_valid, y_valid, *weights)
         return super().fit(**_untuned_arrays(self, args))
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
-        x, y = self._checked(x, y)
-        return super().evaluate(x, y, *args, **kwargs)
+        args = _arguments(tf_keras.Model.evaluate, self, x, y, *args, **kwargs)
+        args["x"], args["y"] = self._checked(args["x"], args["y"])
+        args["sample_weight"] = _checked_weights(args["sample_weight"], args["x"])
+        extra = args.pop("kwargs", {})  # Keras's private ones, e.g. fit's _use_cached_eval_dataset
+        return super().evaluate(**args, **extra)
+
+    def predict_step(self, data):
+        # The head's tensor (its mean, or class probabilities), also when run eagerly:
+        # Keras's eager predict would hand back the distribution object itself.
+        return tf.nest.map_structure(tf.convert_to_tensor, super().predict_step(data))
 
     # -- one batch at a time -------------------------------------------------
     # Keras's multi-step function would ask the one-batch iterator for compile's
@@ -303,6 +334,31 @@ def _single_input(model, x):
             raise ValueError(f"x has the keys {sorted(x)}; the model's one input is named {model.input_names[0]!r}.")
         return x[model.input_names[0]]
     return x
+
+
+def _arguments(method, model, *args, **kwargs):
+    """``method``'s arguments by name, defaults filled in (``self`` left out)."""
+    bound = inspect.signature(method).bind(model, *args, **kwargs)
+    bound.apply_defaults()
+    return {name: value for name, value in bound.arguments.items() if name != "self"}
+
+
+def _checked_weights(sample_weight, x):
+    """Sample weights of in-memory arrays checked (NaN, negative, all zero, length); others as given."""
+    if sample_weight is None or not isinstance(x, np.ndarray):
+        return sample_weight
+    return validation.check_sample_weight(sample_weight, len(x))
+
+
+def _single_target(model, y):
+    """Keras's other spellings of one target, ``[y]`` and ``{output_name: y}``, as ``y``."""
+    if isinstance(y, (list, tuple)) and len(y) == 1 and np.ndim(y[0]) >= 1:
+        return y[0]
+    if isinstance(y, dict):
+        if list(y) != model.output_names:
+            raise ValueError(f"y has the keys {sorted(y)}; the model's one output is named {model.output_names[0]!r}.")
+        return y[model.output_names[0]]
+    return y
 
 
 def _untuned_arrays(model, args):

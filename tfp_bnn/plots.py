@@ -95,7 +95,7 @@ def _labels(labels, result):
     labels = np.asarray(labels).reshape(-1)
     if labels.size != len(result.probabilities):
         raise ValueError(f"Got {labels.size} labels for {len(result.probabilities)} predictions.")
-    return labels.astype(np.int64)
+    return metrics._labels_and_probs(labels, result.probabilities)[0]  # integers 0..K-1, or a clear error
 
 
 # -- regression ---------------------------------------------------------------------

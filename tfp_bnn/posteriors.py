@@ -96,14 +96,18 @@ class MeanFieldNormalLayer(_PosteriorLayer):
         return tf.nn.softplus(self.untransformed_scale) + 1e-8
 
 
+_DIAG_SHIFT = 1e-6  # the smallest diagonal of L: keeps L invertible
+
+
 @register
 class FullCovarianceNormalLayer(_PosteriorLayer):
     """Variables of ``MultivariateNormalTriL(loc, L)``, ``L`` from a vector by ``FillScaleTriL``."""
 
     def __init__(self, kernel_shape, bias_size, initial_scale, loc_initializer, **kwargs):
         super().__init__(kernel_shape, bias_size, initial_scale, loc_initializer, **kwargs)
-        self._fill = tfb.FillScaleTriL(diag_bijector=tfb.Softplus(), diag_shift=1e-6)
-        initial_tril = self._fill.inverse(tf.eye(self.size) * (self.initial_scale - 1e-6)).numpy()
+        self._fill = tfb.FillScaleTriL(diag_bijector=tfb.Softplus(), diag_shift=_DIAG_SHIFT)
+        # The bijector's inverse takes the shift off itself: L starts at exactly initial_scale.
+        initial_tril = self._fill.inverse(tf.eye(self.size) * self.initial_scale).numpy()
         self.untransformed_scale_tril = self.add_weight(
             name="posterior_untransformed_scale_tril",
             shape=[self.size * (self.size + 1) // 2],
@@ -145,6 +149,10 @@ class MeanFieldNormal(DistributionFactory):
         self.loc_initializer = loc_initializer
 
     def make_layer(self, kernel_size, bias_size=0, dtype=None, kernel_shape=None):
+        if kernel_shape is None and bias_size and kernel_size % bias_size == 0:
+            # tfp.layers.DenseVariational gives sizes only; its kernel is [in, units] with
+            # bias_size = units, and the initializer needs those fans, not a flat in * units.
+            kernel_shape = (kernel_size // bias_size, bias_size)
         return self.layer_class(
             kernel_shape_or_flat(kernel_size, kernel_shape),
             bias_size,
@@ -204,6 +212,13 @@ class FullCovarianceNormal(MeanFieldNormal):
     """
 
     layer_class = FullCovarianceNormalLayer
+
+    def __init__(self, initial_scale=1e-3, loc_initializer="glorot_uniform"):
+        if not initial_scale > _DIAG_SHIFT:
+            raise ValueError(
+                f"initial_scale must be above {_DIAG_SHIFT}, the smallest diagonal of L, got {initial_scale!r}."
+            )
+        super().__init__(initial_scale, loc_initializer)
 
     def make_layer(self, kernel_size, bias_size=0, dtype=None, kernel_shape=None):
         size = kernel_size + bias_size

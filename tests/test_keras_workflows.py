@@ -1,0 +1,82 @@
+"""BayesianModel driven as Keras models are: compile's arguments, metrics, eager prediction,
+Keras's other spellings of the data, and the checks that run before any work."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras
+
+import tfp_bnn
+from tfp_bnn import sampling
+
+RNG = np.random.default_rng(0)
+X = RNG.normal(size=(96, 2)).astype(np.float32)
+Y = (X[:, 0] - 0.5 * X[:, 1] + 0.1 * RNG.normal(size=96)).astype(np.float32)
+
+
+def _regressor():
+    tf_keras.utils.set_random_seed(0)
+    return tfp_bnn.make_regressor((2,), hidden_units=(8,), train_size=len(X))
+
+
+def test_compile_takes_keras_arguments_in_keras_order():
+    model = _regressor()
+    model.compile("adam", None, ["mae"], None, None, None, 4)  # optimizer, loss, metrics, ..., steps_per_execution
+    assert int(model._steps_per_execution.numpy()) == 4
+    logs = model.fit(X, Y, epochs=1, batch_size=32, verbose=0).history
+    assert set(logs) == {"loss", "mae", "nll", "kl"}
+    with sampling.posterior_mean():
+        mean = model(X).mean().numpy()[:, 0]
+        assert model.evaluate(X, Y, verbose=0, return_dict=True)["mae"] == pytest.approx(
+            np.mean(np.abs(mean - Y)), rel=1e-5)
+
+
+def test_bernoulli_head_works_with_keras_binary_metrics():
+    labels = (X[:, 0] > 0).astype(np.float32)[:, None]
+    inputs = tf_keras.Input((2,))
+    model = tfp_bnn.BayesianModel(
+        inputs, tfp_bnn.BernoulliHead()(tfp_bnn.BayesianDense(1, kl_weight=1 / len(X))(inputs)))
+    model.compile(tf_keras.optimizers.Adam(0.05), metrics=["binary_accuracy", tf_keras.metrics.AUC(name="auc")])
+    model.fit(X, labels, epochs=30, batch_size=32, verbose=0)
+    with sampling.posterior_mean():
+        logs = model.evaluate(X, labels, verbose=0, return_dict=True)
+        p = model.predict(X, verbose=0)
+    assert p.shape == (96, 1)  # P(y = 1), as a sigmoid output
+    assert logs["binary_accuracy"] == pytest.approx(np.mean((p > 0.5) == labels), abs=1e-6)
+    assert logs["binary_accuracy"] > 0.9 and logs["auc"] > 0.95
+
+
+def test_predict_returns_arrays_also_when_run_eagerly():
+    model = _regressor()
+    model.compile(tf_keras.optimizers.Adam(1e-2), run_eagerly=True)
+    with sampling.posterior_mean():
+        for result in (model.predict(X[:3], verbose=0), model.predict_on_batch(X[:3])):
+            assert isinstance(result, np.ndarray) and result.shape == (3, 1)
+            np.testing.assert_allclose(result, model(X[:3]).mean().numpy(), rtol=1e-6)
+
+
+def test_targets_as_a_one_element_list_or_a_dict_of_the_output_name():
+    model = _regressor()
+    model.compile(tf_keras.optimizers.Adam(1e-2))
+    for y in ([Y], {model.output_names[0]: Y}):
+        assert np.isfinite(model.fit(X, y, epochs=1, verbose=0).history["loss"]).all()
+    with pytest.raises(ValueError, match=r"y has the keys \['price'\]; the model's one output is named"):
+        model.fit(X, {"price": Y}, verbose=0)
+
+
+def test_sample_weights_are_checked_in_validation_data_and_evaluate():
+    model = _regressor()
+    model.compile(tf_keras.optimizers.Adam(1e-2))
+    weights = np.ones(len(X), np.float32)
+    weights[5] = np.nan
+    with pytest.raises(ValueError, match=r"sample_weight contains nan at row 5"):
+        model.fit(X, Y, validation_data=(X, Y, weights), verbose=0)
+    with pytest.raises(ValueError, match=r"sample_weight contains nan at row 5"):
+        model.evaluate(X, Y, sample_weight=weights, verbose=0)
+    halves = np.where(np.arange(len(X)) < 48, 1.0, 0.0).astype(np.float32)
+    with sampling.posterior_mean():  # a weighted evaluate still runs, weighting as Keras does
+        weighted = model.evaluate(X, Y, sample_weight=halves, verbose=0, return_dict=True)
+        nll = -model(X).log_prob(Y[:, None]).numpy()
+    assert weighted["nll"] == pytest.approx(np.sum(halves * nll) / len(X), rel=1e-4)
+    logs = model.fit(X, Y, validation_data=(X, Y, halves), epochs=1, verbose=0).history
+    assert np.isfinite(logs["val_loss"]).all()
