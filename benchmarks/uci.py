@@ -641,13 +641,13 @@ def report_markdown(report):
         f"# UCI regression: tfp_bnn ({method}) beside the published results",
         "",
         "Protocol of PUBLISHED.md §7 (benchmarks/uci.py docstring): the given splits, one hidden layer of "
-        "50 units (100 for protein), training-split standardisation inside the model, test RMSE and test "
+        f"{_hidden_units_text(results)}, training-split standardisation inside the model, test RMSE and test "
         f"log-likelihood of the predictive mixture of T = {', '.join(map(str, sorted(samples)))} draws in "
         "original units, mean ± standard error over splits. Hyperparameters chosen separately for every "
-        "split on validation rows from its training rows (never on test rows): the last 20 %, or, for "
-        "training splits of fewer than 1,000 rows, 5-fold cross-validation (column 'validation'); then the "
-        "model retrained on all of them. Targets are judged at the published precision (our means rounded to 2 decimals). Letters are "
-        "PUBLISHED.md's columns.",
+        "split on validation rows from its training rows (never on test rows): the last 20 % or 5-fold "
+        "cross-validation, as column 'validation' says (by default 5-fold for training splits of fewer than "
+        "1,000 rows); then the model retrained on all of them. Targets are judged at the published precision "
+        "(our means rounded to 2 decimals). Letters are PUBLISHED.md's columns.",
         "",
         table(results, method),
         "",
@@ -670,6 +670,14 @@ def report_markdown(report):
             f"| {validation:.3f} | {result['tuning_seconds']:.0f} | {sum(result['seconds']):.0f} |"
         )
     return "\n".join(lines)
+
+
+def _hidden_units_text(results):
+    """``"50 units (100 for protein-tertiary-structure)"``: the widths the results record."""
+    widths = {name: result["num_hidden"] for name, result in results.items()}
+    usual = max(sorted(set(widths.values())), key=list(widths.values()).count)
+    others = ", ".join(f"{width} for {name}" for name, width in widths.items() if width != usual)
+    return f"{usual} units" + (f" ({others})" if others else "")
 
 
 def _validation(result):

@@ -88,6 +88,7 @@ def test_uci_benchmark_writes_the_documented_json_and_table(uci, method, folds, 
     counts = re.findall(r"×(\d+)", out_md.read_text().split("Chosen per split")[1])
     assert sum(map(int, counts)) == (1 if uci.GRIDS[method] else 0)  # one per grid key, or one in all
     assert "| tiny | 1 |" in out_md.read_text()
+    assert "one hidden layer of 8 units," in out_md.read_text()  # the folder's n_hidden.txt, not a fixed 50
     # The report says how the choice was validated.
     assert result["selection"][0]["validation_folds"] == folds
     if folds == uci.FOLDS:
