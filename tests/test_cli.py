@@ -364,17 +364,21 @@ def test_force_never_replaces_an_input_named_as_the_output(capsys, workdir, comm
     shutil.copy(workdir / "good.csv", data)
     before = {path: path.read_bytes() for path in (data, workdir / "model" / "model.keras",
                                                   workdir / "model" / "report.json")}
-    common = ["--model", workdir / "model", "--data", data, "--samples", "5", "--force"]
+    common = ["--model", workdir / "model", "--data", data, "--samples", "5"]
     if command == "fit":
-        cases = [["fit", "--data", data, "--target", "y", "--out", data, "--force", "--epochs", "1"]]
+        cases = [["fit", "--data", data, "--target", "y", "--out", data, "--epochs", "1"]]
     else:
         option = OUTPUT_OPTION[command]
         extra = ["--target", "y"] if command == "evaluate" else []
         cases = [[command, *common, *extra, option, output]
                  for output in (data, workdir / "model" / "report.json", workdir / "model" / "model.keras")]
+        # A folder holding an input, as a file output: the way out is a file name.
+        status, err = _main(capsys, *cases[0][:-1], workdir / "model", "--force")
+        assert status == 2 and "is a folder holding the input" in err and "give a file name" in err, err
     for args in cases:
-        status, err = _main(capsys, *args)
-        assert status == 2 and f"{args[args.index(OUTPUT_OPTION[command]) + 1]} is the input" in err, err
+        for force in ([], ["--force"]):  # the same answer, not "pass --force" and then a refusal
+            status, err = _main(capsys, *args, *force)
+            assert status == 2 and f"{args[args.index(OUTPUT_OPTION[command]) + 1]} is the input" in err, err
     assert {path: path.read_bytes() for path in before} == before
 
 

@@ -38,6 +38,24 @@ def test_a_layer_used_twice_is_one_weight_draw_in_each_network(estimator):
     np.testing.assert_allclose(looped.draw_means[:, [0, -1]], result.draw_means, rtol=1e-6)
 
 
+def test_eager_calls_under_weight_draws_draw_afresh_and_train():
+    # The cache that makes a reused layer one draw per network acts while a graph is built;
+    # eagerly, every call is a new forward pass (a new step of a GradientTape).
+    layer = tfp_bnn.BayesianDense(2, kl_weight=0.01, estimator="reparameterization",
+                                  kernel_posterior=tfp_bnn.MeanFieldNormal(0.3))
+    x = tf.ones([4, 3])
+    layer(x)
+    with tfp_bnn.sampling.weight_draws(1, seed=tf.constant([1, 2])):
+        outputs, gradients = [], []
+        for _ in range(2):
+            with tf.GradientTape() as tape:
+                outputs.append(layer(x))
+                total = tf.reduce_sum(outputs[-1])
+            gradients.append(tape.gradient(total, layer.posterior.loc))
+    assert all(g is not None for g in gradients)  # the second call had reused the first's tensor
+    assert not np.allclose(outputs[0], outputs[1])  # and its draw
+
+
 def test_time_distributed_bayesian_dense_predicts_what_the_same_layer_on_sequences_does():
     # BayesianDense applies to the last axis of a sequence itself; wrapped in TimeDistributed
     # (which Keras runs in a while loop when the batch size is known) it must draw the same.
@@ -71,7 +89,9 @@ def test_several_inputs_fit_from_arrays_as_a_functional_model_does():
     y = (xa[:, 0] - xb[:, 1]).astype(np.float32)
     as_list = model.fit([xa, xb], y, epochs=2, batch_size=16, verbose=0).history
     as_dict = model.fit({"a": xa, "b": xb}, y, epochs=2, batch_size=16, verbose=0).history
-    assert np.isfinite(as_list["loss"]).all() and np.isfinite(as_dict["loss"]).all()
+    listed_target = model.fit([xa, xb], [y], epochs=1, batch_size=16, verbose=0).history
+    named_target = model.fit([xa, xb], {model.output_names[0]: y}, epochs=1, batch_size=16, verbose=0).history
+    assert all(np.isfinite(h["loss"]).all() for h in (as_list, as_dict, listed_target, named_target))
     with pytest.raises(ValueError, match=r"y contains nan"):  # the targets are still checked
         model.fit([xa, xb], np.full(64, np.nan, np.float32), verbose=0)
     with pytest.raises(TypeError, match=r"predict takes models with one input; this one has 2\."):
@@ -125,3 +145,6 @@ def test_a_subclassed_model_is_refused_with_the_way_out():
     net(np.zeros((2, 1), np.float32))
     with pytest.raises(TypeError, match=r"Net has no input shape \(a subclassed model\).*BayesianModel\(inputs, outputs\)"):
         tfp_bnn.predict(net, [[1.0]], num_samples=5)
+    unbuilt = tf_keras.Sequential([tfp_bnn.BayesianDense(2, kl_weight=0.1), tfp_bnn.NormalHead(1)])
+    with pytest.raises(TypeError, match=r"This Sequential model has not been built.*tf_keras\.Input\(shape\)"):
+        tfp_bnn.predict(unbuilt, [[1.0]], num_samples=5)

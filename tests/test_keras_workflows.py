@@ -62,6 +62,10 @@ def test_targets_as_a_one_element_list_or_a_dict_of_the_output_name():
         assert np.isfinite(model.fit(X, y, epochs=1, verbose=0).history["loss"]).all()
     with pytest.raises(ValueError, match=r"y has the keys \['price'\]; the model's one output is named"):
         model.fit(X, {"price": Y}, verbose=0)
+    # A nested list is one row of targets, not Keras's [y]: one example of a 2-output head.
+    two = tfp_bnn.make_regressor((2,), hidden_units=(4,), train_size=1, units=2)
+    two.compile(tf_keras.optimizers.Adam(1e-2))
+    assert np.isfinite(two.fit(X[:1], [[1.0, 2.0]], verbose=0).history["loss"]).all()
 
 
 def test_sample_weights_are_checked_in_validation_data_and_evaluate():

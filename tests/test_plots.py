@@ -128,6 +128,9 @@ def test_sampled_curves(regression, tmp_path):
     fig = plots.sampled_curves(regression["grid"], result, num_curves=10 * NUM_DRAWS)
     assert len(fig.axes[0].get_lines()) == NUM_DRAWS + 1
     plt.close(fig)
+    for bad in (0, -1, 2.5):  # -1 had drawn T - 1 curves, 0 an IndexError
+        with pytest.raises(ValueError, match=f"num_curves must be a positive integer, got {bad!r}"):
+            plots.sampled_curves(regression["grid"], result, num_curves=bad)
 
 
 def test_pit_of_samples_from_a_known_gaussian_mixture_is_uniform():

@@ -166,8 +166,8 @@ def _hidden_units(text):
 
 
 def _fit(args):
-    _refuse_overwrite(args.out, args.force)
     _check_output_folder(args.out, keep=[args.data] if args.data else [])
+    _refuse_overwrite(args.out, args.force)
     _check_inference(args)
     if args.data is None and args.task is not None:
         raise UsageError("--task goes with --data; the built-in data set is a regression.")
@@ -364,8 +364,8 @@ def _print_metrics(metrics_by_split):
 
 
 def _predict(args):
+    _check_not_an_input(args.output, _inputs(args), file=True)
     _refuse_overwrite(args.output, args.force)
-    _check_not_an_input(args.output, _inputs(args))
     if not 0.0 < args.level < 1.0:
         raise UsageError(f"--level must lie strictly between 0 and 1, got {args.level}.")
     report = _read_report(args.model)
@@ -422,8 +422,8 @@ def _load_model(folder, samples):
 
 def _evaluate(args):
     if args.json is not None:
+        _check_not_an_input(args.json, _inputs(args), file=True)
         _refuse_overwrite(args.json, args.force)
-        _check_not_an_input(args.json, _inputs(args))
     report = _read_report(args.model)
     # The target first: a misspelt --target is then reported as such, not as an unknown feature.
     y = data.load_target(args.data, args.target, class_names=report["class_names"])
@@ -489,7 +489,7 @@ def _check_output_folder(target, keep=()):
     _check_not_an_input(target, keep)
 
 
-def _check_not_an_input(target, inputs):
+def _check_not_an_input(target, inputs, file=False):
     """An output must be neither an input file nor a folder holding one: --force would replace it."""
     resolved = target.resolve()
     for kept in inputs:
@@ -497,14 +497,16 @@ def _check_not_an_input(target, inputs):
         if resolved == kept_resolved:
             raise UsageError(f"{target} is the input {kept}; write the output to another path.")
         if resolved in kept_resolved.parents:
+            if file:
+                raise UsageError(f"{target} is a folder holding the input {kept}; give a file name.")
             raise UsageError(f"{target} holds {kept}, which --force would delete; write to another folder.")
 
 
 @contextlib.contextmanager
 def _replaced_dir(target, force, keep=()):
     """Write into a fresh temporary folder beside ``target``, then move it into place."""
-    _refuse_overwrite(target, force)
     _check_output_folder(target, keep)
+    _refuse_overwrite(target, force)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
@@ -519,8 +521,8 @@ def _replaced_dir(target, force, keep=()):
 @contextlib.contextmanager
 def _replaced_file(target, force, inputs=()):
     """Write into a temporary file beside ``target``, then rename it into place."""
+    _check_not_an_input(target, inputs, file=True)
     _refuse_overwrite(target, force)
-    _check_not_an_input(target, inputs)
     if target.is_dir():
         raise UsageError(f"{target} is a folder; give a file name.")
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -230,6 +230,7 @@ class BayesianModel(tf_keras.Model):
         if isinstance(x, tf_keras.utils.Sequence) or callable(getattr(x, "__next__", None)):
             return x, y  # streamed data is checked by Keras as it comes
         if isinstance(self.input_shape, list):  # several inputs: Keras matches them to the model's
+            y = _single_target(self, y)
             return x, y if y is None else validation.check_targets(y, self.head)
         x = validation.check_inputs(_single_input(self, x), self.input_shape[1:])
         y = _single_target(self, y)
@@ -352,7 +353,8 @@ def _checked_weights(sample_weight, x):
 
 def _single_target(model, y):
     """Keras's other spellings of one target, ``[y]`` and ``{output_name: y}``, as ``y``."""
-    if isinstance(y, (list, tuple)) and len(y) == 1 and np.ndim(y[0]) >= 1:
+    # An array in a list; not a nested list, which is one row of targets ([[y1, y2]]: shape (1, 2)).
+    if isinstance(y, (list, tuple)) and len(y) == 1 and not isinstance(y[0], (list, tuple)) and np.ndim(y[0]) >= 1:
         return y[0]
     if isinstance(y, dict):
         if list(y) != model.output_names:

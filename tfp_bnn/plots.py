@@ -170,7 +170,9 @@ def sampled_curves(x, result, num_curves=20, x_train=None, y_train=None, ax=None
     fig, ax = _figure_and_axes(ax, figsize=(8, 4.5))
     x = _one_dimensional(x, "x")
     order = np.argsort(x)
-    draws = np.asarray(result.draw_means)[: int(num_curves)]
+    if isinstance(num_curves, bool) or not isinstance(num_curves, (int, np.integer)) or num_curves < 1:
+        raise ValueError(f"num_curves must be a positive integer, got {num_curves!r}.")
+    draws = np.asarray(result.draw_means)[:num_curves]
     if draws.ndim != 3 or draws.shape[2] != 1:
         raise ValueError(f"result.draw_means must have shape (T, N, 1), got {np.shape(result.draw_means)}.")
     _training_data(ax, x_train, y_train)
@@ -224,7 +226,11 @@ def calibration_curve(y, result, levels=np.linspace(0.05, 0.95, 19), ax=None):
     For each level ``p`` the fraction of targets inside the central ``p``
     interval of the predictive mixture, from the PIT values of
     :func:`probability_integral_transform`. Points below the diagonal:
-    intervals too narrow (overconfident); above: too wide.
+    intervals too narrow (overconfident); above: too wide. The PIT treats
+    every draw as a Normal, so this is for Normal heads (and point heads); a
+    calibrated ``StudentTHead`` with small df or a ``PoissonHead`` would show a
+    curve off the diagonal. For those, plot ``metrics.interval_coverage`` of
+    ``tfp_bnn.predict(..., level=p)`` against ``p``, the heads' own intervals.
 
     Args:
       y: targets, ``(N,)`` or ``(N, units)`` (all outputs pooled).

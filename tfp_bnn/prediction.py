@@ -237,6 +237,11 @@ def _input_shape(model, what="predict"):
     try:
         shape = model.input_shape
     except AttributeError:
+        if isinstance(model, tf_keras.Sequential):
+            raise TypeError(
+                f"This Sequential model has not been built, so its input shape is unknown; start it with "
+                f"tf_keras.Input(shape) or call model.build((None, ...)) before {what}."
+            ) from None
         raise TypeError(
             f"{type(model).__name__} has no input shape (a subclassed model): {what} needs a Functional or "
             "Sequential model, e.g. tfp_bnn.BayesianModel(inputs, outputs) around the same layers."

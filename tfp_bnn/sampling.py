@@ -80,13 +80,16 @@ class Mode:
         ``sample()`` draws them, unless ``weights`` were given: then the
         layer's entry is used as it is (the same networks again without
         paying for the random numbers again). Appended to ``record`` if set.
-        A ``layer`` called again in the same graph (shared weights: a Siamese
-        network, tied layers) gets its first draws back, so that draw ``t``
-        stays one network; it is recorded once.
+        A ``layer`` called again in the graph being built (shared weights: a
+        Siamese network, tied layers) gets its first draws back, so that draw
+        ``t`` stays one network; it is recorded once. Eager calls always draw.
         """
-        key = None if layer is None else (id(layer), id(tf.compat.v1.get_default_graph()))
-        if key in self._drawn_by_layer:
-            return self._drawn_by_layer[key]
+        # Only while a graph is built: there a second call is the same forward pass. Eagerly,
+        # each call is a new pass (a new step under GradientTape) and must draw afresh.
+        graph = tf.compat.v1.get_default_graph() if tf.inside_function() else None
+        key = None if layer is None or graph is None else (id(layer), id(graph))
+        if key in self._drawn_by_layer and self._drawn_by_layer[key][0] is graph:
+            return self._drawn_by_layer[key][1]
         if self.weights is not None:
             params = self.weights[self._layers_drawn]
         else:
@@ -94,8 +97,8 @@ class Mode:
         self._layers_drawn += 1
         if self.record is not None:
             self.record.append(params)
-        if key is not None:
-            self._drawn_by_layer[key] = params
+        if key is not None:  # the graph itself is kept, so its id cannot be reused meanwhile
+            self._drawn_by_layer[key] = (graph, params)
         return params
 
 
