@@ -96,6 +96,12 @@ def test_a_seeded_initializer_still_starts_every_member_from_its_own_weights():
     np.testing.assert_array_equal(kernel[0], tf_keras.initializers.GlorotUniform(seed=1)((4, 8)))
 
 
+def test_a_plain_function_initializer_is_called_for_every_member():
+    layer = EnsembleDense(2, num_members=3, kernel_initializer=lambda shape, dtype=None: tf.fill(shape, 0.5))
+    layer.build((None, 4))  # it has no config to copy; it had failed to serialize
+    np.testing.assert_array_equal(layer.kernel.numpy(), np.full((3, 4, 2), 0.5))
+
+
 def test_activity_regularizer_survives_the_config_as_in_dense():
     # Its loss term would otherwise vanish from training after a save and load.
     for layer, other_losses in ((EnsembleDense(2, num_members=2, activity_regularizer="l2"), 0),

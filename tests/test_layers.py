@@ -600,6 +600,11 @@ def test_full_covariance_posterior_starts_at_its_initial_scale():
         np.testing.assert_allclose(np.diag(q.scale.to_dense().numpy()), scale, rtol=1e-5)
     with pytest.raises(ValueError, match=r"initial_scale must be above 1e-06, the smallest diagonal of L"):
         tfp_bnn.FullCovarianceNormal(1e-6)  # the bijector's floor: every draw and the KL were NaN
+    # float64 layers too (the bijector's shift was float32: a dtype error at the first draw).
+    layer = tfp_bnn.BayesianDense(2, estimator="variational", kernel_posterior=tfp_bnn.FullCovarianceNormal(),
+                                  kl_weight=0.1, dtype="float64")
+    assert layer(tf.zeros([2, 3], tf.float64)).dtype == tf.float64 and layer.losses[0].dtype == tf.float64
+    np.testing.assert_allclose(np.diag(layer.posterior.distribution().scale.to_dense().numpy()), 1e-3, rtol=1e-12)
 
 
 def test_posterior_means_in_tfp_dense_variational_have_the_glorot_scale_of_the_kernel():

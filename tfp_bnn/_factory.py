@@ -66,7 +66,10 @@ def fresh_initializer(initializer):
     it is called, so one instance shared by several layers (a factory passed to
     every layer of a model) would start them all from the same weights.
     """
-    return tf_keras.initializers.get(tf_keras.initializers.serialize(tf_keras.initializers.get(initializer)))
+    initializer = tf_keras.initializers.get(initializer)
+    if not isinstance(initializer, tf_keras.initializers.Initializer):
+        return initializer  # a plain function has no config to copy (and no state to share)
+    return tf_keras.initializers.get(tf_keras.initializers.serialize(initializer))
 
 
 def softplus_inverse(x):

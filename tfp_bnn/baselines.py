@@ -84,6 +84,8 @@ class MCDropout(tf_keras.layers.Dropout):
 
 
 def _member_initializer(initializer, member):
+    if not isinstance(tf_keras.initializers.get(initializer), tf_keras.initializers.Initializer):
+        return fresh_initializer(initializer)  # a plain function: called as it is
     config = tf_keras.initializers.serialize(tf_keras.initializers.get(initializer))
     seed = config.get("config", {}).get("seed") if isinstance(config, dict) else None
     if seed is None:

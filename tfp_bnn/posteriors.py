@@ -105,9 +105,9 @@ class FullCovarianceNormalLayer(_PosteriorLayer):
 
     def __init__(self, kernel_shape, bias_size, initial_scale, loc_initializer, **kwargs):
         super().__init__(kernel_shape, bias_size, initial_scale, loc_initializer, **kwargs)
-        self._fill = tfb.FillScaleTriL(diag_bijector=tfb.Softplus(), diag_shift=_DIAG_SHIFT)
+        self._fill = tfb.FillScaleTriL(diag_bijector=tfb.Softplus(), diag_shift=tf.constant(_DIAG_SHIFT, self.dtype))
         # The bijector's inverse takes the shift off itself: L starts at exactly initial_scale.
-        initial_tril = self._fill.inverse(tf.eye(self.size) * self.initial_scale).numpy()
+        initial_tril = self._fill.inverse(tf.eye(self.size, dtype=self.dtype) * self.initial_scale).numpy()
         self.untransformed_scale_tril = self.add_weight(
             name="posterior_untransformed_scale_tril",
             shape=[self.size * (self.size + 1) // 2],
