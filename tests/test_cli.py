@@ -423,3 +423,9 @@ def test_predictions_keep_the_digits_of_float32(tmp_path):
 def test_a_feature_constant_in_training_gets_scale_1():
     x = np.column_stack([np.linspace(-1, 1, 50), np.ones(50), np.full(50, 1e6)])
     np.testing.assert_allclose(cli._feature_scale(x), [x[:, 0].std(), 1.0, 1.0])
+
+
+def test_scales_of_float32_columns_beyond_1e19_are_finite():
+    # In float32 the squares overflow: a target of scale 1e20 was refused as "target_scale inf".
+    column = (np.linspace(-1, 1, 50) * 1e20).astype(np.float32)
+    np.testing.assert_allclose(cli._feature_scale(column[:, None]), [column.astype(np.float64).std()], rtol=1e-12)

@@ -89,7 +89,7 @@ def _raw_request(name, x, dtype, seed=None, signature_name="serving_default"):
     request.model_spec.signature_name = signature_name
     request.inputs["x"].CopyFrom(tf.make_tensor_proto(np.asarray(x, dtype)))
     if seed is not None:
-        request.inputs["seed"].CopyFrom(tf.make_tensor_proto(np.int64(seed)))
+        request.inputs["seed"].CopyFrom(tf.make_tensor_proto(np.asarray(seed, np.int64)))
     return request
 
 
@@ -108,6 +108,8 @@ def _requests(name, x):
         "wrong_rank": _raw_request(name, np.zeros(num_features), np.float32),
         "wrong_dtype": _raw_request(name, x, np.float64),
         "nan": _raw_request(name, np.where(np.arange(x.size).reshape(x.shape) == 1, np.nan, x), np.float32),
+        "seed_vector": _raw_request(name, x, np.float32, seed=[SEED, SEED + 1, SEED + 2]),
+        "seed_too_large": _raw_request(name, x, np.float32, seed=2**62 + SEED),
     }
 
 
@@ -370,10 +372,14 @@ def test_wrong_shape_fails_naming_the_expected_shape(served, name):
     errors = served["report"]["exports"][name]["errors"]
     num_features = served["cases"][name][1].shape[1]
     expected = f"(N, {num_features})"
-    assert set(errors) == {"wrong_features", "wrong_rank", "wrong_dtype", "nan"}
+    assert set(errors) == {"wrong_features", "wrong_rank", "wrong_dtype", "nan", "seed_vector", "seed_too_large"}
     assert expected in errors["wrong_features"] and f"[2 {num_features + 1}]" in errors["wrong_features"]
     assert expected in errors["wrong_rank"] and f"[{num_features}]" in errors["wrong_rank"]
     assert "NaN" in errors["nan"]
+    # TF Serving feeds the seed unchecked too: 2**62 + s would draw what s does.
+    assert "seed must be an int64 scalar below 2**62" in errors["seed_too_large"]
+    assert str(2**62 + SEED) in errors["seed_too_large"]
+    assert "must represent a scalar, got shape [3]" in errors["seed_vector"]
     # A float64 tensor never reaches the graph: TensorFlow refuses the feed.
     assert "float" in errors["wrong_dtype"] and "double" in errors["wrong_dtype"]
     # Through tf.saved_model.load: the same check, and the same refusal of float64.

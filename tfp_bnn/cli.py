@@ -261,7 +261,7 @@ def _build(dataset, train, args):
         train_size=len(x),
         inference=args.inference,
         estimator=args.estimator,
-        input_mean=x.mean(axis=0),
+        input_mean=np.mean(x, axis=0, dtype=np.float64),
         input_std=_feature_scale(x),
     )
     if args.inference == "ensemble":
@@ -269,7 +269,8 @@ def _build(dataset, train, args):
     if dataset.task == "classification":
         return tfp_bnn.make_classifier((x.shape[1],), len(dataset.class_names), **common)
     return tfp_bnn.make_regressor(
-        (x.shape[1],), target_mean=float(y.mean()), target_std=float(max(y.std(), 1e-6)), **common
+        (x.shape[1],), target_mean=float(np.mean(y, dtype=np.float64)),
+        target_std=float(_feature_scale(y[:, np.newaxis])[0]), **common
     )
 
 
@@ -278,7 +279,9 @@ def _feature_scale(x):
 
     As scikit-learn's StandardScaler does: a floor such as 1e-6 would multiply any later
     change of that column by a million (1.001 instead of 1 moved a prediction by -390).
+    In float64: float32 squares overflow for values beyond about 1e19.
     """
+    x = np.asarray(x, np.float64)
     std = x.std(axis=0)
     return np.where(std > 1e-6 * np.maximum(1.0, np.abs(x.mean(axis=0))), std, 1.0)
 

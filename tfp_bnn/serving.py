@@ -30,7 +30,7 @@ both                   ``seed``: the seed of the answer, int64 ``[N]`` (the
 Inputs (method ``tensorflow/serving/predict``): ``x``, float32
 ``[N, *input_shape]`` in the units the model was trained on (any
 standardization is inside the model), and ``seed``, an optional int64
-scalar. With a seed ``>= 0`` the answer is a fixed function of the seed (the
+scalar. With a seed in ``[0, 2**62)`` (larger ones are refused) the answer is a fixed function of the seed (the
 weight draws are stateless random ops, and the same as those of
 ``tfp_bnn.predict(model, x, num_samples=T, seed=seed)``); without one
 (default ``-1``: any negative value) the graph draws a fresh seed per request,
@@ -287,8 +287,16 @@ def _checked_inputs(x, seed, input_shape):
             ["tfp_bnn: input x contains NaN or infinite values; drop or impute them first."],
             name="check_x_finite",
         )
-    with tf.control_dependencies([finite_check]):
-        x = tf.identity(x)
+    # 2**62 + s would draw what s does (sampling.stateless_seed keeps 62 bits).
+    # A seed of another rank fails in TF's Fill ("must represent a scalar"): a
+    # rank check here would be folded away, as the graph knows the seed as [].
+    seed_check = tf.debugging.Assert(
+        tf.reduce_all(tf.reshape(seed, [-1]) < _SEED_RANGE),
+        ["tfp_bnn: seed must be an int64 scalar below 2**62 (negative or left out: fresh draws); got", seed],
+        name="check_seed",
+    )
+    with tf.control_dependencies([finite_check, seed_check]):
+        x, seed = tf.identity(x), tf.identity(seed)
     # The only stateful random op: a fresh seed for requests without one. The
     # raw op with seed = seed2 = 0 is seeded from the OS, not from the global
     # seed of the exporting process (which would repeat across server restarts).
