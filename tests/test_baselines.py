@@ -63,6 +63,14 @@ def test_mc_dropout_draws_independent_masks_per_copy_and_repeats_with_a_seed():
     assert not np.array_equal(first, masks(2))
 
 
+@pytest.mark.parametrize("rate", [1.0, -0.1, float("nan"), True, "0.5"])
+def test_mc_dropout_refuses_a_rate_outside_0_1_when_built(rate):
+    with pytest.raises(ValueError, match=r"rate must be a number in \[0, 1\)"):
+        MCDropout(rate)
+    with pytest.raises(ValueError, match=r"rate must be a number in \[0, 1\)"):
+        tfp_bnn.make_regressor((1,), inference="mc_dropout", dropout_rate=rate, train_size=10)
+
+
 def test_mc_dropout_is_the_identity_under_posterior_mean():
     x = tf.random.normal([5, 3])
     with sampling.posterior_mean():

@@ -17,6 +17,9 @@ import sys
 import numpy as np
 import pytest
 
+import tf_keras
+
+import tfp_bnn
 from tfp_bnn import cli
 
 FIT_FAST = ["--epochs", "60", "--hidden", "16", "--samples", "50", "--batch-size", "32"]
@@ -124,6 +127,17 @@ def test_predict_writes_one_row_per_input_with_the_uncertainty_columns(regressio
     assert epistemic[4] > epistemic[3] > 2 * epistemic[:3].max()
 
 
+def test_predict_columns_are_tfp_bnn_predict_of_the_saved_model(regression_run):
+    # Each column by name: the checks above hold if aleatoric and epistemic were swapped.
+    model = tf_keras.models.load_model(regression_run["out"] / "model.keras")
+    grid = np.array([[v, 0.0] for v in (-0.9, 0.0, 0.9, 3.0, 6.0)], np.float32)  # x1, x2: the training order
+    result = tfp_bnn.predict(model, grid, num_samples=400, seed=3)
+    rows = _read_csv(regression_run["predictions"][0])
+    for column in REGRESSION_COLUMNS:
+        np.testing.assert_allclose([float(row[column]) for row in rows], getattr(result, column).ravel(),
+                                   rtol=1e-6, atol=1e-7, err_msg=column)
+
+
 def test_predict_with_a_seed_is_reproducible(regression_run):
     first, second = regression_run["predictions"]
     assert first.read_text() == second.read_text()
@@ -168,6 +182,12 @@ def test_classification_end_to_end(files, classification_model):
     entropy, expected, mutual = (np.array([float(r[c]) for r in rows])
                                  for c in ("entropy", "expected_entropy", "mutual_information"))
     np.testing.assert_allclose(entropy, expected + mutual, atol=1e-5)
+    result = tfp_bnn.predict(tf_keras.models.load_model(out / "model.keras"), files["x"][:20].round(5),
+                             num_samples=100, seed=0)
+    for column, field in (("entropy", "predictive_entropy"), ("expected_entropy", "expected_entropy"),
+                          ("mutual_information", "mutual_information")):
+        np.testing.assert_allclose([float(r[column]) for r in rows], getattr(result, field), atol=1e-6, err_msg=column)
+    np.testing.assert_allclose(probs, result.probabilities, atol=1e-6)
     # Most predictions agree with the true labels of this easy problem.
     assert np.mean(probs.argmax(axis=1) == files["labels"][:20]) >= 0.8
 

@@ -46,6 +46,47 @@ def test_bernoulli_head_works_with_keras_binary_metrics():
     assert logs["binary_accuracy"] > 0.9 and logs["auc"] > 0.95
 
 
+def test_point_classifier_as_a_tensor_is_its_softmax_so_keras_crossentropy_is_the_loss():
+    labels = (X[:, 0] > 0).astype(np.int64) + (X[:, 1] > 0)
+    tf_keras.utils.set_random_seed(0)
+    model = tfp_bnn.make_classifier((2,), 3, regime="deterministic", hidden_units=(8,))
+    model.compile(tf_keras.optimizers.Adam(0.05), metrics=["sparse_categorical_crossentropy"])
+    model.fit(X, labels, epochs=20, batch_size=32, verbose=0)
+    logs = model.evaluate(X, labels, batch_size=96, verbose=0, return_dict=True)
+    probs = model.predict(X, verbose=0)
+    np.testing.assert_allclose(probs, tf.nn.softmax(model(X).logits).numpy(), rtol=1e-5, atol=1e-7)
+    assert 0 < probs.min() and probs.max() < 1  # not a one-hot vote
+    assert logs["sparse_categorical_crossentropy"] == pytest.approx(logs["nll"], rel=1e-4)
+    # tfp_bnn.predict still counts each draw as a vote: a deterministic model gives one-hot shares.
+    np.testing.assert_array_equal(tfp_bnn.predict(model, X[:5], num_samples=4).probabilities,
+                                  np.eye(3, dtype=np.float32)[probs[:5].argmax(-1)])
+
+
+def _batches():
+    for start in range(0, len(X), 16):
+        yield X[start:start + 16], Y[start:start + 16]
+
+
+@pytest.mark.parametrize("data", [
+    lambda: tf.data.Dataset.from_tensor_slices((X, Y)).filter(lambda x, y: True).batch(16),  # unknown cardinality
+    _batches,
+])
+def test_data_of_unknown_length_trains_as_with_one_step_per_execution(data):
+    # Keras refuses data whose size it cannot infer when steps_per_execution > 1 (tfp_bnn's default is 32).
+    results = []
+    for steps_per_execution in (None, 1):
+        model = _regressor()
+        model.compile(tf_keras.optimizers.Adam(0.01), steps_per_execution=steps_per_execution)
+        history = model.fit(data(), epochs=1, verbose=0).history
+        results.append((history["loss"], model.evaluate(data(), verbose=0), model.get_weights()))
+        # Only for that call: arrays go back to running 32 steps per execution.
+        assert int(model._steps_per_execution.numpy()) == (steps_per_execution or 32)
+    (loss, evaluated, weights), (loss_1, evaluated_1, weights_1) = results
+    assert loss == loss_1 and evaluated == evaluated_1
+    for w, w_1 in zip(weights, weights_1):
+        np.testing.assert_array_equal(w, w_1)
+
+
 def test_predict_returns_arrays_also_when_run_eagerly():
     model = _regressor()
     model.compile(tf_keras.optimizers.Adam(1e-2), run_eagerly=True)

@@ -77,6 +77,31 @@ def test_interval_coverage_and_width_by_hand():
     assert metrics.interval_width(lower[:, None], upper) == pytest.approx(0.9)
 
 
+@pytest.mark.parametrize("metric", ["rmse", "interval_coverage", "interval_width", "crps_gaussian"])
+def test_regression_metrics_refuse_nan_and_empty_input_instead_of_a_plausible_number(metric):
+    function = getattr(metrics, metric)
+    y = np.array([0.0, 1.0, 2.0, 3.0])
+    valid = {"rmse": [y, y + 1], "interval_coverage": [y, y - 1, y + 1], "interval_width": [y - 1, y + 1],
+             "crps_gaussian": [y, y + 1, y + 2]}[metric]
+    function(*valid)
+    for position in range(len(valid)):
+        # interval_coverage counted a NaN as a miss: 0.75 here, a number that looks like a result.
+        with_nan = [a.copy() for a in valid]
+        with_nan[position][1] = np.nan
+        with pytest.raises(ValueError, match=r"has a NaN or infinite value \(at flat index 1\); drop or impute"):
+            function(*with_nan)
+    with pytest.raises(ValueError, match="is empty; a metric needs at least one example"):
+        function(*[a[:0] for a in valid])
+
+
+def test_intervals_with_lower_above_upper_are_refused():
+    y = np.array([0.0, 1.0, 2.0])
+    with pytest.raises(ValueError, match=r"lower > upper at flat index 0; pass the interval as \(lower, upper\)"):
+        metrics.interval_coverage(y, y + 1, y - 1)  # was 0.0
+    with pytest.raises(ValueError, match=r"lower > upper at flat index 0"):
+        metrics.interval_width(y + 1, y - 1)  # was -2.0
+
+
 def test_interval_coverage_of_exact_gaussian_intervals(rng):
     n = 20000
     mean, scale = rng.normal(size=n), rng.uniform(0.5, 2.0, size=n)
@@ -163,6 +188,10 @@ def test_accuracy_by_hand():
         metrics.accuracy([0, 3, 0, 0], probs)
     with pytest.raises(ValueError, match=r"probabilities must have shape \(N, K\) with N = 3 labels, got \(4, 3\)"):
         metrics.accuracy([0, 1, 2], probs)
+    with pytest.raises(ValueError, match=r"labels of shape \(4, 3\) look one-hot; pass the class indices"):
+        metrics.accuracy(np.eye(3)[[0, 2, 1, 0]], probs)
+    with pytest.raises(ValueError, match="labels is empty"):
+        metrics.accuracy([], np.zeros((0, 3)))
 
 
 @pytest.mark.parametrize("metric", ["accuracy", "categorical_nll", "brier_score", "expected_calibration_error"])

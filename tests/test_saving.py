@@ -74,7 +74,7 @@ CASES = {
         lambda: _regressor(estimator="local_reparameterization"), "regression"),
     # the eight heads, with non-default arguments so their configs are exercised
     "head-PointHead": (
-        lambda: _regressor(head=heads.PointHead(1, target_loc=0.5, target_scale=2.0), input_mean=0.1, input_std=0.6),
+        lambda: _regressor(regime="bayesian", target_mean=0.5, target_std=2.0, input_mean=0.1, input_std=0.6),
         "regression"),
     "head-NormalHead": (
         lambda: _regressor(head=heads.NormalHead(1, scale_floor=1e-2, target_loc=-0.25, target_scale=1.5)),

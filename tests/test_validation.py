@@ -12,8 +12,10 @@ import tensorflow as tf
 import tf_keras
 from scipy import special, stats
 
+import tensorflow_probability as tfp
+
 import tfp_bnn
-from tfp_bnn import data, heads
+from tfp_bnn import data, heads, sampling
 
 N = 12
 NUM_FEATURES = 3
@@ -514,6 +516,24 @@ def test_non_bayesian_regimes_need_no_train_size():
     (lambda: tfp_bnn.StudentTHead(2, target_loc=[0.0, -5e6], target_scale=[1.0, 2.0]), r"is 2\.5e\+06 times"),
     (lambda: tfp_bnn.make_regressor((1,), train_size=10, input_std=[1e20]),
      r"input_std \[1e\+20\]: its square, the variance, is beyond float32's range; rescale the inputs\."),
+    # A NaN mean made every prediction NaN; a NaN std was named a float32 overflow.
+    (lambda: tfp_bnn.make_regressor((2,), train_size=10, input_mean=[0.0, np.nan]),
+     r"input_mean \[0\.0, nan\] is not finite; compute it from data without NaN or inf\."),
+    (lambda: tfp_bnn.make_regressor((2,), train_size=10, input_std=[1.0, np.nan]),
+     r"input_std \[1\.0, nan\] must be finite and >= 0 for every feature"),
+    (lambda: tfp_bnn.make_classifier((2,), 2, train_size=10, input_std=[1.0, -2.0]),
+     r"input_std \[1\.0, -2\.0\] must be finite and >= 0"),
+    # 2.5 members built 2; True built a one-member "ensemble" with no epistemic variance.
+    (lambda: tfp_bnn.make_regressor((2,), inference="ensemble", num_members=2.5),
+     r"units and num_members must be positive integers, got 50, 2\.5\."),
+    (lambda: tfp_bnn.EnsembleDense(3, num_members=True), r"units and num_members must be positive integers"),
+    (lambda: tfp_bnn.BayesianDense(3, kernel_posterior=tfp.layers.default_mean_field_normal_fn()),
+     r"kernel_posterior must be a tfp_bnn distribution factory \(MeanFieldNormal or FullCovarianceNormal from "
+     r"tfp_bnn\.posteriors\), got <function .*; tfp\.layers' prior/posterior functions go with tfp\.layers' own"),
+    (lambda: tfp_bnn.make_regressor((2,), regime="probabilistic", head=tfp_bnn.PointHead(1)),
+     r"a PointHead has no noise, so a probabilistic regime would report no aleatoric uncertainty"),
+    (lambda: tfp_bnn.BayesianConv2D(3, 3, kernel_prior="normal"),
+     r"kernel_prior must be a tfp_bnn distribution factory \(NormalPrior, ScaleMixturePrior or TrainableNormalPrior"),
 ])
 def test_builder_and_data_arguments_of_the_wrong_kind_are_named(make, message):
     with pytest.raises(ValueError, match=message):
@@ -525,6 +545,60 @@ def test_an_int_input_shape_is_one_axis_and_inputs_standardise_per_feature():
     assert model.input_shape == (None, 3)
     standardize = model.get_layer("standardize")
     np.testing.assert_allclose(standardize(np.array([[3.0, 2.0, 1.0]], np.float32)), [[1.0, 0.0, -1.0]])
+
+
+def test_a_feature_constant_in_training_is_scaled_by_1_not_by_keras_floor():
+    x = np.random.default_rng(0).normal(size=(12, 3)).astype(np.float32)
+    x[:, 1] = 5.0
+    model = tfp_bnn.make_regressor((3,), hidden_units=(4,), train_size=12, input_mean=x.mean(0), input_std=x.std(0))
+    # Keras's floor of 1e-7 turned 6.0 in that column into 1e7 (a predicted mean of 3.5e6).
+    standardized = model.get_layer("standardize")(np.array([[0.0, 6.0, 0.0]], np.float32)).numpy()
+    assert standardized[0, 1] == pytest.approx(1.0)
+
+
+def _unknown_shape_targets(x, y):
+    """A dataset whose targets have no static shape, as from tf.py_function in a map."""
+    dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(4)
+    return dataset.map(lambda a, b: (a, tf.py_function(lambda t: t, [b], tf.float32)))
+
+
+def test_targets_of_unknown_static_shape_are_aligned_or_refused_when_they_arrive():
+    x = np.random.default_rng(0).normal(size=(N, NUM_FEATURES)).astype(np.float32)
+    y = x.sum(axis=1)
+    model = _make("regressor")
+    # (N,) targets against the (N, 1) head: log_prob broadcast them to (N, N), a silently wrong loss.
+    with sampling.posterior_mean():
+        unknown = model.evaluate(_unknown_shape_targets(x, y), verbose=0, return_dict=True)
+        known = model.evaluate(tf.data.Dataset.from_tensor_slices((x, y)).batch(4), verbose=0, return_dict=True)
+    assert unknown["nll"] == pytest.approx(known["nll"], rel=1e-6)
+    before = [w.copy() for w in model.get_weights()]
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"Target does not fit the model.{1,2}s output: the head "
+                                                               r"predicts targets of shape \(N, 1\); reshape y"):
+        model.fit(_unknown_shape_targets(x, np.stack([y, y], axis=1)), epochs=1, verbose=0)
+    for after, previous in zip(model.get_weights(), before):
+        np.testing.assert_array_equal(after, previous)
+
+
+@pytest.mark.parametrize("kind, class_weight, message", [
+    ("classifier", {0: 1.0, 1: 1.0}, r"class_weight has the keys \[0, 1\]; pass one weight for each class 0\.\.2"),
+    ("classifier", {0: np.nan, 1: 1.0, 2: 1.0}, r"class_weight values must be finite and >= 0"),
+    ("classifier", {0: -1.0, 1: 1.0, 2: 1.0}, r"class_weight values must be finite and >= 0"),
+    ("classifier", {0: 0.0, 1: 0.0, 2: 0.0}, r"with at least one > 0"),
+    ("regressor", {0: 1.0}, r"class_weight weighs the classes of a classifier; NormalHead is a regression head\. "
+                            r"Pass sample_weight"),
+])
+def test_bad_class_weight_is_refused_before_anything_runs(kind, class_weight, message):
+    model = _make(kind)
+    model.compile(optimizer=tf_keras.optimizers.Adam(0.01))
+    x = np.random.default_rng(0).normal(size=(N, NUM_FEATURES)).astype(np.float32)
+    y = np.arange(N) % 3 if kind == "classifier" else x.sum(axis=1)
+    before = [w.copy() for w in model.get_weights()]
+    # A NaN weight trained to a loss of -1e9; a missing class failed deep in TF's GatherV2.
+    with pytest.raises(ValueError, match=message):
+        model.fit(x, y, class_weight=class_weight, epochs=1, verbose=0)
+    for after, previous in zip(model.get_weights(), before):
+        np.testing.assert_array_equal(after, previous)
+    assert model.train_function is None
 
 
 def test_unknown_regime():

@@ -38,6 +38,8 @@ Example:
 (2, 1)
 """
 
+import numbers
+
 import tensorflow as tf
 import tf_keras
 
@@ -72,6 +74,9 @@ class MCDropout(tf_keras.layers.Dropout):
     0.5
     """
 
+    def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
+        super().__init__(checked_rate(rate), noise_shape=noise_shape, seed=seed, **kwargs)
+
     def call(self, inputs, training=None):
         mode = sampling.current_mode()
         if mode.kind == "mean" or self.rate == 0:
@@ -81,6 +86,13 @@ class MCDropout(tf_keras.layers.Dropout):
         if seed is not None:
             return tf.nn.experimental.stateless_dropout(inputs, self.rate, seed=seed, noise_shape=noise_shape)
         return self._random_generator.dropout(inputs, self.rate, noise_shape=noise_shape)
+
+
+def checked_rate(rate):
+    """``rate`` if it is a dropout rate in ``[0, 1)``; Keras's Dropout fails only when called."""
+    if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0 <= rate < 1:
+        raise ValueError(f"rate must be a number in [0, 1) (the probability of dropping a unit), got {rate!r}.")
+    return rate
 
 
 def _member_initializer(initializer, member):
@@ -141,7 +153,8 @@ class EnsembleDense(tf_keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if int(units) < 1 or int(num_members) < 1:
+        # Not int(): 2.5 members built 2, and True built a one-member "ensemble".
+        if not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1 for v in (units, num_members)):
             raise ValueError(f"units and num_members must be positive integers, got {units!r}, {num_members!r}.")
         self.units = int(units)
         self.num_members = int(num_members)

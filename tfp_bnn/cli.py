@@ -1,4 +1,4 @@
-"""The ``tfp-bnn`` command line: ``fit``, ``predict``, ``evaluate``.
+"""The ``tfp-bnn`` command line: ``fit``, ``predict``, ``evaluate``, ``export``.
 
     tfp-bnn fit [--data FILE.csv --target COLUMN] --out DIR
     tfp-bnn predict --model DIR --data FILE.csv --output PRED.csv

@@ -84,6 +84,22 @@ def align_target(y, dist):
                 f"predicts targets of shape {_shape_str(expected)}. Reshape y to "
                 f"{_shape_str(expected)} (N examples first)."
             )
+    if not (y.shape.rank is not None and y.shape[1:].is_fully_defined()) and expected[1:].is_fully_defined():
+        # Shapes known only at run time (a Sequence, a generator, tf.py_function in a tf.data
+        # map): check them there, or (N,) against (N, 1) would broadcast to (N, N) silently.
+        tail = expected[1:].as_list()
+        rows = dist.batch_shape_tensor()[0]
+        shape = tf.shape(y)
+        first = tf.concat([shape, [-1]], axis=0)[0]  # -1 for a scalar
+        fits = tf.logical_and(tf.equal(first, rows), tf.equal(tf.size(y), rows * int(np.prod(tail))))
+        check = tf.debugging.Assert(
+            fits,
+            [f"Target does not fit the model's output: the head predicts targets of shape "
+             f"{_shape_str(expected)}; reshape y to {_shape_str(expected)} (N examples first). Got a "
+             "target of shape", shape],
+        )
+        with tf.control_dependencies([check]):
+            y = tf.reshape(y, tf.concat([[rows], tf.constant(tail, tf.int32)], axis=0))
     return tf.cast(y, dist.dtype)
 
 
@@ -493,7 +509,8 @@ class PointClassHead(CategoricalHead):
     For the "deterministic" and "Bayesian" classification regimes: a weight
     draw votes for its most probable class (a one-hot "probability"), so the
     predictive probabilities are vote shares, the expected entropy is 0 and
-    all uncertainty is epistemic.
+    all uncertainty is epistemic. As a tensor (``model.predict``, Keras
+    metrics) the head is the draw's softmax, as a ``Dense(softmax)`` gives.
 
     Example: trained on logits like :class:`CategoricalHead`; in a prediction
     each draw counts as a vote for its most probable class.
@@ -507,6 +524,12 @@ class PointClassHead(CategoricalHead):
 
     def draw_statistics(self, dist):
         return {"probs": tf.one_hot(tf.argmax(dist.logits, axis=-1), self.units, dtype=dist.logits.dtype)}
+
+    def _to_tensor(self, dist):
+        # As a tensor (model.predict, Keras metrics) the draw's softmax, as a
+        # Dense(softmax) classifier gives: a one-hot vote made "categorical_crossentropy"
+        # differ from the loss it equals and left AUC nothing to rank.
+        return dist.probs_parameter()
 
 
 @register

@@ -55,7 +55,7 @@ import tensorflow_probability as tfp
 import tf_keras
 
 from tfp_bnn import sampling
-from tfp_bnn._factory import deserialize, float32_under_mixed_precision, register, serialize
+from tfp_bnn._factory import DistributionFactory, deserialize, float32_under_mixed_precision, register, serialize
 from tfp_bnn.posteriors import FullCovarianceNormal, MeanFieldNormal
 from tfp_bnn.priors import NormalPrior
 
@@ -98,6 +98,18 @@ def _flipout_sign_shape(tensor):
     return tf.concat([shape[:2], tf.ones([tensor.shape.rank - 3], tf.int32), shape[-1:]], axis=0)
 
 
+def _factory(value, default, argument, accepted):
+    """A prior/posterior factory (or its Keras config); a TFP function or a name gets a clear error."""
+    factory = default() if value is None else deserialize(value)
+    if not isinstance(factory, DistributionFactory):
+        # tfp.layers.default_mean_field_normal_fn() failed later as "'function' object has no attribute 'make_layer'".
+        raise ValueError(
+            f"{argument} must be a tfp_bnn distribution factory ({accepted}), got {value!r}; "
+            "tfp.layers' prior/posterior functions go with tfp.layers' own layers."
+        )
+    return factory
+
+
 class _BayesianLayer(tf_keras.layers.Layer):
     """What the dense and convolution layers share: posterior, prior, KL, modes."""
 
@@ -122,10 +134,10 @@ class _BayesianLayer(tf_keras.layers.Layer):
         self.estimator = estimator
         self.activation = tf_keras.activations.get(activation)
         self.use_bias = bool(use_bias)
-        self.kernel_prior = deserialize(kernel_prior) if kernel_prior is not None else NormalPrior()
-        self.kernel_posterior = (
-            deserialize(kernel_posterior) if kernel_posterior is not None else MeanFieldNormal()
-        )
+        self.kernel_prior = _factory(kernel_prior, NormalPrior, "kernel_prior", "NormalPrior, ScaleMixturePrior or "
+                                     "TrainableNormalPrior from tfp_bnn.priors")
+        self.kernel_posterior = _factory(kernel_posterior, MeanFieldNormal, "kernel_posterior",
+                                         "MeanFieldNormal or FullCovarianceNormal from tfp_bnn.posteriors")
         if isinstance(self.kernel_posterior, FullCovarianceNormal) and estimator not in _SINGLE_DRAW:
             raise ValueError(
                 f"The {estimator!r} estimator needs independent weights; use a MeanFieldNormal "

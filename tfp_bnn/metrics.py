@@ -42,11 +42,26 @@ __all__ = [
 ]
 
 
-def _flat_pair(y_true, y_pred):
+def _flat_pair(y_true, y_pred, names=("y_true", "y_pred")):
     y_true, y_pred = np.asarray(y_true, np.float64), np.asarray(y_pred, np.float64)
     if y_true.size != y_pred.size:
-        raise ValueError(f"y_true has {y_true.size} values but y_pred has {y_pred.size}.")
+        raise ValueError(f"{names[0]} has {y_true.size} values but {names[1]} has {y_pred.size}.")
+    # As scikit-learn's metrics: a NaN would be a miss in a coverage, a NaN in a mean.
+    for name, values in zip(names, (y_true, y_pred)):
+        if values.size == 0:
+            raise ValueError(f"{name} is empty; a metric needs at least one example.")
+        if not np.all(np.isfinite(values)):
+            row = int(np.argwhere(~np.isfinite(values.reshape(-1)))[0][0])
+            raise ValueError(f"{name} has a NaN or infinite value (at flat index {row}); drop or impute those rows first.")
     return y_true.reshape(-1), y_pred.reshape(-1)
+
+
+def _ordered_bounds(lower, upper):
+    lower, upper = _flat_pair(lower, upper, ("lower", "upper"))
+    if np.any(lower > upper):
+        row = int(np.argmax(lower > upper))
+        raise ValueError(f"lower > upper at flat index {row}; pass the interval as (lower, upper).")
+    return lower, upper
 
 
 def rmse(y_true, y_pred):
@@ -91,14 +106,14 @@ def mixture_nll(log_likelihoods):
 
 def interval_coverage(y_true, lower, upper):
     """Fraction of targets inside ``[lower, upper]``."""
-    y_true, lower = _flat_pair(y_true, lower)
-    _, upper = _flat_pair(y_true, upper)
+    y_true, _ = _flat_pair(y_true, lower, ("y_true", "lower"))
+    lower, upper = _ordered_bounds(lower, upper)
     return float(np.mean((lower <= y_true) & (y_true <= upper)))
 
 
 def interval_width(lower, upper):
     """Mean width ``upper - lower``."""
-    lower, upper = _flat_pair(lower, upper)
+    lower, upper = _ordered_bounds(lower, upper)
     return float(np.mean(upper - lower))
 
 
@@ -109,8 +124,8 @@ def crps_gaussian(y_true, mean, stddev):
 
     and ``|y - mu|`` where ``sigma = 0`` (a point forecast, e.g. a ``PointHead``).
     """
-    y_true, mean = _flat_pair(y_true, mean)
-    _, stddev = _flat_pair(y_true, stddev)
+    y_true, mean = _flat_pair(y_true, mean, ("y_true", "mean"))
+    _, stddev = _flat_pair(y_true, stddev, ("y_true", "stddev"))
     if np.any(stddev < 0):
         raise ValueError("stddev must be >= 0 (a standard deviation, not a variance or log-scale).")
     point = stddev == 0
@@ -139,8 +154,15 @@ def crps_ensemble(y_true, samples):
 
 
 def _labels_and_probs(labels, probabilities):
-    labels = np.asarray(labels).reshape(-1)
+    labels = np.asarray(labels)
     probabilities = np.asarray(probabilities, np.float64)
+    if labels.ndim == 2 and labels.shape[1] > 1 and labels.shape == probabilities.shape:
+        raise ValueError(
+            f"labels of shape {labels.shape} look one-hot; pass the class indices, labels.argmax(axis=1)."
+        )
+    labels = labels.reshape(-1)
+    if labels.size == 0:
+        raise ValueError("labels is empty; a metric needs at least one example.")
     if probabilities.ndim != 2 or probabilities.shape[0] != labels.size:
         raise ValueError(
             f"probabilities must have shape (N, K) with N = {labels.size} labels, got {probabilities.shape}."

@@ -50,7 +50,7 @@ from tf_keras.src.engine import data_adapter  # Keras's own batching of arrays, 
 from tfp_bnn import heads as heads_lib
 from tfp_bnn import sampling, validation
 from tfp_bnn._factory import register
-from tfp_bnn.baselines import EnsembleDense, MCDropout
+from tfp_bnn.baselines import EnsembleDense, MCDropout, checked_rate
 from tfp_bnn.layers import BayesianDense
 
 __all__ = ["BayesianModel", "make_regressor", "make_classifier", "REGIMES", "INFERENCE_METHODS"]
@@ -258,19 +258,33 @@ class BayesianModel(tf_keras.Model):
         args = _arguments(tf_keras.Model.fit, self, x, y, *args, **kwargs)
         args["x"], args["y"] = self._checked(args["x"], args["y"])
         args["sample_weight"] = _checked_weights(args["sample_weight"], args["x"])
+        _check_class_weight(args["class_weight"], self.head, args["y"])
         validation_data = args["validation_data"]
         if isinstance(validation_data, (tuple, list)) and len(validation_data) >= 2:
             x_valid, y_valid = self._checked(*validation_data[:2])
             weights = [_checked_weights(w, x_valid) for w in validation_data[2:3]]
             args["validation_data"] = (x_valid, y_valid, *weights)
-        return super().fit(**_untuned_arrays(self, args))
+        with self._steps_of_unknown_data(args["x"], args["y"], args["steps_per_epoch"], self.make_train_function):
+            return super().fit(**_untuned_arrays(self, args))
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         args = _arguments(tf_keras.Model.evaluate, self, x, y, *args, **kwargs)
         args["x"], args["y"] = self._checked(args["x"], args["y"])
         args["sample_weight"] = _checked_weights(args["sample_weight"], args["x"])
         extra = args.pop("kwargs", {})  # Keras's private ones, e.g. fit's _use_cached_eval_dataset
-        return super().evaluate(**args, **extra)
+        with self._steps_of_unknown_data(args["x"], args["y"], args["steps"], self.make_test_function):
+            return super().evaluate(**args, **extra)
+
+    def _steps_of_unknown_data(self, x, y, steps, make_function):
+        """One step per execution for data of unknown length (a generator, a filtered Dataset).
+
+        Keras refuses those with steps_per_execution > 1 ("Could not infer the
+        size of the data"), and 32 is tfp_bnn's default; one step at a time
+        runs until the data end, as with Keras's own default.
+        """
+        if steps is None and _size_unknown(x, y):
+            return self._one_step_per_execution(make_function)
+        return contextlib.nullcontext()
 
     def predict_step(self, data):
         # The head's tensor (its mean, or class probabilities), also when run eagerly:
@@ -351,6 +365,29 @@ def _checked_weights(sample_weight, x):
     return validation.check_sample_weight(sample_weight, len(x))
 
 
+def _check_class_weight(class_weight, head, y):
+    """``class_weight`` of a classification head: a finite weight >= 0 for every class, some > 0."""
+    if class_weight is None:
+        return
+    if head.task != "classification":
+        raise ValueError(
+            f"class_weight weighs the classes of a classifier; {type(head).__name__} is a regression head. "
+            "Pass sample_weight (one weight per example) instead."
+        )
+    num_classes = getattr(head, "num_classes", head.units)
+    keys = sorted(class_weight)
+    if keys != list(range(num_classes)):
+        raise ValueError(
+            f"class_weight has the keys {keys}; pass one weight for each class 0..{num_classes - 1}, "
+            f"e.g. {{k: 1.0 for k in range({num_classes})}} and change the ones to weigh."
+        )
+    weights = np.asarray([class_weight[k] for k in keys], np.float64)
+    if not np.all(np.isfinite(weights)) or np.any(weights < 0) or not np.any(weights > 0):
+        raise ValueError(
+            f"class_weight values must be finite and >= 0 with at least one > 0, got {class_weight!r}."
+        )
+
+
 def _single_target(model, y):
     """Keras's other spellings of one target, ``[y]`` and ``{output_name: y}``, as ``y``."""
     # An array in a list; not a nested list, which is one row of targets ([[y1, y2]]: shape (1, 2)).
@@ -396,6 +433,15 @@ def _untuned_arrays(model, args):
             validation_steps=args["validation_steps"] or validation.get_size(),
         )
     return args
+
+
+def _size_unknown(x, y):
+    if isinstance(x, tf.data.Dataset):
+        return int(x.cardinality()) == tf.data.UNKNOWN_CARDINALITY
+    try:
+        return data_adapter.select_data_adapter(x, y) is data_adapter.GeneratorDataAdapter
+    except ValueError:  # a type no adapter takes: Keras names it
+        return False
 
 
 def _array_batches(model, data, batch_size, steps, epochs, shuffle):
@@ -482,7 +528,7 @@ def _layer_factory(bayesian, inference, train_size, layer_kwargs):
     if inference == "ensemble":
         return lambda units, activation=None: [EnsembleDense(units, activation=activation, **layer_kwargs)]
     # MC dropout's KL term is the weight decay l^2 (1 - p) / (2 N) ||W||^2 per example.
-    dropout_rate = layer_kwargs["dropout_rate"]
+    dropout_rate = checked_rate(layer_kwargs["dropout_rate"])
     decay = MC_DROPOUT_LENGTH_SCALE**2 * (1.0 - dropout_rate) / (2.0 * int(train_size))
     return lambda units, activation=None: [
         MCDropout(dropout_rate),
@@ -501,6 +547,17 @@ def _build(input_shape, hidden_units, head, dense, activation, input_mean, input
     if input_mean is not None or input_std is not None:
         mean = _per_feature(0.0 if input_mean is None else input_mean, input_shape, "input_mean")
         std = _per_feature(1.0 if input_std is None else input_std, input_shape, "input_std")
+        if not np.all(np.isfinite(np.asarray(mean, np.float64))):
+            raise ValueError(f"input_mean {input_mean!r} is not finite; compute it from data without NaN or inf.")
+        if not np.all(np.isfinite(np.asarray(std, np.float64))) or np.any(np.asarray(std) < 0):
+            raise ValueError(
+                f"input_std {input_std!r} must be finite and >= 0 for every feature; compute it from data "
+                "without NaN or inf, e.g. x.std(axis=0)."
+            )
+        if np.any(np.asarray(std) == 0):
+            # A feature constant in training is scaled by 1, as scikit-learn's StandardScaler
+            # does: Keras's floor of 1e-7 would multiply any later change of it by 10^7.
+            std = np.where(np.asarray(std) == 0, np.ones_like(std), std)
         if not np.all(np.square(np.asarray(std, np.float64)) <= np.finfo(np.float32).max):
             raise ValueError(
                 f"input_std {input_std!r}: its square, the variance, is beyond float32's range; rescale the inputs."
@@ -561,7 +618,9 @@ def make_regressor(
       head: a :mod:`tfp_bnn.heads` head for the probabilistic regimes
         (default ``NormalHead``); point regimes use ``PointHead``.
       input_mean, input_std: if given, inputs are standardized inside the
-        model (a ``Normalization`` layer), so it takes raw units.
+        model (a ``Normalization`` layer), so it takes raw units. A std of 0
+        (a feature constant in training) is taken as 1, as scikit-learn's
+        ``StandardScaler`` does.
       target_mean, target_std: the default heads predict
         ``target_mean + target_std * z`` from standardized ``z``.
 
@@ -666,6 +725,12 @@ def _layer_kwargs(bayesian, inference, estimator, kernel_prior, kernel_posterior
 
 
 def _check_own_head(head, units, target_mean, target_std):
+    # A regime "with aleatoric uncertainty" must get a head that has some.
+    if isinstance(head, heads_lib.PointHead):
+        raise ValueError(
+            "a PointHead has no noise, so a probabilistic regime would report no aleatoric uncertainty; use "
+            "regime='deterministic' or 'bayesian' for a point head, or a distribution head such as NormalHead."
+        )
     if head.units != units:
         raise ValueError(
             f"units={units} but the head predicts {head.units} target(s); pass units={head.units}, or a head "

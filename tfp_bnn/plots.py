@@ -20,7 +20,8 @@ Classification (:class:`tfp_bnn.ClassificationPrediction`):
 * :func:`class_probability_bars`: one input's class probabilities and their
   spread over weight draws.
 
-``import tfp_bnn`` does not import this module (nor matplotlib); import it
+``import tfp_bnn`` does not import this module, nor does tfp_bnn import
+matplotlib (TensorFlow's Keras 3 does, when it is installed); import it
 yourself:
 
 >>> import numpy as np, tfp_bnn

@@ -1,0 +1,193 @@
+"""Seeds, levels, chunks and rates that a wrong implementation would get silently wrong.
+
+Each test was written against a mutant of the code that the rest of the suite
+let pass (named in its docstring): the same noise in every layer, a cached
+graph that ignores ``level``, chunks joined on the wrong axis, and so on.
+"""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras
+from scipy import stats
+
+import tfp_bnn
+from tfp_bnn import sampling
+
+N = 30
+
+
+@pytest.fixture
+def inputs():
+    return np.random.default_rng(0).normal(size=(N, 2)).astype(np.float32)
+
+
+def _regressor(**kwargs):
+    return tfp_bnn.make_regressor((2,), hidden_units=(8,), train_size=N,
+                                  kernel_posterior=tfp_bnn.MeanFieldNormal(initial_scale=0.3), **kwargs)
+
+
+def _mixture_cdf(result, y):
+    means = result.draw_means.astype(np.float64)
+    scales = np.sqrt(result.draw_variances.astype(np.float64))
+    return stats.norm.cdf(np.asarray(y, np.float64)[np.newaxis], means, scales).mean(axis=0)
+
+
+# -- prediction.py -------------------------------------------------------------------------------
+
+
+def test_a_second_level_on_the_same_model_gives_its_own_interval(inputs):
+    """Mutant: the cached graph's key leaves out ``level`` (prediction.py:192).
+
+    The first call's graph (level 0.95) is then reused for level 0.5, and the
+    0.5 interval comes back as the 95 % one: its ends sit at mixture CDF
+    0.025/0.975 instead of 0.25/0.75.
+    """
+    model = _regressor()
+    wide = tfp_bnn.predict(model, inputs, num_samples=50, seed=0, level=0.95)
+    narrow = tfp_bnn.predict(model, inputs, num_samples=50, seed=0, level=0.5)
+    np.testing.assert_allclose(_mixture_cdf(narrow, narrow.lower), 0.25, atol=1e-4)
+    np.testing.assert_allclose(_mixture_cdf(narrow, narrow.upper), 0.75, atol=1e-4)
+    assert np.all(narrow.upper - narrow.lower < 0.8 * (wide.upper - wide.lower))
+    np.testing.assert_array_equal(narrow.mean, wide.mean)  # same seed: same networks
+
+
+def test_unseeded_predictions_draw_afresh_and_follow_the_global_seed(inputs):
+    """Mutant: ``seed=None`` becomes a fixed seed (prediction.py:634).
+
+    Two unseeded calls then return identical numbers; they should differ as
+    two Monte Carlo estimates do, and repeat after ``set_random_seed``.
+    """
+    model = _regressor()
+    tf_keras.utils.set_random_seed(7)
+    first = tfp_bnn.predict(model, inputs, num_samples=20)
+    second = tfp_bnn.predict(model, inputs, num_samples=20)
+    assert np.max(np.abs(first.mean - second.mean)) > 1e-3
+    tf_keras.utils.set_random_seed(7)
+    np.testing.assert_array_equal(tfp_bnn.predict(model, inputs, num_samples=20).mean, first.mean)
+
+
+def test_log_likelihoods_in_several_chunks_are_the_one_chunk_numbers(inputs):
+    """Mutant: chunks of ``log_likelihoods`` joined on the draw axis (prediction.py:645).
+
+    The (T, N) array then comes back (T * chunks, chunk) and mixture_nll
+    averages the wrong axis.
+    """
+    model = _regressor()
+    y = np.random.default_rng(1).normal(size=N).astype(np.float32)
+    one = tfp_bnn.log_likelihoods(model, inputs, y, num_samples=10, seed=0)
+    chunked = tfp_bnn.log_likelihoods(model, inputs, y, num_samples=10, seed=0, batch_size=7)
+    assert one.shape == chunked.shape == (10, N)
+    np.testing.assert_allclose(chunked, one, rtol=1e-5, atol=1e-5)
+
+
+def test_a_point_head_reports_no_aleatoric_variance_in_raw_units(inputs):
+    """Mutant: PointHead.draw_statistics returns the unit training scale as variance (heads.py:231).
+
+    A "bayesian" regressor (point head) would then report aleatoric variance
+    target_std**2 = 4 and a stddev that never shrinks below 2; all its
+    uncertainty is epistemic, so the aleatoric part must be exactly 0.
+    """
+    model = tfp_bnn.make_regressor((2,), regime="bayesian", hidden_units=(8,), train_size=N, target_std=2.0,
+                                   kernel_posterior=tfp_bnn.MeanFieldNormal(initial_scale=0.3))
+    result = tfp_bnn.predict(model, inputs, num_samples=50, seed=0)
+    np.testing.assert_array_equal(result.aleatoric_variance, 0.0)
+    np.testing.assert_allclose(result.total_variance, result.draw_means.astype(np.float64).var(axis=0), rtol=1e-4)
+    assert np.all(result.epistemic_variance > 0)
+
+
+# -- layers.py / sampling.py ----------------------------------------------------------------------
+
+
+def test_two_layers_of_one_shape_draw_independent_weights():
+    """Mutant: every layer gets the same stateless seed (sampling.py:313).
+
+    Two Bayesian layers of equal size then draw the *same* standard-normal
+    noise: the standardized weight draws of the two layers correlate at 1.0
+    (MC dropout masks of equal shape likewise coincide). Independent draws
+    correlate at ~0 (standard error 1/sqrt(2400) = 0.02).
+    """
+    inputs = tf_keras.Input((3,))
+    h = tfp_bnn.BayesianDense(3, kl_weight=0.1, kernel_posterior=tfp_bnn.MeanFieldNormal(0.3))(inputs)
+    h = tfp_bnn.BayesianDense(3, kl_weight=0.1, kernel_posterior=tfp_bnn.MeanFieldNormal(0.3))(h)
+    model = tfp_bnn.BayesianModel(inputs, tfp_bnn.NormalHead(1)(tf_keras.layers.Dense(2)(h)))
+    first, second = [layer for layer in model.layers if isinstance(layer, tfp_bnn.BayesianDense)]
+    record = []
+    with sampling.weight_draws(200, sampling.stateless_seed(0), record=record):
+        model(tf.zeros([200, 3]))
+    noise = [((w.numpy() - layer.posterior.loc.numpy()) / layer.posterior.scale().numpy()).ravel()
+             for w, layer in zip(record, (first, second))]
+    assert abs(np.corrcoef(noise[0], noise[1])[0, 1]) < 0.1
+
+
+def test_two_mc_dropout_layers_draw_independent_masks():
+    """Same mutant as above (sampling.py:313), seen through MC dropout: equal masks in every layer."""
+    first, second = tfp_bnn.MCDropout(0.5), tfp_bnn.MCDropout(0.5)
+    with sampling.weight_draws(4, sampling.stateless_seed(0)):
+        a, b = first(tf.ones([4 * 50, 20])).numpy() != 0, second(tf.ones([4 * 50, 20])).numpy() != 0
+    assert 0.4 < np.mean(a == b) < 0.6  # independent fair masks agree half the time
+
+
+def test_seeds_beyond_two_to_the_31_are_distinct_draws(inputs):
+    """Mutant: ``stateless_seed`` drops the high 31 bits (sampling.py:418).
+
+    Seeds 5 and 5 + 2**31 then give the same pair and the same networks,
+    though both are valid seeds of predict and of the served signatures.
+    """
+    low, high = sampling.stateless_seed(5).numpy(), sampling.stateless_seed(5 + 2**31).numpy()
+    assert low.tolist() == [5, 0] and high.tolist() == [5, 1]
+    model = _regressor()
+    a = tfp_bnn.predict(model, inputs, num_samples=10, seed=5)
+    b = tfp_bnn.predict(model, inputs, num_samples=10, seed=5 + 2**31)
+    assert np.max(np.abs(a.mean - b.mean)) > 1e-3
+
+
+# -- baselines.py / models.py ---------------------------------------------------------------------
+
+
+def test_mc_dropout_drops_at_its_rate_inside_predict():
+    """Mutant: the seeded path (the one predict and serving use) drops at 1 - rate (baselines.py:82).
+
+    The existing test of the seeded path uses rate 0.5, where p and 1 - p agree.
+    """
+    layer = tfp_bnn.MCDropout(0.1)
+    with sampling.weight_draws(10, sampling.stateless_seed(0)):
+        outputs = layer(tf.ones([10 * 100, 20])).numpy()
+    assert abs(np.mean(outputs == 0) - 0.1) < 0.02
+    np.testing.assert_allclose(outputs[outputs != 0], 1 / 0.9, rtol=1e-6)
+
+
+def test_mc_dropout_weight_decay_is_l2_one_minus_p_over_2n():
+    """Mutant: the decay uses p instead of 1 - p (models.py:486).
+
+    The README promises ``l^2 (1 - p) / (2N)``; model.losses must be that
+    times the squared norm of every Dense kernel after the dropout.
+    """
+    from tfp_bnn.models import MC_DROPOUT_LENGTH_SCALE
+
+    rate, n = 0.2, 40
+    model = tfp_bnn.make_regressor((2,), hidden_units=(8,), train_size=n, inference="mc_dropout", dropout_rate=rate)
+    dense = [layer for layer in model.layers if isinstance(layer, tf_keras.layers.Dense)]
+    assert len(dense) == 2
+    decay = MC_DROPOUT_LENGTH_SCALE**2 * (1 - rate) / (2 * n)
+    expected = decay * sum(np.sum(layer.kernel.numpy().astype(np.float64) ** 2) for layer in dense)
+    np.testing.assert_allclose(float(tf.add_n(model.losses)), expected, rtol=1e-5)
+
+
+# -- serving.py -----------------------------------------------------------------------------------
+
+
+def test_exported_interval_has_the_exported_level(inputs, tmp_path):
+    """Mutant: the served summary ignores ``level`` (serving.py:245) and always answers 95 %.
+
+    tfp_bnn.json records level 0.5 while lower/upper are the 95 % ends.
+    """
+    from tfp_bnn import serving
+
+    model = _regressor()
+    serving.export_for_serving(model, tmp_path / "m", num_samples=20, level=0.5)
+    loaded = tf.saved_model.load(str(tmp_path / "m" / "1"))
+    answer = loaded.signatures["serving_default"](x=tf.constant(inputs), seed=tf.constant(3, tf.int64))
+    expected = tfp_bnn.predict(model, inputs, num_samples=20, seed=3, level=0.5)
+    np.testing.assert_allclose(answer["lower"].numpy(), expected.lower, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(answer["upper"].numpy(), expected.upper, rtol=1e-4, atol=1e-4)
