@@ -36,6 +36,17 @@ class UsageError(Exception):
 
 
 def main(argv=None):
+    """Run one ``tfp-bnn`` command; the entry point of ``tfp-bnn`` and ``python -m tfp_bnn``.
+
+    Args:
+      argv: the arguments after the program name, e.g. ``["fit", "--out", "runs/gap"]``;
+        ``None`` reads ``sys.argv[1:]``.
+
+    Returns:
+      The exit status: 0 on success, 2 after bad input, reported as one line on standard
+      error (set ``TFP_BNN_DEBUG=1`` to see a ``ValueError``/``TypeError`` raised with its
+      traceback instead). ``--help`` and unknown arguments exit through ``argparse``.
+    """
     parser = _parser()
     args = parser.parse_args(argv)
     try:

@@ -73,13 +73,28 @@ GAP_REGRESSION_INTERVALS = ((-3.0, -1.0), (1.0, 3.0))
 
 
 def gap_regression_mean(x):
-    """``E[y | x] = sin(2x) + 0.3 x``."""
+    """``E[y | x] = sin(2x) + 0.3 x``.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from tfp_bnn.data import gap_regression_mean
+    >>> gap_regression_mean([0.0, np.pi / 4]).round(4).tolist()  # sin(pi / 2) + 0.3 pi / 4
+    [0.0, 1.2356]
+    """
     x = np.asarray(x, np.float64)
     return np.sin(2.0 * x) + 0.3 * x
 
 
 def gap_regression_noise_std(x):
-    """True noise standard deviation, rising linearly from 0.1 at x = -3 to 0.5 at x = 3."""
+    """True noise standard deviation, rising linearly from 0.1 at x = -3 to 0.5 at x = 3.
+
+    Example:
+
+    >>> from tfp_bnn.data import gap_regression_noise_std
+    >>> gap_regression_noise_std([-3.0, 0.0, 3.0]).round(4).tolist()
+    [0.1, 0.3, 0.5]
+    """
     x = np.asarray(x, np.float64)
     return 0.1 + 0.4 * (x + 3.0) / 6.0
 
@@ -89,6 +104,23 @@ def gap_regression(num_samples=1000, seed=0, intervals=GAP_REGRESSION_INTERVALS)
 
     Returns:
       ``x`` float32 ``(num_samples, 1)``, ``y`` float32 ``(num_samples,)``.
+
+    Example: every ``x`` lies in one of the two intervals; the noise around the true
+    mean is what :func:`gap_regression_noise_std` says.
+
+    >>> import numpy as np
+    >>> from tfp_bnn.data import GAP_REGRESSION_INTERVALS, gap_regression
+    >>> from tfp_bnn.data import gap_regression_mean, gap_regression_noise_std
+    >>> x, y = gap_regression(10_000, seed=0)
+    >>> x.shape, y.shape, x.dtype.name
+    ((10000, 1), (10000,), 'float32')
+    >>> GAP_REGRESSION_INTERVALS
+    ((-3.0, -1.0), (1.0, 3.0))
+    >>> bool(np.all((np.abs(x) >= 1) & (np.abs(x) <= 3)))  # nothing in the gap (-1, 1)
+    True
+    >>> z = (y - gap_regression_mean(x[:, 0])) / gap_regression_noise_std(x[:, 0])
+    >>> round(float(z.std()), 1)  # standardized noise
+    1.0
     """
     _check_num_samples(num_samples)
     rng = np.random.default_rng(seed)
@@ -117,12 +149,30 @@ def _uniform_regression(num_samples, seed, mean, noise_std):
 
 
 def linear_regression_mean(x):
-    """``E[y | x] = x``."""
+    """``E[y | x] = x``.
+
+    Example: the residuals of :func:`linear_regression`'s data have the noise std 3/8.
+
+    >>> from tfp_bnn.data import linear_regression, linear_regression_mean
+    >>> linear_regression_mean([-1.0, 0.5]).tolist()
+    [-1.0, 0.5]
+    >>> x, y = linear_regression(10_000, seed=0)
+    >>> residual = y - linear_regression_mean(x[:, 0])
+    >>> abs(float(residual.std()) - 0.375) < 0.01
+    True
+    """
     return np.array(x, np.float64)
 
 
 def linear_regression_noise_std(x):
-    """Constant noise standard deviation ``3/8``."""
+    """Constant noise standard deviation ``3/8``.
+
+    Example: the same at every ``x``, in the shape of ``x``.
+
+    >>> from tfp_bnn.data import linear_regression_noise_std
+    >>> linear_regression_noise_std([-1.0, 0.0, 1.0]).tolist()
+    [0.375, 0.375, 0.375]
+    """
     return np.full(np.shape(x), 3.0 / 8.0)
 
 
@@ -140,12 +190,31 @@ def linear_regression(num_samples=100, seed=0):
 
 
 def cubic_regression_mean(x):
-    """``E[y | x] = x^3``."""
+    """``E[y | x] = x^3``.
+
+    Example:
+
+    >>> from tfp_bnn.data import cubic_regression_mean
+    >>> cubic_regression_mean([-1.0, 0.5, 2.0]).tolist()
+    [-1.0, 0.125, 8.0]
+    """
     return np.asarray(x, np.float64) ** 3
 
 
 def cubic_regression_noise_std(x):
-    """``0.1 (2 + x)``: rises linearly with ``x`` from 0.1 at ``x = -1`` to 0.3 at ``x = 1``."""
+    """``0.1 (2 + x)``: rises linearly with ``x`` from 0.1 at ``x = -1`` to 0.3 at ``x = 1``.
+
+    Example: the residuals of :func:`cubic_regression`'s data, left and right of 0.
+
+    >>> from tfp_bnn.data import cubic_regression, cubic_regression_mean, cubic_regression_noise_std
+    >>> round(float(cubic_regression_noise_std(0.0)), 4)
+    0.2
+    >>> x, y = cubic_regression(10_000, seed=0)
+    >>> residual = y - cubic_regression_mean(x[:, 0])
+    >>> left, right = x[:, 0] < 0, x[:, 0] > 0
+    >>> round(float(residual[left].std()), 2), round(float(residual[right].std()), 2)  # about 0.15 and 0.25
+    (0.15, 0.25)
+    """
     return 0.1 * (2.0 + np.asarray(x, np.float64))
 
 
@@ -169,7 +238,17 @@ def cubic_regression(num_samples=1000, seed=0):
 
 
 class DataError(ValueError):
-    """A problem with a data file, folder or named data set; the message is one line, fit to print."""
+    """A problem with a data file, folder or named data set; the message is one line, fit to print.
+
+    A ``ValueError``, so ``except ValueError`` catches it too.
+
+    Example:
+
+    >>> from tfp_bnn.data import load_sklearn
+    >>> load_sklearn("mnist")
+    Traceback (most recent call last):
+    tfp_bnn.data.DataError: unknown scikit-learn data set 'mnist'; choose one of iris, wine, breast_cancer, digits.
+    """
 
 
 TASKS = ("regression", "classification")

@@ -26,6 +26,16 @@ def _region(x):
 
 
 def main(argv=None):
+    """Fit on the built-in gap data, predict on a grid and print the uncertainty table.
+
+    Args:
+      argv: ``--out DIR`` (the model folder, replaced; default ``runs/demo``),
+        ``--epochs``, ``--samples`` (weight draws per prediction) and ``--seed``;
+        ``None`` reads ``sys.argv[1:]``.
+
+    Returns:
+      The exit status: 0, or 1 if the ``fit`` or ``predict`` command failed.
+    """
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="model folder (replaced)")
     parser.add_argument("--epochs", type=int, default=500)

@@ -70,6 +70,18 @@ def align_target(y, dist):
     size 1 more or less (``(N,)`` for ``(N, 1)`` and back); raises a
     ``ValueError`` naming both shapes otherwise. ``y`` is cast to the
     distribution's dtype.
+
+    Example: three examples of one target, event shape ``[1]``.
+
+    >>> import tensorflow as tf
+    >>> from tfp_bnn.heads import NormalHead, align_target
+    >>> dist = NormalHead(1)(tf.zeros([3, 2]))
+    >>> y = align_target([0.5, 1.0, 1.5], dist)  # (N,) -> (N, 1)
+    >>> y.shape, dist.log_prob(y).shape  # one log-probability per example
+    (TensorShape([3, 1]), TensorShape([3]))
+    >>> align_target(tf.zeros([3, 2]), dist)
+    Traceback (most recent call last):
+    ValueError: Target of shape (N, 2) does not fit the model's output: the head predicts targets of shape (N, 1). Reshape y to (N, 1) (N examples first).
     """
     y = tf.convert_to_tensor(y)
     expected = dist.batch_shape.concatenate(dist.event_shape)
@@ -124,6 +136,23 @@ class Head(tfp.layers.DistributionLambda):
     ``_make_distribution``; they may override ``draw_statistics``,
     ``components`` and ``_to_tensor``. Heads over counts set
     ``integer_valued``: their prediction intervals end on whole numbers.
+
+    Example: a Laplace head, location and unconstrained scale per target.
+
+    >>> import tensorflow as tf, tensorflow_probability as tfp
+    >>> from tfp_bnn.heads import Head
+    >>> class LaplaceHead(Head):
+    ...     params_per_unit = 2
+    ...     def _make_distribution(self, params):
+    ...         loc, raw_scale = params[..., : self.units], params[..., self.units :]
+    ...         laplace = tfp.distributions.Laplace(loc, tf.nn.softplus(raw_scale))
+    ...         return tfp.distributions.Independent(laplace, reinterpreted_batch_ndims=1)
+    >>> head = LaplaceHead(units=1)
+    >>> head.task, head.params_size, head.target_shape  # the layer before it has params_size units
+    ('regression', 2, (1,))
+    >>> stats = head.draw_statistics(head(tf.zeros([4, 2])))  # what one weight draw predicts
+    >>> stats["mean"].shape, round(float(stats["variance"][0, 0]), 4)  # 2 softplus(0)^2
+    (TensorShape([4, 1]), 0.9609)
     """
 
     task = "regression"

@@ -107,7 +107,20 @@ _STACKS = {}  # thread id -> that thread's active modes, innermost last
 
 
 def current_mode() -> Mode:
-    """The innermost active mode (``single`` when no context is active)."""
+    """The innermost active mode (``single`` when no context is active).
+
+    Example:
+
+    >>> from tfp_bnn.sampling import current_mode, posterior_mean, weight_draws
+    >>> current_mode().kind
+    'single'
+    >>> with weight_draws(5):
+    ...     outer = current_mode().kind, current_mode().num_draws
+    ...     with posterior_mean():
+    ...         inner = current_mode().kind
+    >>> outer, inner
+    (('draws', 5), 'mean')
+    """
     stack = _STACKS.get(threading.get_ident()) or _strategy_caller_stack()
     return stack[-1] if stack else _DEFAULT
 
@@ -153,6 +166,24 @@ def weight_draws(num_draws, seed=None, *, weights=None, record=None):
         of a large layer's weights costs as much as a chunk's matmuls.
       record: optional list; each Bayesian layer appends the weight draws it
         uses.
+
+    Example: record the draws of a seed, then use them again.
+
+    >>> import numpy as np, tensorflow as tf, tfp_bnn
+    >>> from tfp_bnn.sampling import stateless_seed, weight_draws
+    >>> layer = tfp_bnn.BayesianDense(2, kl_weight=1 / 100)
+    >>> x = np.ones((3, 4), "float32")
+    >>> record = []
+    >>> with weight_draws(5, seed=stateless_seed(0), record=record):
+    ...     y = layer(tf.tile(x, [5, 1]))  # [T * batch, ...], draw-major
+    >>> y.shape, record[0].shape  # T = 5 draws of the 4 * 2 kernel and 2 biases
+    (TensorShape([15, 2]), TensorShape([5, 10]))
+    >>> with weight_draws(5, seed=stateless_seed(0)):  # the same seed: the same networks
+    ...     same_seed = layer(tf.tile(x, [5, 1]))
+    >>> with weight_draws(5, weights=record):  # the recorded draws: the same networks
+    ...     same_weights = layer(tf.tile(x, [5, 1]))
+    >>> bool(np.array_equal(y, same_seed)), bool(np.array_equal(y, same_weights))
+    (True, True)
     """
     if int(num_draws) < 1:
         raise ValueError(f"num_draws must be a positive integer, got {num_draws!r}.")
@@ -160,7 +191,20 @@ def weight_draws(num_draws, seed=None, *, weights=None, record=None):
 
 
 def posterior_mean():
-    """Context in which Bayesian layers use the mean of their posterior (no noise)."""
+    """Context in which Bayesian layers use the mean of their posterior (no noise).
+
+    Example: outside it every call draws new weights; inside, a layer is deterministic.
+
+    >>> import numpy as np, tfp_bnn
+    >>> from tfp_bnn.sampling import posterior_mean
+    >>> layer = tfp_bnn.BayesianDense(2, kl_weight=1 / 100)
+    >>> x = np.ones((3, 4), "float32")
+    >>> bool(np.array_equal(layer(x), layer(x)))
+    False
+    >>> with posterior_mean():
+    ...     bool(np.array_equal(layer(x), layer(x)))
+    True
+    """
     return _entered(Mode("mean"))
 
 
@@ -173,6 +217,15 @@ def stateless_seed(seed):
     :func:`tfp_bnn.predict` does from a Python int. (Not
     ``tfp.random.sanitize_seed``: for ints it runs a stateful op, which gives
     a new value on every eager call.)
+
+    Example:
+
+    >>> from tfp_bnn.sampling import stateless_seed
+    >>> seed = stateless_seed(2**31 + 5)  # low 31 bits 5, next 31 bits 1
+    >>> seed.numpy().tolist(), seed.dtype.name
+    ([5, 1], 'int32')
+    >>> stateless_seed(2**62 + 5).numpy().tolist()  # beyond 2**62 seeds repeat
+    [5, 0]
     """
     seed = tf.convert_to_tensor(seed, tf.int64)
     mask = tf.constant(0x7FFFFFFF, tf.int64)

@@ -36,7 +36,10 @@ weight draws are stateless random ops, and the same as those of
 (default ``-1``: any negative value) the graph draws a fresh seed per request,
 so answers vary as Monte Carlo estimates do; the ``seed`` output says which,
 so any answer can be reproduced by sending its seed. Every output has the batch as
-its first axis, so TF Serving's row ("instances") format works too.
+its first axis, so TF Serving's row ("instances") format works too. In Python,
+``tf.saved_model.load(path).signatures[name]`` wants the seed as an argument
+(``seed=tf.constant(-1, tf.int64)`` for fresh draws): only the server fills in
+the default.
 
 Layout, the one TF Serving watches::
 
@@ -124,6 +127,20 @@ def export_for_serving(model, export_dir, *, num_samples=100, version=None, leve
     must-compile mark, and would then run only on a server built with XLA's
     JIT, while every op of the plain graph is a core op that any TF Serving
     build registers (``tests/test_serving.py`` checks each one).
+
+    Example: version 1 of a new classifier, with the class names in its metadata.
+
+    >>> import json, tfp_bnn
+    >>> from tfp_bnn.serving import export_for_serving
+    >>> model = tfp_bnn.make_classifier((4,), 3, train_size=100)  # fit it first
+    >>> path = export_for_serving(model, "models/iris", num_samples=10, metadata={"classes": ["a", "b", "c"]})
+    >>> path.as_posix(), sorted(p.name for p in (path / "assets.extra").iterdir())
+    ('models/iris/1', ['tf_serving_warmup_requests', 'tfp_bnn.json'])
+    >>> info = json.loads((path / "assets.extra" / "tfp_bnn.json").read_text())
+    >>> info["num_samples"], info["input_shape"], info["classes"]
+    (10, [4], ['a', 'b', 'c'])
+    >>> info["signatures"]["serving_default"]["probabilities"], info["signatures"]["samples"]["samples"]
+    ('float32 (N, 3)', 'int64 (N, 10)')
     """
     head = prediction._head(model, "export_for_serving")
     prediction._refuse_tfp_variational_layers(model)
@@ -186,6 +203,19 @@ def check_export_dir(export_dir, version=None):
     ``export_dir`` is ``BASE/NAME``: a folder (possibly not yet there) whose
     integer-named subfolders are versions. Raises ``FileExistsError`` if
     ``version`` exists already, ``ValueError`` for a bad version or folder.
+
+    Example: check before a long training run that the export will not fail.
+
+    >>> from pathlib import Path
+    >>> from tfp_bnn.serving import check_export_dir
+    >>> check_export_dir("models/prices")  # a new model: version 1
+    1
+    >>> Path("models/prices/1").mkdir(parents=True)
+    >>> check_export_dir("models/prices")
+    2
+    >>> check_export_dir("models/prices", version=1)
+    Traceback (most recent call last):
+    FileExistsError: models/prices/1 already exists and a served version is never overwritten; omit the version to write the next one (2) or choose an unused number.
     """
     export_dir = Path(export_dir)
     if export_dir.exists() and not export_dir.is_dir():
@@ -376,6 +406,19 @@ def predict_request(x, *, model_name, signature_name="serving_default", seed=Non
         out (fresh weight draws).
       version: ask for this version instead of the newest one served.
       input_shape: if given, ``x`` must have it (e.g. ``(13,)``).
+
+    Example: a request for two inputs, to send with your own gRPC client.
+
+    >>> import tensorflow as tf
+    >>> from tfp_bnn.serving import predict_request
+    >>> request = predict_request([[0.5], [4.0]], model_name="gap", seed=0)
+    >>> request.model_spec.name, request.model_spec.signature_name, sorted(request.inputs)
+    ('gap', 'serving_default', ['seed', 'x'])
+    >>> tf.make_ndarray(request.inputs["x"]).shape, int(tf.make_ndarray(request.inputs["seed"]))
+    ((2, 1), 0)
+    >>> predict_request([0.5, 4.0], model_name="gap")
+    Traceback (most recent call last):
+    ValueError: x has shape (2,); a request takes a batch of shape (N, features): reshape a single example to (1, features).
     """
     predict_pb2, _, _ = _serving_apis()
     if input_shape is None:

@@ -56,7 +56,18 @@ def _check_finite(array, name):
 
 
 def check_inputs(x, input_shape):
-    """``x`` as float32 of shape ``(N, *input_shape)``; ``(N,)`` is accepted for one feature."""
+    """``x`` as float32 of shape ``(N, *input_shape)``; ``(N,)`` is accepted for one feature.
+
+    Example:
+
+    >>> from tfp_bnn.validation import check_inputs
+    >>> x = check_inputs([1, 2, 3], input_shape=(1,))  # a list of ints, one feature
+    >>> x.shape, x.dtype.name
+    ((3, 1), 'float32')
+    >>> check_inputs([["a", "b"]], input_shape=(2,))
+    Traceback (most recent call last):
+    TypeError: x has dtype <U1, not a number type; convert it to float32 (e.g. x.astype('float32')) after encoding any text columns.
+    """
     array = _as_numeric_array(x, "x")
     expected = tuple(input_shape)
     if array.ndim == 1 and expected == (1,):
@@ -78,7 +89,22 @@ def _describe(shape):
 
 
 def check_targets(y, head, num_examples=None):
-    """``y`` as float32, reshaped to the head's ``(N, *target_shape)`` and checked against its support."""
+    """``y`` as float32, reshaped to the head's ``(N, *target_shape)`` and checked against its support.
+
+    Example: a regression head's ``(N,)`` targets become ``(N, 1)``; a label outside
+    a classifier's classes is refused before any training.
+
+    >>> from tfp_bnn.heads import CategoricalHead, NormalHead
+    >>> from tfp_bnn.validation import check_targets
+    >>> check_targets([0.5, 1.5], NormalHead(1)).shape
+    (2, 1)
+    >>> check_targets([0, 3], CategoricalHead(3))
+    Traceback (most recent call last):
+    ValueError: y[1] = 3, but labels must be integers 0..2 (the head has 3 classes); encode the classes as 0..K-1.
+    >>> check_targets([0.5, 1.5], NormalHead(1), num_examples=3)
+    Traceback (most recent call last):
+    ValueError: x has 3 examples but y has 2; pass one target per example.
+    """
     array = _as_numeric_array(y, "y")
     if num_examples is not None and array.shape[0] != num_examples:
         raise ValueError(
@@ -216,7 +242,19 @@ def dataset_inputs(dataset, input_shape):
 
 
 def check_num_samples(num_samples, model=None):
-    """``num_samples`` as a positive Python int; for an ensemble ``model``, a multiple of its size."""
+    """``num_samples`` as a positive Python int; for an ensemble ``model``, a multiple of its size.
+
+    Example:
+
+    >>> import numpy as np, tfp_bnn
+    >>> from tfp_bnn.validation import check_num_samples
+    >>> check_num_samples(np.int64(100))
+    100
+    >>> ensemble = tfp_bnn.make_regressor((1,), inference="ensemble", num_members=5)
+    >>> check_num_samples(12, ensemble)
+    Traceback (most recent call last):
+    ValueError: An ensemble of 5 members needs num_samples to be a multiple of 5 (draw t is member t mod 5), got 12; e.g. num_samples=10.
+    """
     if isinstance(num_samples, bool) or not isinstance(num_samples, (int, np.integer)) or num_samples < 1:
         raise ValueError(
             f"num_samples must be a positive integer (the number of weight draws), got {num_samples!r}."
