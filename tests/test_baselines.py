@@ -71,6 +71,14 @@ def test_mc_dropout_refuses_a_rate_outside_0_1_when_built(rate):
         tfp_bnn.make_regressor((1,), inference="mc_dropout", dropout_rate=rate, train_size=10)
 
 
+def test_a_numpy_float32_dropout_rate_builds_and_trains():
+    # Keras's L2 refused the weight decay derived from it ("not a valid regularization penalty number").
+    model = tfp_bnn.make_regressor((1,), hidden_units=(4,), inference="mc_dropout", dropout_rate=np.float32(0.1),
+                                   train_size=8)
+    model.compile(tf_keras.optimizers.Adam(0.01))
+    assert np.isfinite(model.fit(np.ones((8, 1)), np.ones(8), epochs=1, verbose=0).history["loss"][0])
+
+
 def test_mc_dropout_is_the_identity_under_posterior_mean():
     x = tf.random.normal([5, 3])
     with sampling.posterior_mean():

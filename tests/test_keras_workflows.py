@@ -87,6 +87,34 @@ def test_data_of_unknown_length_trains_as_with_one_step_per_execution(data):
         np.testing.assert_array_equal(w, w_1)
 
 
+def test_validation_data_of_unknown_length_is_run_one_step_at_a_time():
+    filtered = tf.data.Dataset.from_tensor_slices((X, Y)).filter(lambda x, y: True).batch(16)
+    model = _regressor()
+    model.compile(tf_keras.optimizers.Adam(0.01))
+    logs = model.fit(X, Y, epochs=1, batch_size=16, validation_data=filtered, verbose=0).history
+    with sampling.posterior_mean():
+        expected = model.evaluate(X, Y, batch_size=16, verbose=0, return_dict=True)
+        assert model.evaluate(filtered, verbose=0, return_dict=True)["nll"] == pytest.approx(expected["nll"], rel=1e-6)
+    assert np.isfinite(logs["val_loss"][0]) and int(model._steps_per_execution.numpy()) == 32
+
+
+def test_generators_feed_classifiers_their_n_by_1_labels_and_ensembles_their_batches():
+    # Keras gives a generator's arrays the shape (None, None): (N, 1) labels were refused against a
+    # head of (N,), and the ensemble reshaped with the unknown feature count.
+    labels = (X[:, :1] > 0).astype(np.int64)  # (N, 1)
+    classifier = tfp_bnn.make_classifier((2,), 2, hidden_units=(8,), train_size=len(X))
+    classifier.compile(tf_keras.optimizers.Adam(0.05))
+    batches = lambda: ((X[i:i + 16], labels[i:i + 16]) for i in range(0, len(X), 16))  # noqa: E731
+    classifier.fit(batches(), epochs=1, verbose=0)
+    with sampling.posterior_mean():
+        assert classifier.evaluate(batches(), verbose=0) == pytest.approx(
+            classifier.evaluate(X, labels, batch_size=16, verbose=0), rel=1e-6)
+    ensemble = tfp_bnn.make_regressor((2,), hidden_units=(8,), inference="ensemble", num_members=3)
+    ensemble.compile(tf_keras.optimizers.Adam(0.01))
+    history = ensemble.fit(_batches(), epochs=1, verbose=0).history
+    assert np.isfinite(history["loss"][0])
+
+
 def test_predict_returns_arrays_also_when_run_eagerly():
     model = _regressor()
     model.compile(tf_keras.optimizers.Adam(1e-2), run_eagerly=True)

@@ -94,6 +94,12 @@ def test_regression_metrics_refuse_nan_and_empty_input_instead_of_a_plausible_nu
         function(*[a[:0] for a in valid])
 
 
+def test_an_infinite_end_is_a_one_sided_interval():
+    y = np.array([1.0, 2.0, 3.0])
+    assert metrics.interval_coverage(y, np.full(3, -np.inf), np.full(3, 2.0)) == pytest.approx(2 / 3)
+    assert metrics.interval_width(np.full(3, -np.inf), y) == np.inf
+
+
 def test_intervals_with_lower_above_upper_are_refused():
     y = np.array([0.0, 1.0, 2.0])
     with pytest.raises(ValueError, match=r"lower > upper at flat index 0; pass the interval as \(lower, upper\)"):

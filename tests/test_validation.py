@@ -554,6 +554,12 @@ def test_a_feature_constant_in_training_is_scaled_by_1_not_by_keras_floor():
     # Keras's floor of 1e-7 turned 6.0 in that column into 1e7 (a predicted mean of 3.5e6).
     standardized = model.get_layer("standardize")(np.array([[0.0, 6.0, 0.0]], np.float32)).numpy()
     assert standardized[0, 1] == pytest.approx(1.0)
+    # Constant up to float32 rounding: a column of 0.1 has a float32 std of 1.5e-8.
+    x[:, 1] = 0.1
+    assert 0 < x.std(0)[1] < 1e-7
+    model = tfp_bnn.make_regressor((3,), hidden_units=(4,), train_size=12, input_mean=x.mean(0), input_std=x.std(0))
+    standardized = model.get_layer("standardize")(np.array([[0.0, 0.2, 0.0]], np.float32)).numpy()
+    assert standardized[0, 1] == pytest.approx(0.1, rel=1e-5)
 
 
 def _unknown_shape_targets(x, y):

@@ -92,7 +92,7 @@ def checked_rate(rate):
     """``rate`` if it is a dropout rate in ``[0, 1)``; Keras's Dropout fails only when called."""
     if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0 <= rate < 1:
         raise ValueError(f"rate must be a number in [0, 1) (the probability of dropping a unit), got {rate!r}.")
-    return rate
+    return float(rate)  # a NumPy float32 made Keras's L2 refuse the weight decay derived from it
 
 
 def _member_initializer(initializer, member):
@@ -224,8 +224,9 @@ class EnsembleDense(tf_keras.layers.Layer):
             )
         # [T * B, in] -> [T / M, M, B, in] -> member-major [M, T / M * B, in]: one matmul per member.
         repeats = num_draws // members
-        per_member = tf.reshape(x, [repeats, members, -1, x.shape[-1]])
-        y = self._apply(tf.reshape(tf.transpose(per_member, [1, 0, 2, 3]), [members, -1, x.shape[-1]]))
+        features = self.kernel.shape[1]  # x's last axis is unknown for a generator's batches
+        per_member = tf.reshape(x, [repeats, members, -1, features])
+        y = self._apply(tf.reshape(tf.transpose(per_member, [1, 0, 2, 3]), [members, -1, features]))
         y = tf.transpose(tf.reshape(y, [members, repeats, -1, self.units]), [1, 0, 2, 3])
         return tf.reshape(y, [-1, self.units])
 

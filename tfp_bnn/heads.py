@@ -69,7 +69,10 @@ def align_target(y, dist):
     Accepts exactly the shape ``log_prob`` expects, or one trailing axis of
     size 1 more or less (``(N,)`` for ``(N, 1)`` and back); raises a
     ``ValueError`` naming both shapes otherwise. ``y`` is cast to the
-    distribution's dtype.
+    distribution's dtype. A shape known only when the data arrive (a
+    generator's batches, ``tf.py_function``) is checked then, by an assertion
+    in the graph; XLA (``jit_compile=True``) drops assertions, so there only a
+    wrong number of values fails, as a reshape error.
 
     Example: three examples of one target, event shape ``[1]``.
 
@@ -85,7 +88,9 @@ def align_target(y, dist):
     """
     y = tf.convert_to_tensor(y)
     expected = dist.batch_shape.concatenate(dist.event_shape)
-    if y.shape.rank is not None and expected.rank is not None:
+    # (N, ?) for a head of (N,): a generator's (N, 1) labels; the run-time check below decides.
+    deferred = y.shape.rank == (expected.rank or 0) + 1 and y.shape[-1] is None
+    if y.shape.rank is not None and expected.rank is not None and not deferred:
         if y.shape.rank == expected.rank - 1 and expected[-1] == 1:
             y = y[..., tf.newaxis]
         elif y.shape.rank == expected.rank + 1 and y.shape[-1] == 1:

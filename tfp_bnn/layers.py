@@ -219,6 +219,9 @@ class _BayesianLayer(tf_keras.layers.Layer):
             # the predictive distribution is the same, and draw t is then one network for
             # all inputs (coherent sampled curves).
             def sample():
+                draw = getattr(self.posterior, "sample_weights", None)
+                if draw is not None:
+                    return draw(num_draws, seeds[0])
                 return self.posterior.distribution().sample(num_draws, seed=seeds[0])
 
             params = mode.layer_weights(sample, self) if mode.kind == "draws" else sample()

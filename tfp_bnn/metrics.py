@@ -50,10 +50,15 @@ def _flat_pair(y_true, y_pred, names=("y_true", "y_pred")):
     for name, values in zip(names, (y_true, y_pred)):
         if values.size == 0:
             raise ValueError(f"{name} is empty; a metric needs at least one example.")
-        if not np.all(np.isfinite(values)):
-            row = int(np.argwhere(~np.isfinite(values.reshape(-1)))[0][0])
+        bad = np.isnan(values) if name in _MAY_BE_INFINITE else ~np.isfinite(values)
+        if bad.any():
+            row = int(np.argwhere(bad.reshape(-1))[0][0])
             raise ValueError(f"{name} has a NaN or infinite value (at flat index {row}); drop or impute those rows first.")
     return y_true.reshape(-1), y_pred.reshape(-1)
+
+
+# An infinite end is a one-sided interval.
+_MAY_BE_INFINITE = ("lower", "upper")
 
 
 def _ordered_bounds(lower, upper):

@@ -264,7 +264,11 @@ class BayesianModel(tf_keras.Model):
             x_valid, y_valid = self._checked(*validation_data[:2])
             weights = [_checked_weights(w, x_valid) for w in validation_data[2:3]]
             args["validation_data"] = (x_valid, y_valid, *weights)
-        with self._steps_of_unknown_data(args["x"], args["y"], args["steps_per_epoch"], self.make_train_function):
+        validation = args["validation_data"]
+        validation = tuple(validation[:2]) if isinstance(validation, (tuple, list)) else (validation, None)
+        unknown = _unknown_length(args["x"], args["y"], args["steps_per_epoch"]) or (
+            validation[0] is not None and _unknown_length(*validation, args["validation_steps"]))
+        with self._one_step_per_execution(self.make_train_function) if unknown else contextlib.nullcontext():
             return super().fit(**_untuned_arrays(self, args))
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
@@ -272,19 +276,9 @@ class BayesianModel(tf_keras.Model):
         args["x"], args["y"] = self._checked(args["x"], args["y"])
         args["sample_weight"] = _checked_weights(args["sample_weight"], args["x"])
         extra = args.pop("kwargs", {})  # Keras's private ones, e.g. fit's _use_cached_eval_dataset
-        with self._steps_of_unknown_data(args["x"], args["y"], args["steps"], self.make_test_function):
+        unknown = _unknown_length(args["x"], args["y"], args["steps"])
+        with self._one_step_per_execution(self.make_test_function) if unknown else contextlib.nullcontext():
             return super().evaluate(**args, **extra)
-
-    def _steps_of_unknown_data(self, x, y, steps, make_function):
-        """One step per execution for data of unknown length (a generator, a filtered Dataset).
-
-        Keras refuses those with steps_per_execution > 1 ("Could not infer the
-        size of the data"), and 32 is tfp_bnn's default; one step at a time
-        runs until the data end, as with Keras's own default.
-        """
-        if steps is None and _size_unknown(x, y):
-            return self._one_step_per_execution(make_function)
-        return contextlib.nullcontext()
 
     def predict_step(self, data):
         # The head's tensor (its mean, or class probabilities), also when run eagerly:
@@ -435,7 +429,15 @@ def _untuned_arrays(model, args):
     return args
 
 
-def _size_unknown(x, y):
+def _unknown_length(x, y, steps):
+    """Data of unknown length (a generator, a filtered Dataset) without a step count.
+
+    Keras refuses those with steps_per_execution > 1 ("Could not infer the
+    size of the data"), and 32 is tfp_bnn's default: fit and evaluate run them
+    one step per execution, until the data end, as with Keras's own default.
+    """
+    if steps is not None:
+        return False
     if isinstance(x, tf.data.Dataset):
         return int(x.cardinality()) == tf.data.UNKNOWN_CARDINALITY
     try:
@@ -554,10 +556,12 @@ def _build(input_shape, hidden_units, head, dense, activation, input_mean, input
                 f"input_std {input_std!r} must be finite and >= 0 for every feature; compute it from data "
                 "without NaN or inf, e.g. x.std(axis=0)."
             )
-        if np.any(np.asarray(std) == 0):
-            # A feature constant in training is scaled by 1, as scikit-learn's StandardScaler
-            # does: Keras's floor of 1e-7 would multiply any later change of it by 10^7.
-            std = np.where(np.asarray(std) == 0, np.ones_like(std), std)
+        # A feature constant in training is scaled by 1, as scikit-learn's StandardScaler does:
+        # Keras's floor of 1e-7 would multiply any later change of it by 10^7. "Constant" up to
+        # float32 rounding: a column of 0.1 has a float32 std of 1.5e-8, not 0.
+        constant = np.asarray(std) <= 1e-6 * np.abs(np.asarray(mean, np.float64))
+        if np.any(constant | (np.asarray(std) == 0)):
+            std = np.where(constant | (np.asarray(std) == 0), np.ones_like(std), std)
         if not np.all(np.square(np.asarray(std, np.float64)) <= np.finfo(np.float32).max):
             raise ValueError(
                 f"input_std {input_std!r}: its square, the variance, is beyond float32's range; rescale the inputs."
@@ -618,9 +622,9 @@ def make_regressor(
       head: a :mod:`tfp_bnn.heads` head for the probabilistic regimes
         (default ``NormalHead``); point regimes use ``PointHead``.
       input_mean, input_std: if given, inputs are standardized inside the
-        model (a ``Normalization`` layer), so it takes raw units. A std of 0
-        (a feature constant in training) is taken as 1, as scikit-learn's
-        ``StandardScaler`` does.
+        model (a ``Normalization`` layer), so it takes raw units. The std of
+        a feature constant in training (0, or under 1e-6 of its mean: float
+        rounding) is taken as 1, as scikit-learn's ``StandardScaler`` does.
       target_mean, target_std: the default heads predict
         ``target_mean + target_std * z`` from standardized ``z``.
 
@@ -728,8 +732,9 @@ def _check_own_head(head, units, target_mean, target_std):
     # A regime "with aleatoric uncertainty" must get a head that has some.
     if isinstance(head, heads_lib.PointHead):
         raise ValueError(
-            "a PointHead has no noise, so a probabilistic regime would report no aleatoric uncertainty; use "
-            "regime='deterministic' or 'bayesian' for a point head, or a distribution head such as NormalHead."
+            "a PointHead has no noise, so a probabilistic regime would report no aleatoric uncertainty; for a "
+            "point model pass regime='deterministic' or 'bayesian' without head (target_mean and target_std "
+            "configure its PointHead), or pass a distribution head such as NormalHead."
         )
     if head.units != units:
         raise ValueError(

@@ -95,6 +95,17 @@ class MeanFieldNormalLayer(_PosteriorLayer):
     def scale(self):
         return tf.nn.softplus(self.untransformed_scale) + 1e-8
 
+    def sample_weights(self, num_draws, seed):
+        """``[num_draws, size]`` draws of :meth:`distribution`, bit for bit, without a bijector.
+
+        ``MultivariateNormalDiag.sample`` goes through TFP's process-wide
+        bijector cache, which holds the input of every graph-mode forward as
+        long as its output lives, and the output lives as long as its graph:
+        every traced graph that sampled (each export, each predict function)
+        stayed in memory for the life of the process.
+        """
+        return tfd.Independent(tfd.Normal(self.loc, self.scale()), 1).sample(num_draws, seed=seed)
+
 
 _DIAG_SHIFT = 1e-6  # the smallest diagonal of L: keeps L invertible
 

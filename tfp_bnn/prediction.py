@@ -44,7 +44,7 @@ True
 """
 
 import dataclasses
-import weakref
+import threading
 
 import numpy as np
 import tensorflow as tf
@@ -167,6 +167,10 @@ def predict(model, x, *, num_samples=100, seed=None, level=0.95, batch_size=None
       batch_size: inputs per chunk; by default as many as keep a chunk of
         ``T * batch_size`` rows within a fixed memory budget.
 
+    Each model keeps one graph per ``(num_samples, level)`` it has predicted
+    with (about 10 MB for a 1x50 network; new inputs, batch sizes and seeds
+    reuse it): a service should offer a few fixed levels, not any value.
+
     A model compiled with ``jit_compile=True`` predicts through XLA (not MC
     dropout): faster for small networks, a compilation per new input shape.
 
@@ -276,14 +280,34 @@ def _refuse_tfp_variational_layers(model):
 
 # -- graph functions -----------------------------------------------------------
 
-_FUNCTIONS = weakref.WeakKeyDictionary()
+def _functions(model):
+    """The model's graph functions, by key.
+
+    On the model itself, not in a module-level WeakKeyDictionary: the cached
+    tf.functions close over the model, so a weak key would be kept alive by
+    its own value and no model that ever predicted could be freed. Stored in
+    ``__dict__`` directly, out of Keras's attribute tracking (and the saved
+    file); the model <-> functions cycle is collected with the model.
+    """
+    return vars(model).setdefault("_tfp_bnn_functions", {})
 
 
 def _cached(model, key, make):
-    functions = _FUNCTIONS.setdefault(model, {})
+    functions = _functions(model)
     if key not in functions:
-        functions[key] = make()
+        # Traced once, here, under a lock: tracing calls the heads, and TFP's
+        # DistributionLambda.__call__ keeps a per-instance flag
+        # (_enter_dunder_call) that two threads tracing at once overwrite.
+        with _TRACING:
+            if key not in functions:
+                function = make()
+                if hasattr(function, "get_concrete_function"):
+                    function.get_concrete_function()  # fixed signature: the only trace
+                functions[key] = function
     return functions[key]
+
+
+_TRACING = threading.RLock()
 
 
 def _per_model_function(input_signature, jit_compile=False):
