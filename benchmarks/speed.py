@@ -306,8 +306,8 @@ def _batched_weights_limit(model, num_samples, jit_compile=False):
             q = layer.posterior
             noise = tf.random.stateless_normal([num_samples, q.size], seed=[0, i])
             weights = q.loc + q.scale() * noise
-            kernel = tf.reshape(weights[:, : layer.kernel_size], [num_samples, *layer.kernel_shape])
-            h = tf.matmul(h, kernel) + weights[:, tf.newaxis, layer.kernel_size :]
+            kernel = tf.reshape(weights[:, : layer.num_kernel_weights], [num_samples, *layer.kernel_shape])
+            h = tf.matmul(h, kernel) + weights[:, tf.newaxis, layer.num_kernel_weights :]
             h = layer.activation(h)
         return head(tf.reshape(h, [-1, head.params_size])).log_prob(tf.tile(y, [num_samples])[:, tf.newaxis])
 

@@ -445,6 +445,13 @@ def test_a_feature_constant_in_training_gets_scale_1():
     np.testing.assert_allclose(cli._feature_scale(x), [x[:, 0].std(), 1.0, 1.0])
 
 
+def test_a_feature_of_tiny_scale_keeps_its_scale():
+    # Constant is judged relative to the mean, as make_regressor judges it: a column of +-1e-7
+    # around 0 varies (the CLI's own rule had scaled it, and a target like it, by 1).
+    x = np.column_stack([np.linspace(-1e-7, 1e-7, 50), np.full(50, 0.1, np.float32)])
+    np.testing.assert_allclose(cli._feature_scale(x), [x[:, 0].std(), 1.0], rtol=1e-12)
+
+
 def test_scales_of_float32_columns_beyond_1e19_are_finite():
     # In float32 the squares overflow: a target of scale 1e20 was refused as "target_scale inf".
     column = (np.linspace(-1, 1, 50) * 1e20).astype(np.float32)

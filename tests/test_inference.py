@@ -81,8 +81,8 @@ def _numpy_forward(model, x):
     bayesian = [layer for layer in model.layers if isinstance(layer, layers.BayesianDense)]
     for i, layer in enumerate(bayesian):
         loc = layer.posterior.loc.numpy().astype(np.float64)
-        kernel = loc[: layer.kernel_size].reshape(layer.kernel_shape)
-        h = h @ kernel + loc[layer.kernel_size :]
+        kernel = loc[: layer.num_kernel_weights].reshape(layer.kernel_shape)
+        h = h @ kernel + loc[layer.num_kernel_weights :]
         if i < len(bayesian) - 1:
             h = np.maximum(h, 0.0)
     head = model.head

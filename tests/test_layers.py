@@ -410,6 +410,18 @@ def test_conv2d_output_shapes(estimator, padding, strides, expected):
     assert tf_keras.layers.Conv2D(4, 3, strides=strides, padding=padding)(images).shape == expected
 
 
+def test_conv2d_attributes_are_those_of_keras_conv2d():
+    # kernel_size is the spatial pair, before and after build, as on tf_keras.layers.Conv2D
+    # (it had been the flat number of kernel weights after build).
+    layer, keras_layer = tfp_bnn.BayesianConv2D(4, 3, strides=2), tf_keras.layers.Conv2D(4, 3, strides=2)
+    for built in (False, True):
+        if built:
+            layer(tf.zeros([1, 9, 9, 3])), keras_layer(tf.zeros([1, 9, 9, 3]))
+        assert (layer.filters, layer.kernel_size, layer.strides) == (4, (3, 3), (2, 2))
+        assert (layer.kernel_size, layer.strides) == (keras_layer.kernel_size, keras_layer.strides)
+    assert layer.num_kernel_weights == 3 * 3 * 3 * 4
+
+
 @pytest.mark.parametrize("estimator", ["flipout", "reparameterization"])
 def test_conv2d_weight_draws_and_posterior_mean(estimator, rng):
     layer = tfp_bnn.BayesianConv2D(4, 3, estimator=estimator, kernel_posterior=tfp_bnn.MeanFieldNormal(0.3))

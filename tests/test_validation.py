@@ -490,7 +490,8 @@ def test_non_bayesian_regimes_need_no_train_size():
 
 
 @pytest.mark.parametrize("make, message", [
-    (lambda: data.gap_regression(2.5), r"num_samples must be a positive integer, got 2\.5\."),
+    (lambda: data.gap_regression(2.5), r"num_examples must be a positive integer, got 2\.5\."),
+    (lambda: data.cubic_regression(5.0), r"num_examples must be a positive integer, got 5\.0\."),
     (lambda: tfp_bnn.BayesianDense(3, kl_weight=None),
      r"kl_weight must be a finite number >= 0 \(1 / training-set size\), got None\."),
     (lambda: tfp_bnn.BayesianDense(3, kl_weight=-0.1), r"kl_weight must be a finite number >= 0"),

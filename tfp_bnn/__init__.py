@@ -20,7 +20,9 @@ from tfp_bnn._quiet import import_tensorflow_quietly
 
 import_tensorflow_quietly()
 
-from tfp_bnn import baselines, heads, layers, metrics, posteriors, priors, sampling, serving, validation
+from tfp_bnn import (
+    baselines, data, heads, layers, metrics, models, posteriors, prediction, priors, sampling, serving, validation,
+)
 from tfp_bnn.baselines import EnsembleDense, MCDropout
 from tfp_bnn.heads import (
     BernoulliHead,
@@ -68,14 +70,17 @@ __all__ = [
     "StudentTHead",
     "TrainableNormalPrior",
     "baselines",
+    "data",
     "heads",
     "layers",
     "log_likelihoods",
     "make_classifier",
     "make_regressor",
     "metrics",
+    "models",
     "posteriors",
     "predict",
+    "prediction",
     "priors",
     "sampling",
     "serving",

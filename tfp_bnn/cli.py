@@ -23,12 +23,11 @@ import numpy as np
 import tf_keras
 
 import tfp_bnn
-from tfp_bnn import data
+from tfp_bnn import data, models
 
 MODEL_FILE = "model.keras"
 REPORT_FILE = "report.json"
 FIGURE_FILE = "uncertainty.png"
-ESTIMATOR_CHOICES = ("flipout", "reparameterization", "variational", "local_reparameterization")
 
 
 class UsageError(Exception):
@@ -83,7 +82,7 @@ def _parser():
         "--inference", choices=tfp_bnn.INFERENCE_METHODS, default="variational",
         help="how the weights are uncertain: a variational posterior (default), MC dropout or a deep ensemble",
     )
-    fit.add_argument("--estimator", choices=ESTIMATOR_CHOICES, help="gradient estimator of --inference variational "
+    fit.add_argument("--estimator", choices=tfp_bnn.layers.ESTIMATORS, help="gradient estimator of --inference variational "
                      "(default flipout)")
     fit.add_argument("--members", type=_positive_int, help="networks of --inference ensemble (default 5)")
     fit.add_argument("--hidden", type=_hidden_units, default=(50, 50), help="hidden layer widths (default 50,50)")
@@ -286,15 +285,14 @@ def _build(dataset, train, args):
 
 
 def _feature_scale(x):
-    """Each column's standard deviation, and 1 for a column (nearly) constant in training.
+    """Each column's standard deviation, and 1 for a column constant in training.
 
-    As scikit-learn's StandardScaler does: a floor such as 1e-6 would multiply any later
-    change of that column by a million (1.001 instead of 1 moved a prediction by -390).
-    In float64: float32 squares overflow for values beyond about 1e19.
+    ``make_regressor``'s rule (``models._scale_or_one``): a floor such as 1e-6 would multiply
+    any later change of that column by a million (1.001 instead of 1 moved a prediction by
+    -390). In float64: float32 squares overflow for values beyond about 1e19.
     """
     x = np.asarray(x, np.float64)
-    std = x.std(axis=0)
-    return np.where(std > 1e-6 * np.maximum(1.0, np.abs(x.mean(axis=0))), std, 1.0)
+    return models._scale_or_one(x.mean(axis=0), x.std(axis=0))
 
 
 def _progress_bar(epochs):

@@ -35,6 +35,7 @@ Example:
 import csv
 import dataclasses
 import math
+import numbers
 import re
 from pathlib import Path
 
@@ -99,11 +100,11 @@ def gap_regression_noise_std(x):
     return 0.1 + 0.4 * (x + 3.0) / 6.0
 
 
-def gap_regression(num_samples=1000, seed=0, intervals=GAP_REGRESSION_INTERVALS):
-    """``num_samples`` points, ``x`` uniform on the ``intervals``, ``y = mean(x) + noise_std(x) * eps``.
+def gap_regression(num_examples=1000, seed=0, intervals=GAP_REGRESSION_INTERVALS):
+    """``num_examples`` points, ``x`` uniform on the ``intervals``, ``y = mean(x) + noise_std(x) * eps``.
 
     Returns:
-      ``x`` float32 ``(num_samples, 1)``, ``y`` float32 ``(num_samples,)``.
+      ``x`` float32 ``(num_examples, 1)``, ``y`` float32 ``(num_examples,)``.
 
     Example: every ``x`` lies in one of the two intervals; the noise around the true
     mean is what :func:`gap_regression_noise_std` says.
@@ -122,10 +123,10 @@ def gap_regression(num_samples=1000, seed=0, intervals=GAP_REGRESSION_INTERVALS)
     >>> round(float(z.std()), 1)  # standardized noise
     1.0
     """
-    _check_num_samples(num_samples)
+    _check_num_examples(num_examples)
     rng = np.random.default_rng(seed)
     lows, highs = np.asarray(intervals, np.float64).T
-    which = rng.choice(len(lows), size=int(num_samples), p=(highs - lows) / np.sum(highs - lows))
+    which = rng.choice(len(lows), size=int(num_examples), p=(highs - lows) / np.sum(highs - lows))
     x = rng.uniform(lows[which], highs[which])
     y = gap_regression_mean(x) + gap_regression_noise_std(x) * rng.standard_normal(x.shape)
     return x[:, np.newaxis].astype(np.float32), y.astype(np.float32)
@@ -134,16 +135,17 @@ def gap_regression(num_samples=1000, seed=0, intervals=GAP_REGRESSION_INTERVALS)
 # --- The 1-D regressions of the "Probabilistic Deep Learning" article series ------------------------
 
 
-def _check_num_samples(num_samples):
-    if isinstance(num_samples, bool) or int(num_samples) != num_samples or num_samples < 1:
-        raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}.")
+def _check_num_examples(num_examples):
+    # num_examples, not num_samples: in predict that name is T, the number of weight draws.
+    if not isinstance(num_examples, numbers.Integral) or isinstance(num_examples, bool) or num_examples < 1:
+        raise ValueError(f"num_examples must be a positive integer, got {num_examples!r}.")
 
 
-def _uniform_regression(num_samples, seed, mean, noise_std):
+def _uniform_regression(num_examples, seed, mean, noise_std):
     """``x`` uniform on [-1, 1], ``y = mean(x) + noise_std(x) * eps`` with ``eps ~ N(0, 1)``."""
-    _check_num_samples(num_samples)
+    _check_num_examples(num_examples)
     rng = np.random.default_rng(seed)
-    x = rng.uniform(-1.0, 1.0, size=int(num_samples))
+    x = rng.uniform(-1.0, 1.0, size=int(num_examples))
     y = mean(x) + noise_std(x) * rng.standard_normal(x.shape)
     return x[:, np.newaxis].astype(np.float32), y.astype(np.float32)
 
@@ -176,17 +178,17 @@ def linear_regression_noise_std(x):
     return np.full(np.shape(x), 3.0 / 8.0)
 
 
-def linear_regression(num_samples=100, seed=0):
+def linear_regression(num_examples=100, seed=0):
     """``y = x + (3/8) eps``, ``x`` uniform on [-1, 1]: the article series' linear data (homoscedastic).
 
-    Returns ``x`` float32 ``(num_samples, 1)``, ``y`` float32 ``(num_samples,)``.
+    Returns ``x`` float32 ``(num_examples, 1)``, ``y`` float32 ``(num_examples,)``.
 
     >>> from tfp_bnn.data import linear_regression, linear_regression_noise_std
     >>> x, y = linear_regression(100, seed=0)
     >>> x.shape, y.shape, float(linear_regression_noise_std(0.0))
     ((100, 1), (100,), 0.375)
     """
-    return _uniform_regression(num_samples, seed, linear_regression_mean, linear_regression_noise_std)
+    return _uniform_regression(num_examples, seed, linear_regression_mean, linear_regression_noise_std)
 
 
 def cubic_regression_mean(x):
@@ -218,20 +220,20 @@ def cubic_regression_noise_std(x):
     return 0.1 * (2.0 + np.asarray(x, np.float64))
 
 
-def cubic_regression(num_samples=1000, seed=0):
+def cubic_regression(num_examples=1000, seed=0):
     """``y = x^3 + 0.1 (2 + x) eps``, ``x`` uniform on [-1, 1]: non-linear mean, heteroscedastic noise.
 
     The noise std triples from left (0.1) to right (0.3), so a model of aleatoric
     uncertainty should widen its band with ``x``.
 
-    Returns ``x`` float32 ``(num_samples, 1)``, ``y`` float32 ``(num_samples,)``.
+    Returns ``x`` float32 ``(num_examples, 1)``, ``y`` float32 ``(num_examples,)``.
 
     >>> from tfp_bnn.data import cubic_regression, cubic_regression_noise_std
     >>> x, y = cubic_regression(1000, seed=0)
     >>> x.shape, [round(float(s), 2) for s in cubic_regression_noise_std([-1.0, 0.0, 1.0])]
     ((1000, 1), [0.1, 0.2, 0.3])
     """
-    return _uniform_regression(num_samples, seed, cubic_regression_mean, cubic_regression_noise_std)
+    return _uniform_regression(num_examples, seed, cubic_regression_mean, cubic_regression_noise_std)
 
 
 # --- Data sets as arrays with names -----------------------------------------------------------------

@@ -59,6 +59,7 @@ __all__ = [
     "CategoricalHead",
     "PointClassHead",
     "NegativeLogLikelihood",
+    "BetaNegativeLogLikelihood",
     "align_target",
 ]
 

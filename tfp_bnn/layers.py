@@ -32,7 +32,8 @@ TFP has it in closed form, and a one-draw Monte Carlo estimate otherwise
 
 Inside :func:`tfp_bnn.sampling.weight_draws` the layers draw ``T`` independent
 weight samples at once (one ``[T, ...]`` tensor, one batched matmul), which is
-how :func:`tfp_bnn.predict` runs ``T`` networks in one graph. There every
+how :func:`tfp_bnn.predict` runs ``T`` networks in one graph (for large batches
+it applies the recorded draws one at a time in a graph loop). There every
 estimator samples whole weights: the estimator only decides how training
 gradients are estimated.
 
@@ -158,13 +159,13 @@ class _BayesianLayer(tf_keras.layers.Layer):
     # -- build -------------------------------------------------------------
     def build(self, input_shape):
         self.kernel_shape = self._kernel_shape(tf.TensorShape(input_shape))
-        self.kernel_size = int(np.prod(self.kernel_shape))
+        self.num_kernel_weights = int(np.prod(self.kernel_shape))
         self.bias_size = self.kernel_shape[-1] if self.use_bias else 0
         self.posterior = self.kernel_posterior.make_layer(
-            self.kernel_size, self.bias_size, self.dtype, kernel_shape=self.kernel_shape
+            self.num_kernel_weights, self.bias_size, self.dtype, kernel_shape=self.kernel_shape
         )
         self.prior = self.kernel_prior.make_layer(
-            self.kernel_size, self.bias_size, self.dtype, kernel_shape=self.kernel_shape
+            self.num_kernel_weights, self.bias_size, self.dtype, kernel_shape=self.kernel_shape
         )
         self.exact_kl = self._has_exact_kl()
         self.add_loss(lambda: self.kl_weight * self.kl_divergence())
@@ -187,9 +188,9 @@ class _BayesianLayer(tf_keras.layers.Layer):
 
     # -- forward -----------------------------------------------------------
     def _split(self, params):
-        """``[T, kernel_size + bias_size]`` -> kernel ``[T, *kernel_shape]``, bias ``[T, units]``."""
-        kernel = tf.reshape(params[..., : self.kernel_size], [-1, *self.kernel_shape])
-        bias = params[..., self.kernel_size :] if self.use_bias else None
+        """``[T, num_kernel_weights + bias_size]`` -> kernel ``[T, *kernel_shape]``, bias ``[T, units]``."""
+        kernel = tf.reshape(params[..., : self.num_kernel_weights], [-1, *self.kernel_shape])
+        bias = params[..., self.num_kernel_weights :] if self.use_bias else None
         return kernel, bias
 
     def _add_bias(self, y, bias):
@@ -242,7 +243,7 @@ class _BayesianLayer(tf_keras.layers.Layer):
     def _forward_flipout(self, x, seeds):
         loc, scale = self._mean_field_moments()
         loc_kernel, loc_bias = self._split(loc[tf.newaxis])
-        noise = scale * _standard_normal([1, self.kernel_size + self.bias_size], seeds[0], x.dtype)
+        noise = scale * _standard_normal([1, self.num_kernel_weights + self.bias_size], seeds[0], x.dtype)
         delta_kernel, delta_bias = self._split(noise)
         # Flipout: example n sees W + dW * (r_n s_n^T) with random signs r_n, s_n.
         sign_in = _random_signs(_flipout_sign_shape(x), seeds[1], x.dtype)
@@ -371,7 +372,7 @@ class BayesianConv2D(_BayesianLayer):
     ):
         super().__init__(estimator=estimator, activation=activation, **kwargs)
         self.filters = _positive_int(filters, "filters")
-        self.kernel_size_2d = _pair(kernel_size, "kernel_size")
+        self.kernel_size = _pair(kernel_size, "kernel_size")
         self.strides = _pair(strides, "strides")
         self.dilation_rate = _pair(dilation_rate, "dilation_rate")
         if max(self.strides) > 1 and max(self.dilation_rate) > 1:  # as Conv2D: TF's convolution has no such mode
@@ -387,7 +388,7 @@ class BayesianConv2D(_BayesianLayer):
     def _kernel_shape(self, input_shape):
         if input_shape[-1] is None:
             raise ValueError("The channel dimension of the inputs to BayesianConv2D must be known.")
-        return (*self.kernel_size_2d, int(input_shape[-1]), self.filters)
+        return (*self.kernel_size, int(input_shape[-1]), self.filters)
 
     def _convolve(self, x, kernel):
         return tf.nn.convolution(
@@ -411,7 +412,7 @@ class BayesianConv2D(_BayesianLayer):
         return {
             **super().get_config(),
             "filters": self.filters,
-            "kernel_size": self.kernel_size_2d,
+            "kernel_size": self.kernel_size,
             "strides": self.strides,
             "padding": self.padding,
             "dilation_rate": self.dilation_rate,

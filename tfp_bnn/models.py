@@ -170,11 +170,8 @@ class BayesianModel(tf_keras.Model):
             **kwargs,
         )
 
-    # Keras's Model.compile_from_config refuses models with a custom compile;
-    # this is its body, so load_model recompiles and restores the optimizer.
-    def get_compile_config(self):
-        return super().get_compile_config()
-
+    # Keras's Model.compile_from_config skips models with a custom compile (a
+    # warning, no optimizer after load_model); this is its body without that check.
     def compile_from_config(self, config):
         self.compile(**tf_keras.saving.deserialize_keras_object(config))
         if self.built:
@@ -264,10 +261,13 @@ class BayesianModel(tf_keras.Model):
             x_valid, y_valid = self._checked(*validation_data[:2])
             weights = [_checked_weights(w, x_valid) for w in validation_data[2:3]]
             args["validation_data"] = (x_valid, y_valid, *weights)
-        validation = args["validation_data"]
-        validation = tuple(validation[:2]) if isinstance(validation, (tuple, list)) else (validation, None)
+        validation_xy = args["validation_data"]
+        if isinstance(validation_xy, (tuple, list)):
+            validation_xy = tuple(validation_xy[:2])
+        else:
+            validation_xy = (validation_xy, None)
         unknown = _unknown_length(args["x"], args["y"], args["steps_per_epoch"]) or (
-            validation[0] is not None and _unknown_length(*validation, args["validation_steps"]))
+            validation_xy[0] is not None and _unknown_length(*validation_xy, args["validation_steps"]))
         with self._one_step_per_execution(self.make_train_function) if unknown else contextlib.nullcontext():
             return super().fit(**_untuned_arrays(self, args))
 
@@ -417,14 +417,14 @@ def _untuned_arrays(model, args):
     if isinstance(validation_data, tuple) and data_adapter.select_data_adapter(
         *validation_data[:2]
     ) is data_adapter.TensorLikeDataAdapter:
-        validation = _array_batches(
+        validation_batches = _array_batches(
             model, data_adapter.unpack_x_y_sample_weight(validation_data),
             args["validation_batch_size"] or batch_size, args["validation_steps"],
             epochs=1, shuffle=False,
         )
         args.update(
-            validation_data=validation.get_dataset().with_options(_UNTUNED), validation_batch_size=None,
-            validation_steps=args["validation_steps"] or validation.get_size(),
+            validation_data=validation_batches.get_dataset().with_options(_UNTUNED), validation_batch_size=None,
+            validation_steps=args["validation_steps"] or validation_batches.get_size(),
         )
     return args
 
@@ -500,6 +500,20 @@ def _check_regime(regime, train_size, inference):
     return bayesian, regime.endswith("probabilistic")
 
 
+def _scale_or_one(mean, std):
+    """``std``, with 1 for every feature that is constant up to float32 rounding.
+
+    A feature constant in training is scaled by 1, as scikit-learn's StandardScaler does:
+    Keras's floor of 1e-7 would multiply any later change of it by 10^7. "Constant" up to
+    float32 rounding, relative to the feature's mean: a column of 0.1 has a float32 std of
+    1.5e-8, not 0, while a column of +-1e-7 around 0 varies and keeps its std.
+    """
+    constant = np.asarray(std) <= 1e-6 * np.abs(np.asarray(mean, np.float64))
+    if np.any(constant | (np.asarray(std) == 0)):
+        return np.where(constant | (np.asarray(std) == 0), np.ones_like(std), std)
+    return std
+
+
 def _per_feature(value, input_shape, name):
     """``value`` (a scalar or per feature), unchanged, if it broadcasts to one example's shape."""
     shape = np.shape(value)
@@ -556,12 +570,7 @@ def _build(input_shape, hidden_units, head, dense, activation, input_mean, input
                 f"input_std {input_std!r} must be finite and >= 0 for every feature; compute it from data "
                 "without NaN or inf, e.g. x.std(axis=0)."
             )
-        # A feature constant in training is scaled by 1, as scikit-learn's StandardScaler does:
-        # Keras's floor of 1e-7 would multiply any later change of it by 10^7. "Constant" up to
-        # float32 rounding: a column of 0.1 has a float32 std of 1.5e-8, not 0.
-        constant = np.asarray(std) <= 1e-6 * np.abs(np.asarray(mean, np.float64))
-        if np.any(constant | (np.asarray(std) == 0)):
-            std = np.where(constant | (np.asarray(std) == 0), np.ones_like(std), std)
+        std = _scale_or_one(mean, std)
         if not np.all(np.square(np.asarray(std, np.float64)) <= np.finfo(np.float32).max):
             raise ValueError(
                 f"input_std {input_std!r}: its square, the variance, is beyond float32's range; rescale the inputs."
@@ -626,7 +635,8 @@ def make_regressor(
         a feature constant in training (0, or under 1e-6 of its mean: float
         rounding) is taken as 1, as scikit-learn's ``StandardScaler`` does.
       target_mean, target_std: the default heads predict
-        ``target_mean + target_std * z`` from standardized ``z``.
+        ``target_mean + target_std * z`` from standardized ``z`` (they are the
+        heads' ``target_loc`` and ``target_scale``).
 
     An argument of another inference method or regime than the one built
     (say ``dropout_rate`` for a variational model), or ``target_mean`` and

@@ -80,7 +80,7 @@ _ELEMENTS_PER_CHUNK = 2**22
 # Rows (inputs x draws) of the head's per-draw outputs per chunk when the draws run
 # one at a time: for T = 100, chunks of ~10,000 inputs (2x256 MLP: 0.61 s against
 # 0.82 s in chunks of 1,310 for 10,000 inputs).
-_STACKED_ROWS_PER_CHUNK = 2**20
+_HEAD_ROWS_PER_CHUNK = 2**20
 # Stacked rows (inputs x draws) from which looping over the draws is faster than
 # one stacked batch through every layer (2x50 MLP: even at ~1,000 inputs, T = 100).
 _LOOP_FROM_ROWS = 2**16
@@ -692,7 +692,7 @@ def _run_chunks(model, function, arrays, num_samples, seed, batch_size):
         if _body(model) is None:
             batch_size = max(1, rows // num_samples)  # [T * B] rows through every layer
         else:  # one draw at a time: [B] rows per layer, only the head's inputs are [T * B]
-            batch_size = max(1, min(rows, _STACKED_ROWS_PER_CHUNK // num_samples))
+            batch_size = max(1, min(rows, _HEAD_ROWS_PER_CHUNK // num_samples))
     # The weights are drawn once and every chunk reuses them, so weight draw t is
     # the same network for all inputs (coherent sampled curves), and a large
     # layer's T weight copies are not drawn again per chunk (1.3x faster for

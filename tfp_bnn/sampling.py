@@ -9,7 +9,9 @@ A Bayesian layer has three ways to produce its output:
   ``[num_draws * batch, ...]``; block ``t`` of ``batch`` rows uses its own,
   independent weight draw. This is how :func:`tfp_bnn.predict` gets ``T``
   independent networks out of one graph: all ``T`` weight samples are drawn
-  as one ``[T, ...]`` tensor and applied with one batched matmul/convolution.
+  as one ``[T, ...]`` tensor and applied with one batched matmul/convolution
+  (for large batches ``predict`` instead records the draws once and applies
+  them one at a time in a graph loop: see :mod:`tfp_bnn.prediction`).
 * ``mean``: the posterior mean, no noise (a deterministic network).
 
 The mode is read when a layer's ``call`` is traced, like a name scope, so
