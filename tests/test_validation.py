@@ -338,7 +338,7 @@ def test_batch_size_must_be_a_positive_integer_or_none(entry, batch_size):
 def test_seed_must_be_an_integer_or_none(seed):
     model = _make("regressor")
     x, _ = _data("regressor")
-    with pytest.raises(ValueError, match=r"seed must be an integer in \[0, 2\*\*62\) or None, got"):
+    with pytest.raises(ValueError, match=r"seed must be an integer in \[0, 2\*\*62\) \(or None for fresh draws\), got"):
         tfp_bnn.predict(model, x, num_samples=3, seed=seed)
     # NumPy and scalar-tensor integers are integers.
     expected = tfp_bnn.predict(model, x, num_samples=3, seed=5).mean

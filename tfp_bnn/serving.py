@@ -432,11 +432,7 @@ def predict_request(x, *, model_name, signature_name="serving_default", seed=Non
             )
         input_shape = np.shape(x)[1:]
     x = validation.check_inputs(x, input_shape)
-    if seed is not None and (
-        isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**62
-    ):
-        # sampling.stateless_seed uses 62 bits: 2**62 + s would draw what s does.
-        raise ValueError(f"seed must be an integer in [0, 2**62) (or None for fresh draws), got {seed!r}.")
+    seed = validation.check_seed(seed)
     request = predict_pb2.PredictRequest()
     request.model_spec.name = model_name
     request.model_spec.signature_name = signature_name

@@ -218,7 +218,7 @@ def check_seed(seed):
     except TypeError:
         value = None
     if value is None or not 0 <= value < 2**62:
-        raise ValueError(f"seed must be an integer in [0, 2**62) or None, got {seed!r}.")
+        raise ValueError(f"seed must be an integer in [0, 2**62) (or None for fresh draws), got {seed!r}.")
     return value
 
 
