@@ -44,8 +44,9 @@ np.testing.assert_allclose(independent.log_prob(x), mvn.log_prob(x), rtol=1e-6)
 # %% [markdown]
 # The same works on larger batches. A `[3, 2]` batch of Normals reinterpreted with one dimension is a batch
 # of three distributions over 2-vectors: this is the output of a regression network for 3 inputs and 2
-# targets, and it is how every tfp_bnn regression head builds its output (`tfd.Independent(tfd.Normal(...),
-# reinterpreted_batch_ndims=1)`), so the loss gets one log-likelihood per *example*, summed over its targets.
+# targets, and it is how tfp_bnn's Normal heads build their output (`tfd.Independent(tfd.Normal(...),
+# reinterpreted_batch_ndims=1)`; the Student-t and Poisson heads wrap theirs the same way), so the loss
+# gets one log-likelihood per *example*, summed over its targets.
 
 # %%
 per_output = tfd.Normal(loc=tf.zeros([3, 2]), scale=tf.ones([3, 2]))
@@ -53,7 +54,7 @@ per_example = tfd.Independent(per_output, reinterpreted_batch_ndims=1)
 print(per_output.batch_shape, per_output.event_shape, "->", per_example.batch_shape, per_example.event_shape)
 print("log_prob shape:", per_example.log_prob(tf.zeros([3, 2])).shape)
 head_output = tfp_bnn.NormalHead(units=2)(tf.zeros([3, 4]))
-print("NormalHead(units=2) for 3 inputs:", type(head_output.distribution).__name__, head_output.batch_shape, head_output.event_shape)
+print("NormalHead(units=2) for 3 inputs:", head_output.tensor_distribution)
 
 # %% [markdown]
 # ## Trainable parameters

@@ -127,7 +127,7 @@ plt.show()
 #
 # Give the weights a posterior instead of a value: `regime="bayesian_probabilistic"` replaces the `Dense`
 # layer by a `tfp_bnn.BayesianDense` with a Normal prior and a mean-field Normal posterior, trained by
-# maximising the ELBO (the negative log-likelihood plus the KL divergence from the prior, scaled by
+# minimising the negative ELBO (the negative log-likelihood plus the KL divergence from the prior, scaled by
 # `1 / train_size`; chapter 10). `tfp_bnn.predict` samples one weight matrix per draw for all inputs (with
 # any estimator), so each draw is one coherent linear model with one boundary.
 

@@ -138,9 +138,9 @@ print(f"mean mutual information: correct {both.mutual_information[correct].mean(
 assert both.predictive_entropy[~correct].mean() > 2 * both.predictive_entropy[correct].mean()
 
 # %% [markdown]
-# The wrong predictions sit at high entropy and high mutual information; most right ones sit near zero, with
-# a tail towards the wrong ones. So the model can abstain: keep only its most certain predictions and their
-# accuracy rises.
+# The wrong predictions sit at high entropy and high mutual information; the right ones pile up near zero
+# (the mode of their histogram), with a long tail towards the wrong ones. So the model can abstain: keep
+# only its most certain predictions and their accuracy rises.
 
 # %%
 order = np.argsort(both.predictive_entropy)
