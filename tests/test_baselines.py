@@ -168,6 +168,32 @@ def test_fit_trains_every_ensemble_member_on_the_data(ensemble_regressor):
     assert np.all(np.abs(np.sqrt(result.draw_variances.mean(axis=(1, 2))) - 0.1) < 0.05)
 
 
+@pytest.mark.parametrize("regularizer", [None, 0.1])
+def test_an_ensemble_member_takes_the_step_it_would_take_alone(regularizer):
+    # SGD on one batch: member 0 of five moves as the same network alone does (it had moved
+    # 1/M as far, and an L2 penalty, summed over members, had weighed M times too much).
+    def network(num_members):
+        tf_keras.utils.set_random_seed(0)
+        reg = None if regularizer is None else tf_keras.regularizers.L2(regularizer)
+        inputs = tf_keras.Input((2,))
+        h = EnsembleDense(8, num_members=num_members, activation="relu", kernel_regularizer=reg)(inputs)
+        h = EnsembleDense(2, num_members=num_members, kernel_regularizer=reg)(h)
+        model = tfp_bnn.BayesianModel(inputs, tfp_bnn.NormalHead(1)(h))
+        model.compile(optimizer=tf_keras.optimizers.SGD(0.1))
+        return model
+
+    ensemble, alone = network(5), network(1)
+    alone.set_weights([w[:1] for w in ensemble.get_weights()])
+    x = np.random.default_rng(0).normal(size=(64, 2)).astype("float32")
+    y = np.sin(x[:, :1]) + x[:, 1:]
+    before = [w[:1] for w in ensemble.get_weights()]
+    logs = [m.fit(x, y, epochs=1, batch_size=64, shuffle=False, verbose=0).history for m in (ensemble, alone)]
+    for start, member, single in zip(before, ensemble.get_weights(), alone.get_weights()):
+        np.testing.assert_allclose(member[:1] - start, single - start, rtol=1e-4, atol=1e-7)
+    # Logged: the mean of the members' losses, each with its own penalty.
+    assert logs[0]["loss"][0] == pytest.approx(logs[0]["nll"][0] + logs[0]["kl"][0], rel=1e-5)
+
+
 def test_ensemble_predictions_are_the_uniform_mixture_for_any_multiple_of_members(ensemble_regressor):
     x = np.linspace(-3, 3, 9, dtype="float32")[:, None]
     exact = tfp_bnn.predict(ensemble_regressor, x, num_samples=4)

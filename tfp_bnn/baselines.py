@@ -19,8 +19,9 @@ one graph. Build the models with ``make_regressor``/``make_classifier``
   network of such layers holds ``M`` networks that share nothing but their
   architecture. A :class:`tfp_bnn.BayesianModel` made of them trains every
   member on every batch (the batch goes through stacked ``M`` times, one copy
-  per member, and the loss is the mean of the members' losses: each member
-  gets the gradient of its own loss). For predictions draw ``t`` is member
+  per member; ``fit`` logs the mean of the members' losses and minimises their
+  sum, so each member gets the gradient of its own loss, penalty included, as
+  in a network of its own). For predictions draw ``t`` is member
   ``t mod M``, so ``num_samples`` must be a multiple of ``M``: each member
   then appears ``T / M`` times and the mixture over draws is exactly the
   uniform mixture of the ``M`` members (``num_samples=M`` gives the same

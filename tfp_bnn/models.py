@@ -196,6 +196,10 @@ class BayesianModel(tf_keras.Model):
         else:
             y_pred = self(x, training=training)
         kl = self.kl_divergence()
+        if self.num_members > 1:
+            # The loss is the mean of the members' losses, and a member's own penalty
+            # counts once in it: the regularizers sum over the members.
+            kl = kl / self.num_members
         loss = self.compiled_loss(y, y_pred, sample_weight, regularization_losses=[kl])
         return x, y, sample_weight, y_pred, kl, loss
 
@@ -213,7 +217,10 @@ class BayesianModel(tf_keras.Model):
     def train_step(self, data):
         with tf.GradientTape() as tape:
             x, y, sample_weight, y_pred, kl, loss = self._step(data, training=True)
-        self.optimizer.minimize(loss, self.trainable_variables, tape=tape)
+            # The members' sum, not their mean, so that every member gets the whole gradient of
+            # its own loss, as in a network of its own (SGD's step would be lr / M otherwise).
+            objective = loss * self.num_members if self.num_members > 1 else loss
+        self.optimizer.minimize(objective, self.trainable_variables, tape=tape)
         return self._log(x, y, sample_weight, y_pred, kl, loss)
 
     def test_step(self, data):
