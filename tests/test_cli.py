@@ -456,3 +456,14 @@ def test_scales_of_float32_columns_beyond_1e19_are_finite():
     # In float32 the squares overflow: a target of scale 1e20 was refused as "target_scale inf".
     column = (np.linspace(-1, 1, 50) * 1e20).astype(np.float32)
     np.testing.assert_allclose(cli._feature_scale(column[:, None]), [column.astype(np.float64).std()], rtol=1e-12)
+
+
+def test_classification_nll_is_the_exact_mixture_nll_of_confidently_wrong_predictions():
+    # Logits 0, 20 and 40 apart: the true classes' log-probabilities are -0.69, -40 and -80. The
+    # probabilities' NLL clipped them at 1e-12 (27.6 nats each): 18.65 instead of 40.23.
+    model = tfp_bnn.make_classifier((1,), 2, regime="probabilistic", hidden_units=())
+    model.layers[-2].set_weights([np.array([[20.0, -20.0]], np.float32), np.zeros(2, np.float32)])
+    x, y = np.array([[0.0], [1.0], [2.0]], np.float32), np.array([0.0, 1.0, 1.0])
+    logits = x[:, 0] * 40.0  # class 0 minus class 1
+    expected = np.mean([np.log1p(np.exp(-logits[0])), np.logaddexp(0, logits[1]), np.logaddexp(0, logits[2])])
+    assert cli._metrics(model, x, y, "classification", 1, 0)["nll"] == pytest.approx(expected, rel=1e-5)

@@ -153,3 +153,68 @@ def test_sample_weights_are_checked_in_validation_data_and_evaluate():
     assert weighted["nll"] == pytest.approx(np.sum(halves * nll) / len(X), rel=1e-4)
     logs = model.fit(X, Y, validation_data=(X, Y, halves), epochs=1, verbose=0).history
     assert np.isfinite(logs["val_loss"]).all()
+
+
+def test_predict_takes_data_of_unknown_length_and_ensembles_match_model_call():
+    model = _regressor()
+    model.compile(tf_keras.optimizers.Adam(0.01))
+    filtered = tf.data.Dataset.from_tensor_slices(X).filter(lambda x: True).batch(16)
+    with sampling.posterior_mean():
+        expected = model.predict(X, verbose=0)
+        for data in (filtered, (X[i:i + 16] for i in range(0, len(X), 16))):
+            # Keras: "Could not infer the size of the data" at 32 steps per execution.
+            np.testing.assert_allclose(model.predict(data, verbose=0), expected, rtol=1e-6)
+    # An ensemble's row n is member n mod M, as in model(x), whatever the default batch of 32 cuts.
+    ensemble = tfp_bnn.make_regressor((2,), hidden_units=(8,), inference="ensemble", num_members=5)
+    ensemble.compile(tf_keras.optimizers.Adam(0.01))
+    np.testing.assert_allclose(ensemble.predict(X, verbose=0), ensemble(X).mean().numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_a_model_with_two_heads_trains_each_on_its_own_target():
+    inputs = tf_keras.Input((2,))
+    hidden = tf_keras.layers.Dense(16, activation="relu")(inputs)
+    heads = [tfp_bnn.NormalHead(1, name=name)(tfp_bnn.BayesianDense(2, kl_weight=1 / len(X))(hidden))
+             for name in ("first", "second")]
+    tf_keras.utils.set_random_seed(0)
+    model = tfp_bnn.BayesianModel(inputs, heads)
+    model.compile(tf_keras.optimizers.Adam(0.03))
+    for targets in ({"first": Y, "second": Y + 10.0}, [Y, Y + 10.0]):
+        model.fit(X, targets, epochs=200, batch_size=32, verbose=0)
+        with sampling.posterior_mean():
+            means = [m.mean() for m in model.predict(X, verbose=0)]
+        # The second head had been fitted to the first target: a mean of 0 for targets around 10.
+        assert means[0] == pytest.approx(Y.mean(), abs=0.5) and means[1] == pytest.approx(Y.mean() + 10, abs=0.5)
+    with pytest.raises(ValueError, match=r"The model has 2 outputs \['first', 'second'\]: pass one target per output"):
+        model.fit(X, Y, verbose=0)
+    with pytest.raises(ValueError, match=r"y has the keys \['first'\]; the model's outputs are named"):
+        model.fit(X, {"first": Y}, verbose=0)
+    with pytest.raises(TypeError, match="one output .one head.; this one has 2 .first, second."):
+        tfp_bnn.predict(model, X)
+
+
+def test_a_callback_that_anneals_kl_weight_changes_what_fit_minimises(tmp_path):
+    model = _regressor()
+    model.compile(tf_keras.optimizers.Adam(0.01))
+    layers = [layer for layer in model.layers if isinstance(layer, tfp_bnn.BayesianDense)]
+    weights = [0.0, 1 / len(X), 10 / len(X)]
+
+    class WarmUp(tf_keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            for layer in layers:
+                layer.kl_weight = weights[epoch]
+
+    logs = model.fit(X, Y, epochs=3, batch_size=32, callbacks=[WarmUp()], verbose=0).history
+    kl = sum(layer.kl_divergence() for layer in layers).numpy()
+    # The weight was baked into the traced step: the history's kl stayed 0 after epoch 0.
+    assert logs["kl"][0] == 0.0 and logs["kl"][2] == pytest.approx(10 / len(X) * kl, rel=0.05)
+    assert logs["kl"][2] > 5 * logs["kl"][1] > 0
+    np.testing.assert_allclose(np.add(logs["nll"], logs["kl"]), logs["loss"], rtol=1e-5)
+    assert layers[0].get_config()["kl_weight"] == pytest.approx(10 / len(X))
+    assert layers[0].weights == layers[0].trainable_weights  # not a weight: weight files unchanged
+    # A TF checkpoint restores it, and the layer reports the restored value.
+    model.save_weights(tmp_path / "ckpt")
+    layers[0].kl_weight = 0.5
+    model.load_weights(tmp_path / "ckpt")
+    assert layers[0].kl_weight == pytest.approx(10 / len(X))
+    with pytest.raises(ValueError, match="kl_weight must be a finite number >= 0"):
+        layers[0].kl_weight = -1.0

@@ -161,6 +161,13 @@ def test_crps_ensemble_against_the_pairwise_definition(rng):
     assert metrics.crps_ensemble(y, samples[:1]) == pytest.approx(np.mean(np.abs(samples[0] - y)), rel=1e-12)
     with pytest.raises(ValueError, match=r"samples must have shape \(S, 6\), got \(40, 7\)"):
         metrics.crps_ensemble(y[:6], samples)
+    # As the other metrics: an error, not NaN with a RuntimeWarning.
+    for bad_y, bad_samples, name in ((np.where(y == y[2], np.nan, y), samples, "y_true"),
+                                     (y, np.where(samples == samples[0, 3], np.inf, samples), "samples")):
+        with pytest.raises(ValueError, match=rf"{name} has a NaN or infinite value \(at flat index [23]\)"):
+            metrics.crps_ensemble(bad_y, bad_samples)
+    with pytest.raises(ValueError, match="y_true is empty"):
+        metrics.crps_ensemble(y[:0], samples[:, :0])
 
 
 def test_crps_ensemble_of_many_gaussian_samples_approaches_crps_gaussian(rng):

@@ -346,9 +346,13 @@ def _metrics(model, x, y, task, num_samples, seed):
     result = tfp_bnn.predict(model, x, num_samples=num_samples, seed=seed)
     if task == "classification":
         labels = y.astype(np.int64)
+        if isinstance(model.layers[-1], tfp_bnn.PointClassHead):
+            nll = metrics.categorical_nll(labels, result.probabilities)  # vote shares: a share of 0 is real
+        else:  # the mixture's exact log-mean-exp, as for regression: no 1e-12 clip, no float32 underflow
+            nll = metrics.mixture_nll(tfp_bnn.log_likelihoods(model, x, labels, num_samples=num_samples, seed=seed))
         return {
             "accuracy": metrics.accuracy(labels, result.probabilities),
-            "nll": metrics.categorical_nll(labels, result.probabilities),
+            "nll": nll,
             "brier": metrics.brier_score(labels, result.probabilities),
             "ece": metrics.expected_calibration_error(labels, result.probabilities),
             "n": int(len(y)),

@@ -144,9 +144,32 @@ class _BayesianLayer(tf_keras.layers.Layer):
                 f"The {estimator!r} estimator needs independent weights; use a MeanFieldNormal "
                 "posterior, or estimator='variational' for a full-covariance posterior."
             )
+        self.kl_weight = kl_weight
+
+    @property
+    def kl_weight(self):
+        """Factor of the layer's KL term, ``1 / N``; may be changed between steps.
+
+        Once the layer is built a non-trainable variable holds it, which the traced
+        train step reads: a callback that sets ``layer.kl_weight`` (a KL warm-up)
+        changes what ``fit`` minimises from the next step on. A Python float would be
+        baked into the step function when it is first traced.
+        """
+        variable = self.__dict__.get("_kl_weight_variable")
+        if variable is not None and tf.executing_eagerly():
+            return float(variable.numpy())  # also after load_weights restored it
+        return self.__dict__["_kl_weight"]
+
+    @kl_weight.setter
+    def kl_weight(self, kl_weight):
         if isinstance(kl_weight, bool) or not isinstance(kl_weight, numbers.Real) or not 0 <= kl_weight < np.inf:
             raise ValueError(f"kl_weight must be a finite number >= 0 (1 / training-set size), got {kl_weight!r}.")
-        self.kl_weight = float(kl_weight)
+        # In __dict__, past Keras's attribute tracking: the variable is no weight of the
+        # layer (get_weights and weight files are unchanged).
+        self.__dict__["_kl_weight"] = float(kl_weight)
+        variable = self.__dict__.get("_kl_weight_variable")
+        if variable is not None:
+            variable.assign(float(kl_weight))
 
     # -- subclasses --------------------------------------------------------
     def _kernel_shape(self, input_shape):
@@ -168,7 +191,10 @@ class _BayesianLayer(tf_keras.layers.Layer):
             self.num_kernel_weights, self.bias_size, self.dtype, kernel_shape=self.kernel_shape
         )
         self.exact_kl = self._has_exact_kl()
-        self.add_loss(lambda: self.kl_weight * self.kl_divergence())
+        variable = tf.Variable(self.kl_weight, trainable=False, dtype=self.dtype, name="kl_weight")
+        self.__dict__["_kl_weight_variable"] = variable
+        self._track_trackable(variable, name="kl_weight_variable")  # SavedModel must reach it
+        self.add_loss(lambda: variable * self.kl_divergence())
         super().build(input_shape)
 
     def _has_exact_kl(self):
@@ -293,7 +319,8 @@ class BayesianDense(_BayesianLayer):
         (default ``NormalPrior(1.0)``).
       kernel_posterior: a :mod:`tfp_bnn.posteriors` factory over ``[W, b]``
         (default ``MeanFieldNormal(initial_scale=1e-3)``).
-      kl_weight: factor of the KL term, ``1 / N`` for ``N`` training examples.
+      kl_weight: factor of the KL term, ``1 / N`` for ``N`` training examples;
+        a callback may change ``layer.kl_weight`` during ``fit`` (KL warm-up).
 
     Input shape ``(batch, ..., input_dim)``; output ``(batch, ..., units)``.
 

@@ -46,15 +46,19 @@ def _flat_pair(y_true, y_pred, names=("y_true", "y_pred")):
     y_true, y_pred = np.asarray(y_true, np.float64), np.asarray(y_pred, np.float64)
     if y_true.size != y_pred.size:
         raise ValueError(f"{names[0]} has {y_true.size} values but {names[1]} has {y_pred.size}.")
-    # As scikit-learn's metrics: a NaN would be a miss in a coverage, a NaN in a mean.
     for name, values in zip(names, (y_true, y_pred)):
-        if values.size == 0:
-            raise ValueError(f"{name} is empty; a metric needs at least one example.")
-        bad = np.isnan(values) if name in _MAY_BE_INFINITE else ~np.isfinite(values)
-        if bad.any():
-            row = int(np.argwhere(bad.reshape(-1))[0][0])
-            raise ValueError(f"{name} has a NaN or infinite value (at flat index {row}); drop or impute those rows first.")
+        _check_values(values, name)
     return y_true.reshape(-1), y_pred.reshape(-1)
+
+
+def _check_values(values, name):
+    # As scikit-learn's metrics: a NaN would be a miss in a coverage, a NaN in a mean.
+    if values.size == 0:
+        raise ValueError(f"{name} is empty; a metric needs at least one example.")
+    bad = np.isnan(values) if name in _MAY_BE_INFINITE else ~np.isfinite(values)
+    if bad.any():
+        row = int(np.argwhere(bad.reshape(-1))[0][0])
+        raise ValueError(f"{name} has a NaN or infinite value (at flat index {row}); drop or impute those rows first.")
 
 
 # An infinite end is a one-sided interval.
@@ -205,9 +209,10 @@ def crps_ensemble(y_true, samples):
     >>> abs(crps_ensemble([0.0], samples) - crps_gaussian([0.0], mean=[0.0], stddev=[1.0])) < 0.01
     True
     """
-    samples = np.sort(np.asarray(samples, np.float64), axis=0)
-    y_true = np.asarray(y_true, np.float64).reshape(-1)
-    samples = samples.reshape(samples.shape[0], -1)
+    samples, y_true = np.asarray(samples, np.float64), np.asarray(y_true, np.float64).reshape(-1)
+    _check_values(y_true, "y_true")
+    _check_values(samples, "samples")
+    samples = np.sort(samples.reshape(samples.shape[0], -1), axis=0)
     if samples.shape[1] != y_true.size:
         raise ValueError(f"samples must have shape (S, {y_true.size}), got {samples.shape}.")
     size = samples.shape[0]

@@ -62,6 +62,8 @@ MC_DROPOUT_LENGTH_SCALE = 1e-2
 # Batches per tf.function call in fit/evaluate/predict unless compile is told
 # otherwise; the per-epoch time stops falling at about 16 (benchmarks/speed.py).
 DEFAULT_STEPS_PER_EXECUTION = 32
+# Keras's default batch size of fit, evaluate and predict.
+_KERAS_BATCH_SIZE = 32
 # The baselines' defaults: MC dropout's rate p and the deep ensemble's M networks.
 DEFAULT_DROPOUT_RATE = 0.05
 DEFAULT_NUM_MEMBERS = 5
@@ -233,6 +235,10 @@ class BayesianModel(tf_keras.Model):
             return x, y
         if isinstance(x, tf_keras.utils.Sequence) or callable(getattr(x, "__next__", None)):
             return x, y  # streamed data is checked by Keras as it comes
+        if len(self.outputs) > 1:  # several heads: each target is checked against its own head
+            if not isinstance(self.input_shape, list):
+                x = validation.check_inputs(_single_input(self, x), self.input_shape[1:])
+            return x, _checked_targets_by_output(self, y)
         if isinstance(self.input_shape, list):  # several inputs: Keras matches them to the model's
             y = _single_target(self, y)
             return x, y if y is None else validation.check_targets(y, self.head)
@@ -286,6 +292,22 @@ class BayesianModel(tf_keras.Model):
         unknown = _unknown_length(args["x"], args["y"], args["steps"])
         with self._one_step_per_execution(self.make_test_function) if unknown else contextlib.nullcontext():
             return super().evaluate(**args, **extra)
+
+    def predict(self, x, *args, **kwargs):
+        """``tf_keras.Model.predict``: the head's mean (or class probabilities) for one weight draw.
+
+        Use :func:`tfp_bnn.predict` for the predictive distribution. Data of
+        unknown length run one step per execution, as in ``fit``. An ensemble's
+        row ``n`` goes through member ``n mod M``, as in ``model(x)``: the
+        default batch size is a multiple of ``M`` (row ``n`` of a batch of ``b``
+        is member ``(n mod b) mod M``).
+        """
+        args = _arguments(tf_keras.Model.predict, self, x, *args, **kwargs)
+        if args["batch_size"] is None and self.num_members > 1 and _in_memory(args["x"]):
+            args["batch_size"] = self.num_members * -(-_KERAS_BATCH_SIZE // self.num_members)
+        unknown = _unknown_length(args["x"], None, args["steps"])
+        with self._one_step_per_execution(self.make_predict_function) if unknown else contextlib.nullcontext():
+            return super().predict(**args)
 
     def predict_step(self, data):
         # The head's tensor (its mean, or class probabilities), also when run eagerly:
@@ -389,6 +411,21 @@ def _check_class_weight(class_weight, head, y):
         )
 
 
+def _checked_targets_by_output(model, y):
+    """Targets of a model with several heads, as Keras matches them: a dict by output name or a list in order."""
+    names = model.output_names
+    if isinstance(y, dict):
+        if sorted(y) != sorted(names):
+            raise ValueError(f"y has the keys {sorted(y)}; the model's outputs are named {names}.")
+        return {name: validation.check_targets(y[name], model.get_layer(name)) for name in names}
+    if isinstance(y, (list, tuple)) and len(y) == len(names):
+        return [validation.check_targets(t, model.get_layer(name)) for t, name in zip(y, names)]
+    raise ValueError(
+        f"The model has {len(names)} outputs {names}: pass one target per output, as a list in that order "
+        "or a dict by output name."
+    )
+
+
 def _single_target(model, y):
     """Keras's other spellings of one target, ``[y]`` and ``{output_name: y}``, as ``y``."""
     # An array in a list; not a nested list, which is one row of targets ([[y1, y2]]: shape (1, 2)).
@@ -434,6 +471,11 @@ def _untuned_arrays(model, args):
             validation_steps=args["validation_steps"] or validation_batches.get_size(),
         )
     return args
+
+
+def _in_memory(x):
+    """Arrays or tensors that Keras batches itself (``batch_size`` applies)."""
+    return data_adapter.select_data_adapter(x, None) is data_adapter.TensorLikeDataAdapter
 
 
 def _unknown_length(x, y, steps):

@@ -330,6 +330,13 @@ def _per_model_function(input_signature, jit_compile=False):
 
 
 def _head(model, what="predict"):
+    output_layers = list({id(layer): layer for layer in getattr(model, "_output_layers", None) or []}.values())
+    if len(output_layers) > 1:
+        names = [layer.name for layer in output_layers]
+        raise TypeError(
+            f"{what} takes models with one output (one head); this one has {len(names)} ({', '.join(names)}). "
+            "Predict each head from a model of its own: tf_keras.Model(model.inputs, model.outputs[i])."
+        )
     head = model.layers[-1] if getattr(model, "layers", None) else None
     if not isinstance(head, Head):
         raise TypeError(
