@@ -301,3 +301,29 @@ def test_saved_keras_file_predicts_the_same_distribution_and_keeps_training(fixt
         np.testing.assert_allclose(getattr(after, field), getattr(before, field), rtol=1e-5, atol=1e-7)
     assert loaded.optimizer.iterations.numpy() == model.optimizer.iterations.numpy() > 0
     loaded.fit(*_sine_data(), batch_size=32, epochs=1, verbose=0)
+
+
+def test_keras_predict_of_an_ensemble_is_the_members_average_whatever_the_batch_size(ensemble_regressor):
+    # A plain call sends row n of a batch through member n mod M: model.predict gave a row the
+    # member of its place in its batch (up to 0.2 apart for batch_size 1 and 32 on a sine fit),
+    # and a single row always member 0 alone.
+    x = np.linspace(-1, 1, 30, dtype=np.float32)[:, None]
+    by_batch = [ensemble_regressor.predict(x, batch_size=b, verbose=0) for b in (1, 7, 32)]
+    for other in by_batch[1:]:
+        np.testing.assert_allclose(other, by_batch[0], rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(ensemble_regressor.predict(x[3:4], verbose=0)[0], by_batch[0][3], rtol=1e-6)
+    np.testing.assert_allclose(ensemble_regressor.predict_on_batch(x[:5]), by_batch[0][:5], rtol=1e-6, atol=1e-7)
+    with sampling.weight_draws(4):  # every member on every row, member-major
+        members = ensemble_regressor(np.tile(x, [4, 1])).mean().numpy().reshape(4, 30, 1)
+    np.testing.assert_allclose(by_batch[0], members.mean(axis=0), rtol=1e-6, atol=1e-7)
+    predicted = tfp_bnn.predict(ensemble_regressor, x, num_samples=8, seed=0)  # draw t is member t mod 4
+    np.testing.assert_allclose(by_batch[0], predicted.mean, rtol=1e-5, atol=1e-6)
+
+
+def test_keras_predict_of_an_ensemble_classifier_averages_the_members_probabilities():
+    x = np.random.default_rng(2).normal(size=(12, 3)).astype(np.float32)
+    model = tfp_bnn.make_classifier((3,), 4, hidden_units=(8,), inference="ensemble", num_members=3)
+    probs = model.predict(x, batch_size=5, verbose=0)
+    np.testing.assert_allclose(probs.sum(axis=-1), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(probs, model.predict(x, batch_size=1, verbose=0), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(probs, tfp_bnn.predict(model, x, num_samples=3, seed=0).probabilities, rtol=1e-5, atol=1e-6)

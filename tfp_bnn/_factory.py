@@ -114,6 +114,14 @@ class DistributionLayer(tfp.layers.DistributionLambda):
     ``make_posterior_fn`` protocol) and returns :meth:`distribution` as a
     ``DistributionLambda`` does: a distribution that converts to a tensor by
     sampling, which is what ``tfp.layers.DenseVariational`` expects.
+
+    A subclass may define ``sample_weights(num_draws, seed)``, the
+    ``[num_draws, size]`` draws of :meth:`distribution`: tfp_bnn's layers then
+    sample through it. Define it when the distribution samples through a
+    bijector (``MultivariateNormalDiag``/``TriL``, a ``TransformedDistribution``):
+    TFP's bijector cache keeps every graph that sampled so alive for the life
+    of the process (each ``tfp_bnn.predict`` function, each serving export), and
+    so does a ``tf.custom_gradient`` (TFP's ``Softplus`` bijector) called in a graph.
     """
 
     def __init__(self, size, **kwargs):

@@ -117,9 +117,10 @@ class EnsembleDense(tf_keras.layers.Layer):
 
     * ``draws`` (``T`` stacked copies, draw-major): copy ``t`` goes through
       member ``t mod M``; ``T`` must be a multiple of ``M``.
-    * ``single`` (a plain call ``model(x)``): row ``n`` of the batch goes through
-      member ``n mod M`` in every layer, so each row sees one whole member
-      (``BayesianModel.predict`` batches by a multiple of ``M``, so there too).
+    * ``single`` (a plain call): row ``n`` of the batch goes through member
+      ``n mod M`` in every layer, so each row sees one whole member.
+      (``BayesianModel``'s ``fit``, ``evaluate`` and ``predict`` run every
+      member on every row; ``predict`` returns the members' average.)
     * ``mean``: refused; an ensemble has no mean network (use
       ``tfp_bnn.predict(...).mean``).
 

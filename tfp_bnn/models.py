@@ -62,8 +62,6 @@ MC_DROPOUT_LENGTH_SCALE = 1e-2
 # Batches per tf.function call in fit/evaluate/predict unless compile is told
 # otherwise; the per-epoch time stops falling at about 16 (benchmarks/speed.py).
 DEFAULT_STEPS_PER_EXECUTION = 32
-# Keras's default batch size of fit, evaluate and predict.
-_KERAS_BATCH_SIZE = 32
 # The baselines' defaults: MC dropout's rate p and the deep ensemble's M networks.
 DEFAULT_DROPOUT_RATE = 0.05
 DEFAULT_NUM_MEMBERS = 5
@@ -296,15 +294,11 @@ class BayesianModel(tf_keras.Model):
     def predict(self, x, *args, **kwargs):
         """``tf_keras.Model.predict``: the head's mean (or class probabilities) for one weight draw.
 
-        Use :func:`tfp_bnn.predict` for the predictive distribution. Data of
-        unknown length run one step per execution, as in ``fit``. An ensemble's
-        row ``n`` goes through member ``n mod M``, as in ``model(x)``: the
-        default batch size is a multiple of ``M`` (row ``n`` of a batch of ``b``
-        is member ``(n mod b) mod M``).
+        For an ensemble, the average over its members. Use :func:`tfp_bnn.predict`
+        for the predictive distribution. Data of unknown length run one step per
+        execution, as in ``fit``.
         """
         args = _arguments(tf_keras.Model.predict, self, x, *args, **kwargs)
-        if args["batch_size"] is None and self.num_members > 1 and _in_memory(args["x"]):
-            args["batch_size"] = self.num_members * -(-_KERAS_BATCH_SIZE // self.num_members)
         unknown = _unknown_length(args["x"], None, args["steps"])
         with self._one_step_per_execution(self.make_predict_function) if unknown else contextlib.nullcontext():
             return super().predict(**args)
@@ -312,7 +306,29 @@ class BayesianModel(tf_keras.Model):
     def predict_step(self, data):
         # The head's tensor (its mean, or class probabilities), also when run eagerly:
         # Keras's eager predict would hand back the distribution object itself.
+        if self.num_members > 1:
+            return self._ensemble_predict_step(data)
         return tf.nest.map_structure(tf.convert_to_tensor, super().predict_step(data))
+
+    def _ensemble_predict_step(self, data):
+        """The ensemble's prediction: the head's tensor of every member, averaged.
+
+        A plain call sends row ``n`` of a batch through member ``n mod M``, so
+        ``model.predict`` gave a row the member of its place in its batch: other
+        numbers for another ``batch_size``, and member 0 alone for a single row.
+        Every member sees every row here, as in ``fit`` and ``evaluate``.
+        """
+        x, _, _ = tf_keras.utils.unpack_x_y_sample_weight(data)
+        members = self.num_members
+        with sampling.weight_draws(members):
+            y_pred = self(tf.nest.map_structure(lambda v: _stacked(v, members), x), training=False)
+
+        def average(tensor):
+            tensor = tf.convert_to_tensor(tensor)
+            by_member = tf.reshape(tensor, tf.concat([[members, -1], tf.shape(tensor)[1:]], axis=0))
+            return tf.reduce_mean(by_member, axis=0)
+
+        return tf.nest.map_structure(average, y_pred)
 
     # -- one batch at a time -------------------------------------------------
     # Keras's multi-step function would ask the one-batch iterator for compile's
@@ -471,11 +487,6 @@ def _untuned_arrays(model, args):
             validation_steps=args["validation_steps"] or validation_batches.get_size(),
         )
     return args
-
-
-def _in_memory(x):
-    """Arrays or tensors that Keras batches itself (``batch_size`` applies)."""
-    return data_adapter.select_data_adapter(x, None) is data_adapter.TensorLikeDataAdapter
 
 
 def _unknown_length(x, y, steps):

@@ -110,25 +110,64 @@ class MeanFieldNormalLayer(_PosteriorLayer):
 _DIAG_SHIFT = 1e-6  # the smallest diagonal of L: keeps L invertible
 
 
+def _stable_softplus(x):
+    """``tfb.Softplus().forward(x)``, bit for bit, without ``tf.custom_gradient``.
+
+    TFP's Softplus bijector computes ``log1p(exp(x))`` below a cutoff and
+    ``softplus(x)`` above, with a custom gradient: in a graph, ``tf.custom_gradient``
+    registers a new gradient function per call in TensorFlow's process-wide registry,
+    and that function holds the graph's tensors, so every graph that called it stayed
+    alive. Here the gradient is TensorFlow's own (``SoftplusGrad``, and
+    ``exp(x) / (1 + exp(x))`` below the cutoff instead of ``exp(x)``: within a few
+    float32 ulps, and a relative 1e-4 where ``L`` has a diagonal under 1.2e-4).
+    """
+    cutoff = -20.0 if x.dtype == tf.float64 else -9.0
+    # min(): the branch not taken must not give inf * 0 = NaN gradients for large x.
+    return tf.where(x < cutoff, tf.math.log1p(tf.exp(tf.minimum(x, cutoff))), tf.nn.softplus(x))
+
+
 @register
 class FullCovarianceNormalLayer(_PosteriorLayer):
     """Variables of ``MultivariateNormalTriL(loc, L)``, ``L`` from a vector by ``FillScaleTriL``."""
 
     def __init__(self, kernel_shape, bias_size, initial_scale, loc_initializer, **kwargs):
         super().__init__(kernel_shape, bias_size, initial_scale, loc_initializer, **kwargs)
-        self._fill = tfb.FillScaleTriL(diag_bijector=tfb.Softplus(), diag_shift=tf.constant(_DIAG_SHIFT, self.dtype))
-        # The bijector's inverse takes the shift off itself: L starts at exactly initial_scale.
-        initial_tril = self._fill.inverse(tf.eye(self.size, dtype=self.dtype) * self.initial_scale).numpy()
+        # The bijector's inverse takes the shift off itself: L starts at exactly initial_scale
+        # (eager, once: no graph for the bijector cache to keep).
+        fill = tfb.FillScaleTriL(diag_bijector=tfb.Softplus(), diag_shift=tf.constant(_DIAG_SHIFT, self.dtype))
+        initial_tril = fill.inverse(tf.eye(self.size, dtype=self.dtype) * self.initial_scale).numpy()
         self.untransformed_scale_tril = self.add_weight(
             name="posterior_untransformed_scale_tril",
             shape=[self.size * (self.size + 1) // 2],
             initializer=tf.constant_initializer(initial_tril),
         )
 
+    def scale_tril(self):
+        """``L``: what ``FillScaleTriL(Softplus(), diag_shift)`` makes of the vector, bit for bit.
+
+        Without the bijector: its forward goes through TFP's process-wide bijector
+        cache, and its ``Softplus`` through a ``tf.custom_gradient``, which in a graph
+        registers its gradient in TensorFlow's process-wide registry. Either kept every
+        traced graph that built ``L`` (each predict function, each export, each
+        ``evaluate``) alive for the life of the process.
+        """
+        tril = tfp.math.fill_triangular(tf.convert_to_tensor(self.untransformed_scale_tril))
+        diag = _stable_softplus(tf.linalg.diag_part(tril)) + tf.constant(_DIAG_SHIFT, tril.dtype)
+        return tf.linalg.set_diag(tril, diag)
+
     def distribution(self):
-        return tfd.MultivariateNormalTriL(
-            loc=self.loc, scale_tril=self._fill.forward(self.untransformed_scale_tril)
-        )
+        return tfd.MultivariateNormalTriL(loc=self.loc, scale_tril=self.scale_tril())
+
+    def sample_weights(self, num_draws, seed):
+        """``[num_draws, size]`` draws of :meth:`distribution`, bit for bit: ``loc + L z``.
+
+        The standard normal ``z`` from the distribution's own base distribution,
+        ``L z`` by its own operator, without its bijectors (and their cache, see
+        :meth:`scale_tril`).
+        """
+        q = self.distribution()
+        z = q.distribution.sample(num_draws, seed=seed)
+        return q.scale.matvec(z) + q.loc
 
 
 @register
