@@ -188,6 +188,27 @@ def test_a_model_with_two_heads_trains_each_on_its_own_target():
         tfp_bnn.predict(model, X)
 
 
+def test_outputs_beside_a_head_and_per_output_sample_weights_train_as_in_keras():
+    inputs = tf_keras.Input((2,))
+    hidden = tfp_bnn.BayesianDense(16, activation="relu", kl_weight=1 / len(X))(inputs)
+    auxiliary = tf_keras.layers.Dense(1, name="auxiliary")(hidden)  # not a head: only Keras checks its target
+    head = tfp_bnn.NormalHead(1, name="head")(tf_keras.layers.Dense(2)(hidden))
+    tf_keras.utils.set_random_seed(0)
+    model = tfp_bnn.BayesianModel(inputs, [auxiliary, head])
+    model.compile(tf_keras.optimizers.Adam(0.03), loss={"auxiliary": "mse", "head": tfp_bnn.NegativeLogLikelihood()})
+    ones = np.ones(len(X))
+    logs = model.fit(X, {"auxiliary": Y + 5.0, "head": Y}, sample_weight={"auxiliary": ones, "head": ones},
+                     epochs=100, batch_size=32, verbose=0).history
+    assert np.isfinite(logs["loss"]).all()
+    with sampling.posterior_mean():
+        auxiliary_mean = model.predict(X, verbose=0)[0].mean()
+    assert auxiliary_mean == pytest.approx(Y.mean() + 5.0, abs=0.5)
+    # One weight array per output, as a list; a weight with a NaN is still refused.
+    model.evaluate(X, [Y + 5.0, Y], sample_weight=[ones, ones], verbose=0)
+    with pytest.raises(ValueError, match="sample_weight"):
+        model.fit(X, [Y + 5.0, Y], sample_weight=[ones, np.where(ones > 0, np.nan, 1.0)], verbose=0)
+
+
 def test_a_callback_that_anneals_kl_weight_changes_what_fit_minimises(tmp_path):
     model = _regressor()
     model.compile(tf_keras.optimizers.Adam(0.01))
@@ -205,12 +226,14 @@ def test_a_callback_that_anneals_kl_weight_changes_what_fit_minimises(tmp_path):
     assert logs["kl"][0] == 0.0 and logs["kl"][2] == pytest.approx(10 / len(X) * kl, rel=0.05)
     assert logs["kl"][2] > 5 * logs["kl"][1] > 0
     np.testing.assert_allclose(np.add(logs["nll"], logs["kl"]), logs["loss"], rtol=1e-5)
-    assert layers[0].get_config()["kl_weight"] == pytest.approx(10 / len(X))
-    assert layers[0].weights == layers[0].trainable_weights  # not a weight: weight files unchanged
-    # A TF checkpoint restores it, and the layer reports the restored value.
+    assert layers[0].get_config()["kl_weight"] == 10 / len(X)
+    # Configuration, not a weight: no weight file (.h5, .keras or a TF checkpoint) changes it, so
+    # weights from a model trained on another N do not bring their 1 / N along.
+    assert layers[0].weights == layers[0].trainable_weights
     model.save_weights(tmp_path / "ckpt")
     layers[0].kl_weight = 0.5
     model.load_weights(tmp_path / "ckpt")
-    assert layers[0].kl_weight == pytest.approx(10 / len(X))
+    assert layers[0].kl_weight == 0.5
+    assert model.evaluate(X, Y, verbose=0, return_dict=True)["kl"] > 0.5 * layers[0].kl_divergence().numpy() * 0.9
     with pytest.raises(ValueError, match="kl_weight must be a finite number >= 0"):
         layers[0].kl_weight = -1.0

@@ -155,10 +155,7 @@ class _BayesianLayer(tf_keras.layers.Layer):
         changes what ``fit`` minimises from the next step on. A Python float would be
         baked into the step function when it is first traced.
         """
-        variable = self.__dict__.get("_kl_weight_variable")
-        if variable is not None and tf.executing_eagerly():
-            return float(variable.numpy())  # also after load_weights restored it
-        return self.__dict__["_kl_weight"]
+        return self.__dict__["_kl_weight"]  # the number set (1 / 100, not its float32 rounding)
 
     @kl_weight.setter
     def kl_weight(self, kl_weight):
@@ -193,9 +190,19 @@ class _BayesianLayer(tf_keras.layers.Layer):
         self.exact_kl = self._has_exact_kl()
         variable = tf.Variable(self.kl_weight, trainable=False, dtype=self.dtype, name="kl_weight")
         self.__dict__["_kl_weight_variable"] = variable
-        self._track_trackable(variable, name="kl_weight_variable")  # SavedModel must reach it
         self.add_loss(lambda: variable * self.kl_divergence())
         super().build(input_shape)
+
+    def _trackable_children(self, save_type="checkpoint", **kwargs):
+        # A SavedModel must reach the variable (the loss captures it); a weight checkpoint
+        # leaves it out, as the .keras/.h5 weight files do: kl_weight (1 / N) is the model's
+        # configuration, which load_weights must not change, and checkpoints written before
+        # it existed still match every object.
+        children = super()._trackable_children(save_type, **kwargs)
+        variable = self.__dict__.get("_kl_weight_variable")
+        if variable is not None and save_type == "savedmodel":
+            children["kl_weight_variable"] = variable
+        return children
 
     def _has_exact_kl(self):
         try:

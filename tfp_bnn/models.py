@@ -83,8 +83,9 @@ class BayesianModel(tf_keras.Model):
       from the one they were traced in;
     * a model of :class:`tfp_bnn.baselines.EnsembleDense` layers (an ensemble of
       ``num_members`` networks) trains and evaluates every member on every
-      batch: the batch goes through stacked once per member and the loss is
-      the mean of the members' losses.
+      batch: the batch goes through stacked once per member; the logged loss
+      is the mean of the members' losses (``kl``: ``model.losses`` / ``M``,
+      each member's own penalty) and ``fit`` minimises their sum.
 
     Build it like a Functional model: ``BayesianModel(inputs, outputs)``.
 
@@ -153,9 +154,10 @@ class BayesianModel(tf_keras.Model):
 
         The arguments are Keras's, in Keras's order. ``fit`` logs ``loss`` =
         ``nll`` + ``kl``, where ``nll`` is the compiled loss (the head's NLL
-        unless you pass another) and ``kl`` the sum of ``model.losses``. For an
-        ensemble the loss and Keras ``metrics`` are averages over the members'
-        own predictions, not scores of the ensemble's mixture (use
+        unless you pass another) and ``kl`` the sum of ``model.losses`` (for an
+        ensemble of ``M`` networks, divided by ``M``). For an ensemble the loss
+        and Keras ``metrics`` are averages over the members' own predictions,
+        not scores of the ensemble's mixture (use
         :func:`tfp_bnn.predict` for those).
         """
         super().compile(
@@ -265,12 +267,12 @@ class BayesianModel(tf_keras.Model):
         """
         args = _arguments(tf_keras.Model.fit, self, x, y, *args, **kwargs)
         args["x"], args["y"] = self._checked(args["x"], args["y"])
-        args["sample_weight"] = _checked_weights(args["sample_weight"], args["x"])
+        args["sample_weight"] = _checked_weights(args["sample_weight"], args["x"], len(self.outputs))
         _check_class_weight(args["class_weight"], self.head, args["y"])
         validation_data = args["validation_data"]
         if isinstance(validation_data, (tuple, list)) and len(validation_data) >= 2:
             x_valid, y_valid = self._checked(*validation_data[:2])
-            weights = [_checked_weights(w, x_valid) for w in validation_data[2:3]]
+            weights = [_checked_weights(w, x_valid, len(self.outputs)) for w in validation_data[2:3]]
             args["validation_data"] = (x_valid, y_valid, *weights)
         validation_xy = args["validation_data"]
         if isinstance(validation_xy, (tuple, list)):
@@ -285,7 +287,7 @@ class BayesianModel(tf_keras.Model):
     def evaluate(self, x=None, y=None, *args, **kwargs):
         args = _arguments(tf_keras.Model.evaluate, self, x, y, *args, **kwargs)
         args["x"], args["y"] = self._checked(args["x"], args["y"])
-        args["sample_weight"] = _checked_weights(args["sample_weight"], args["x"])
+        args["sample_weight"] = _checked_weights(args["sample_weight"], args["x"], len(self.outputs))
         extra = args.pop("kwargs", {})  # Keras's private ones, e.g. fit's _use_cached_eval_dataset
         unknown = _unknown_length(args["x"], args["y"], args["steps"])
         with self._one_step_per_execution(self.make_test_function) if unknown else contextlib.nullcontext():
@@ -397,10 +399,16 @@ def _arguments(method, model, *args, **kwargs):
     return {name: value for name, value in bound.arguments.items() if name != "self"}
 
 
-def _checked_weights(sample_weight, x):
+def _checked_weights(sample_weight, x, num_outputs=1):
     """Sample weights of in-memory arrays checked (NaN, negative, all zero, length); others as given."""
     if sample_weight is None or not isinstance(x, np.ndarray):
         return sample_weight
+    if num_outputs > 1 and isinstance(sample_weight, (dict, list, tuple)):  # one per output, as Keras takes them
+        check = lambda w: None if w is None else validation.check_sample_weight(w, len(x))  # noqa: E731
+        if isinstance(sample_weight, dict):
+            return {name: check(w) for name, w in sample_weight.items()}
+        if len(sample_weight) == num_outputs and all(w is None or np.ndim(w) >= 1 for w in sample_weight):
+            return [check(w) for w in sample_weight]
     return validation.check_sample_weight(sample_weight, len(x))
 
 
@@ -433,13 +441,19 @@ def _checked_targets_by_output(model, y):
     if isinstance(y, dict):
         if sorted(y) != sorted(names):
             raise ValueError(f"y has the keys {sorted(y)}; the model's outputs are named {names}.")
-        return {name: validation.check_targets(y[name], model.get_layer(name)) for name in names}
+        return {name: _checked_output_target(model, y[name], name) for name in names}
     if isinstance(y, (list, tuple)) and len(y) == len(names):
-        return [validation.check_targets(t, model.get_layer(name)) for t, name in zip(y, names)]
+        return [_checked_output_target(model, t, name) for t, name in zip(y, names)]
     raise ValueError(
         f"The model has {len(names)} outputs {names}: pass one target per output, as a list in that order "
         "or a dict by output name."
     )
+
+
+def _checked_output_target(model, y, name):
+    """A head's target checked against that head; another output's (say an auxiliary Dense) as given."""
+    layer = model.get_layer(name)
+    return validation.check_targets(y, layer) if isinstance(layer, heads_lib.Head) else y
 
 
 def _single_target(model, y):
