@@ -44,7 +44,7 @@ bench: $(BENCH_INSTALLED)  ## speed and UCI benchmarks -> benchmarks/results/
 		--markdown benchmarks/results/uci.md
 
 # The baselines under the same protocol on the two small data sets (about 2.1 hours for MC dropout and
-# 0.6 for the ensemble, two splits side by side, from the committed runs' seconds).
+# 0.5 for the ensemble, two splits side by side, from the committed runs' seconds).
 bench-baselines: $(INSTALLED)  ## MC dropout and deep ensemble on boston and concrete -> benchmarks/results/
 	for method in mc_dropout ensemble; do \
 		nice -n 10 $(PY) benchmarks/uci.py --data-dir $(UCI_DATA) --datasets bostonHousing,concrete \
