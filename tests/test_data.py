@@ -34,9 +34,9 @@ def test_article_generators_draw_x_uniformly_on_minus_one_one(generate):
     assert abs(x.mean()) < 0.02 and x.std() == pytest.approx(1 / np.sqrt(3), rel=0.02)
 
 
-@pytest.mark.parametrize("bad", [0, -5, 2.5, True])
-def test_generators_refuse_a_bad_num_samples(bad):
-    with pytest.raises(ValueError, match="num_samples must be a positive integer"):
+@pytest.mark.parametrize("bad", [0, -5, 2.5, 5.0, True, "5"])
+def test_generators_refuse_a_bad_num_examples(bad):
+    with pytest.raises(ValueError, match="num_examples must be a positive integer"):
         data.linear_regression(bad)
 
 

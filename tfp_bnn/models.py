@@ -686,7 +686,8 @@ def make_regressor(
       input_shape: shape of one example, e.g. ``(13,)``.
       regime: see the module docs.
       hidden_units: width of each hidden layer.
-      train_size: number of training examples ``N`` (Bayesian regimes): every
+      train_size: number of training examples ``N`` (Bayesian regimes), the
+        rows ``fit`` trains on (after ``validation_split``): every
         Bayesian layer gets ``kl_weight = 1 / N`` (MC dropout: weight decay
         ``l^2 (1 - p) / (2 N)`` with ``l = MC_DROPOUT_LENGTH_SCALE``; an
         ensemble does not need it).

@@ -205,7 +205,9 @@ def log_likelihoods(model, x, y, *, num_samples=100, seed=None, batch_size=None)
     """``log p(y_n | x_n, w_t)`` for ``T`` weight draws, shape ``(T, N)``.
 
     Feed it to :func:`tfp_bnn.metrics.mixture_nll` for the negative
-    log-likelihood of the Monte Carlo predictive mixture.
+    log-likelihood of the Monte Carlo predictive mixture. A
+    ``PointClassHead`` is scored by each draw's softmax (its training
+    likelihood), while :func:`predict` reports its draws' votes.
 
     Example:
 
