@@ -321,8 +321,10 @@ def _checked_inputs(x, seed, input_shape):
             name="check_x_finite",
         )
     # 2**62 + s would draw what s does (sampling.stateless_seed keeps 62 bits).
-    # A seed of another rank fails in TF's Fill ("must represent a scalar"): a
-    # rank check here would be folded away, as the graph knows the seed as [].
+    # A seed of another rank fails in whichever of TF's ops meets it first, the
+    # fresh-seed Fill ("must represent a scalar") or a layer's stateless random op
+    # ("seed must have shape [2]"): a rank check here would be folded away, as the
+    # graph knows the seed as [].
     seed_check = tf.debugging.Assert(
         tf.reduce_all(tf.reshape(seed, [-1]) < _SEED_RANGE),
         ["tfp_bnn: seed must be an int64 scalar below 2**62 (negative or left out: fresh draws); got", seed],
