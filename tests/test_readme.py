@@ -73,3 +73,15 @@ def test_custom_network_example_builds_a_bayesian_cnn(after):
     model = after[4]["model"]
     assert isinstance(model, tfp_bnn.BayesianModel) and model.output_shape == (None, 10)
     assert len(model.losses) == 2  # one KL term per Bayesian layer
+
+
+def test_every_module_in_the_pieces_table_is_an_attribute_of_tfp_bnn():
+    # The table names `tfp_bnn.data`, `tfp_bnn.models`, ...: each must work after `import tfp_bnn`
+    # (tfp_bnn.data had raised AttributeError). plots needs matplotlib: its users import it.
+    pieces = README.read_text().split("## The pieces", 1)[1].split("\n## ", 1)[0]
+    modules = re.findall(r"^\| `tfp_bnn\.(\w+)` \|", pieces, flags=re.M)
+    assert len(modules) >= 12, modules
+    for module in modules:
+        if module != "plots":
+            assert getattr(tfp_bnn, module).__name__ == f"tfp_bnn.{module}"
+            assert module in tfp_bnn.__all__, module
