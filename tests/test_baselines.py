@@ -168,16 +168,17 @@ def test_fit_trains_every_ensemble_member_on_the_data(ensemble_regressor):
     assert np.all(np.abs(np.sqrt(result.draw_variances.mean(axis=(1, 2))) - 0.1) < 0.05)
 
 
-@pytest.mark.parametrize("regularizer", [None, 0.1])
-def test_an_ensemble_member_takes_the_step_it_would_take_alone(regularizer):
+@pytest.mark.parametrize("penalty", [None, "kernel", "activity"])
+def test_an_ensemble_member_takes_the_step_it_would_take_alone(penalty):
     # SGD on one batch: member 0 of five moves as the same network alone does (it had moved
-    # 1/M as far, and an L2 penalty, summed over members, had weighed M times too much).
+    # 1/M as far; an L2 penalty, summed over members, had weighed M times too much; an
+    # activity penalty, divided by the rows of all members, 1/M of its weight).
     def network(num_members):
         tf_keras.utils.set_random_seed(0)
-        reg = None if regularizer is None else tf_keras.regularizers.L2(regularizer)
+        regularizers = {} if penalty is None else {f"{penalty}_regularizer": tf_keras.regularizers.L2(0.1)}
         inputs = tf_keras.Input((2,))
-        h = EnsembleDense(8, num_members=num_members, activation="relu", kernel_regularizer=reg)(inputs)
-        h = EnsembleDense(2, num_members=num_members, kernel_regularizer=reg)(h)
+        h = EnsembleDense(8, num_members=num_members, activation="relu", **regularizers)(inputs)
+        h = EnsembleDense(2, num_members=num_members, **regularizers)(h)
         model = tfp_bnn.BayesianModel(inputs, tfp_bnn.NormalHead(1)(h))
         model.compile(optimizer=tf_keras.optimizers.SGD(0.1))
         return model

@@ -155,7 +155,11 @@ class EnsembleDense(tf_keras.layers.Layer):
         kernel_regularizer=None,
         **kwargs,
     ):
+        # Keras would divide the activity penalty by all the rows of the stacked members
+        # (M times a member's batch), so a member would get 1/M of its own: `call` adds it.
+        activity_regularizer = tf_keras.regularizers.get(kwargs.pop("activity_regularizer", None))
         super().__init__(**kwargs)
+        self._member_activity_regularizer = activity_regularizer
         # Not int(): 2.5 members built 2, and True built a one-member "ensemble".
         if not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1 for v in (units, num_members)):
             raise ValueError(f"units and num_members must be positive integers, got {units!r}, {num_members!r}.")
@@ -199,6 +203,14 @@ class EnsembleDense(tf_keras.layers.Layer):
 
         return initialize
 
+    @property
+    def activity_regularizer(self):
+        return self._member_activity_regularizer
+
+    @activity_regularizer.setter
+    def activity_regularizer(self, regularizer):
+        self._member_activity_regularizer = regularizer
+
     def call(self, inputs):
         mode = sampling.current_mode()
         x = tf.cast(inputs, self.compute_dtype)
@@ -211,7 +223,23 @@ class EnsembleDense(tf_keras.layers.Layer):
             y = self._members_by_draw(x, mode.num_draws)
         else:
             y = self._member_per_row(x)
-        return self.activation(y) if self.activation is not None else y
+        y = self.activation(y) if self.activation is not None else y
+        if self.activity_regularizer is not None:
+            self.add_loss(self._activity_penalty(y, mode))
+        return y
+
+    def _activity_penalty(self, outputs, mode):
+        """Sum over members of each member's activity penalty per row (Keras's per-batch mean).
+
+        With ``T`` stacked draws of ``B`` rows, member ``m`` has ``T / M`` copies of
+        ``B`` rows: the sum over members of their mean over copies is the penalty
+        of all ``T * B`` rows times ``M / (T * B)``. A plain call sends each row
+        through one member, as a single network: the penalty over its rows.
+        """
+        penalty = tf.cast(self.activity_regularizer(outputs), outputs.dtype)
+        rows = tf.cast(tf.shape(outputs)[0], outputs.dtype)
+        members = self.num_members if mode.kind == "draws" else 1
+        return penalty * members / rows
 
     def _apply(self, x):
         """``x`` ``[M, rows, in]`` -> every member on its own rows, ``[M, rows, units]``."""
