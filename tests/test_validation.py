@@ -526,8 +526,8 @@ def test_non_bayesian_regimes_need_no_train_size():
      r"input_std \[1\.0, -2\.0\] must be finite and >= 0"),
     # 2.5 members built 2; True built a one-member "ensemble" with no epistemic variance.
     (lambda: tfp_bnn.make_regressor((2,), inference="ensemble", num_members=2.5),
-     r"units and num_members must be positive integers, got 50, 2\.5\."),
-    (lambda: tfp_bnn.EnsembleDense(3, num_members=True), r"units and num_members must be positive integers"),
+     r"num_members must be a positive integer, got 2\.5\."),
+    (lambda: tfp_bnn.EnsembleDense(3, num_members=True), r"num_members must be a positive integer, got True\."),
     (lambda: tfp_bnn.BayesianDense(3, kernel_posterior=tfp.layers.default_mean_field_normal_fn()),
      r"kernel_posterior must be a tfp_bnn distribution factory \(MeanFieldNormal or FullCovarianceNormal from "
      r"tfp_bnn\.posteriors\), got <function .*; tfp\.layers' prior/posterior functions go with tfp\.layers' own"),

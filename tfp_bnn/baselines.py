@@ -46,6 +46,7 @@ import tf_keras
 
 from tfp_bnn import sampling
 from tfp_bnn._factory import fresh_initializer, register
+from tfp_bnn.validation import check_positive_int
 
 __all__ = ["MCDropout", "EnsembleDense"]
 
@@ -161,10 +162,8 @@ class EnsembleDense(tf_keras.layers.Layer):
         super().__init__(**kwargs)
         self._member_activity_regularizer = activity_regularizer
         # Not int(): 2.5 members built 2, and True built a one-member "ensemble".
-        if not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1 for v in (units, num_members)):
-            raise ValueError(f"units and num_members must be positive integers, got {units!r}, {num_members!r}.")
-        self.units = int(units)
-        self.num_members = int(num_members)
+        self.units = check_positive_int(units, "units")
+        self.num_members = check_positive_int(num_members, "num_members")
         self.activation = tf_keras.activations.get(activation)
         self.use_bias = bool(use_bias)
         self.kernel_initializer = tf_keras.initializers.get(kernel_initializer)

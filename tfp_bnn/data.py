@@ -35,11 +35,12 @@ Example:
 import csv
 import dataclasses
 import math
-import numbers
 import re
 from pathlib import Path
 
 import numpy as np
+
+from tfp_bnn.validation import check_positive_int
 
 __all__ = [
     "gap_regression",
@@ -137,8 +138,7 @@ def gap_regression(num_examples=1000, seed=0, intervals=GAP_REGRESSION_INTERVALS
 
 def _check_num_examples(num_examples):
     # num_examples, not num_samples: in predict that name is T, the number of weight draws.
-    if not isinstance(num_examples, numbers.Integral) or isinstance(num_examples, bool) or num_examples < 1:
-        raise ValueError(f"num_examples must be a positive integer, got {num_examples!r}.")
+    check_positive_int(num_examples, "num_examples")
 
 
 def _uniform_regression(num_examples, seed, mean, noise_std):

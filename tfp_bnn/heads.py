@@ -45,6 +45,7 @@ import tensorflow_probability as tfp
 import tf_keras
 
 from tfp_bnn._factory import float32_under_mixed_precision, register, softplus_inverse
+from tfp_bnn.validation import check_positive_int
 
 tfd = tfp.distributions
 
@@ -172,9 +173,7 @@ class Head(tfp.layers.DistributionLambda):
         super().__init__(
             self._make_distribution, convert_to_tensor_fn=self._to_tensor, **float32_under_mixed_precision(kwargs)
         )
-        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units < 1:  # 2.7 was 2 classes
-            raise ValueError(f"units must be a positive integer, got {units!r}.")
-        self.units = int(units)
+        self.units = check_positive_int(units, "units")  # 2.7 was 2 classes
 
     @property
     def params_size(self):

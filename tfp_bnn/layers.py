@@ -59,6 +59,7 @@ from tfp_bnn import sampling
 from tfp_bnn._factory import DistributionFactory, deserialize, float32_under_mixed_precision, register, serialize
 from tfp_bnn.posteriors import FullCovarianceNormal, MeanFieldNormal
 from tfp_bnn.priors import NormalPrior
+from tfp_bnn.validation import check_positive_int
 
 tfd = tfp.distributions
 
@@ -342,7 +343,7 @@ class BayesianDense(_BayesianLayer):
 
     def __init__(self, units, activation=None, estimator="flipout", **kwargs):
         super().__init__(estimator=estimator, activation=activation, **kwargs)
-        self.units = _positive_int(units, "units")
+        self.units = check_positive_int(units, "units")
         self.input_spec = tf_keras.layers.InputSpec(min_ndim=2)
 
     def _kernel_shape(self, input_shape):
@@ -405,7 +406,7 @@ class BayesianConv2D(_BayesianLayer):
         **kwargs,
     ):
         super().__init__(estimator=estimator, activation=activation, **kwargs)
-        self.filters = _positive_int(filters, "filters")
+        self.filters = check_positive_int(filters, "filters")
         self.kernel_size = _pair(kernel_size, "kernel_size")
         self.strides = _pair(strides, "strides")
         self.dilation_rate = _pair(dilation_rate, "dilation_rate")
@@ -451,12 +452,6 @@ class BayesianConv2D(_BayesianLayer):
             "padding": self.padding,
             "dilation_rate": self.dilation_rate,
         }
-
-
-def _positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-    return int(value)
 
 
 def _pair(value, name):

@@ -24,6 +24,8 @@ Example:
 import numpy as np
 import tensorflow_probability as tfp
 
+from tfp_bnn.validation import check_positive_int
+
 _STANDARD_NORMAL = tfp.distributions.Normal(np.float64(0.0), np.float64(1.0))
 
 __all__ = [
@@ -320,8 +322,7 @@ def calibration_bins(labels, probabilities, num_bins=10):
     >>> float(accuracy[7]), float(confidence[7]), float(accuracy[9])
     (0.5, 0.725, 1.0)
     """
-    if isinstance(num_bins, bool) or not isinstance(num_bins, (int, np.integer)) or num_bins < 1:
-        raise ValueError(f"num_bins must be a positive integer, got {num_bins!r}.")
+    check_positive_int(num_bins, "num_bins")
     given = np.asarray(probabilities).dtype
     precision = given if np.issubdtype(given, np.floating) else np.float64
     labels, probabilities = _labels_and_probs(labels, probabilities)

@@ -567,7 +567,7 @@ def _check_regime(regime, train_size, inference):
             f"regime={regime!r} needs train_size, the number of training examples N: {penalty} is "
             "scaled by 1/N."
         )
-    if train_size is not None and not _is_positive_int(train_size):
+    if train_size is not None and not validation.is_positive_int(train_size):
         raise ValueError(
             f"train_size must be a positive integer (the number of training examples), got {train_size!r}."
         )
@@ -602,10 +602,6 @@ def _per_feature(value, input_shape, name):
     )
 
 
-def _is_positive_int(value):
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1
-
-
 def _layer_factory(bayesian, inference, train_size, layer_kwargs):
     """``dense(units, activation)`` -> the layers of one dense block, input first."""
     if not bayesian:
@@ -628,7 +624,7 @@ def _layer_factory(bayesian, inference, train_size, layer_kwargs):
 
 def _build(input_shape, hidden_units, head, dense, activation, input_mean, input_std, name):
     input_shape = (input_shape,) if isinstance(input_shape, (int, np.integer)) else tuple(input_shape)
-    if isinstance(hidden_units, (int, np.integer)) or not all(_is_positive_int(u) for u in hidden_units):
+    if isinstance(hidden_units, (int, np.integer)) or not all(validation.is_positive_int(u) for u in hidden_units):
         raise ValueError(
             f"hidden_units must be a sequence of positive widths, e.g. (50,) or (50, 50), got {hidden_units!r}."
         )

@@ -45,6 +45,7 @@ import tensorflow_probability as tfp
 from mpl_toolkits.axes_grid1 import make_axes_locatable
 
 from tfp_bnn import metrics
+from tfp_bnn.validation import check_positive_int
 
 __all__ = [
     "uncertainty_bands",
@@ -171,8 +172,7 @@ def sampled_curves(x, result, num_curves=20, x_train=None, y_train=None, ax=None
     fig, ax = _figure_and_axes(ax, figsize=(8, 4.5))
     x = _one_dimensional(x, "x")
     order = np.argsort(x)
-    if isinstance(num_curves, bool) or not isinstance(num_curves, (int, np.integer)) or num_curves < 1:
-        raise ValueError(f"num_curves must be a positive integer, got {num_curves!r}.")
+    check_positive_int(num_curves, "num_curves")
     draws = np.asarray(result.draw_means)[:num_curves]
     if draws.ndim != 3 or draws.shape[2] != 1:
         raise ValueError(f"result.draw_means must have shape (T, N, 1), got {np.shape(result.draw_means)}.")

@@ -44,6 +44,8 @@ import threading
 
 import tensorflow as tf
 
+from tfp_bnn import validation
+
 __all__ = ["weight_draws", "posterior_mean", "current_mode", "stateless_seed"]
 
 
@@ -187,9 +189,8 @@ def weight_draws(num_draws, seed=None, *, weights=None, record=None):
     >>> bool(np.array_equal(y, same_seed)), bool(np.array_equal(y, same_weights))
     (True, True)
     """
-    if int(num_draws) < 1:
-        raise ValueError(f"num_draws must be a positive integer, got {num_draws!r}.")
-    return _entered(Mode("draws", int(num_draws), seed, weights=weights, record=record))
+    num_draws = validation.check_positive_int(num_draws, "num_draws")
+    return _entered(Mode("draws", num_draws, seed, weights=weights, record=record))
 
 
 def posterior_mean():

@@ -232,9 +232,8 @@ def check_export_dir(export_dir, version=None):
     following = max(existing, default=0) + 1
     if version is None:
         return following
-    if isinstance(version, bool) or not isinstance(version, (int, np.integer)) or version < 1:
-        raise ValueError(f"version must be a positive integer, got {version!r}.")
-    if int(version) in existing:
+    version = validation.check_positive_int(version, "version")
+    if version in existing:
         raise FileExistsError(
             f"{existing[int(version)]} already exists and a served version is never overwritten; "
             f"omit the version to write the next one ({following}) or choose an unused number."

@@ -16,6 +16,7 @@ Traceback (most recent call last):
 ValueError: x has shape (4, 3) but the model takes inputs of shape (N, 2): 2 features per example. Pass the same features, in the same order, that the model was built for.
 """
 
+import numbers
 import operator
 
 import numpy as np
@@ -192,15 +193,29 @@ def check_sample_weight(sample_weight, num_examples):
     return array
 
 
+def is_positive_int(value):
+    """Whether ``value`` is a Python or NumPy integer ``>= 1``: not a bool, not ``2.0``."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1
+
+
+def check_positive_int(value, name, meaning=None, allow_none=False):
+    """``value`` as a Python int ``>= 1`` (see :func:`is_positive_int`), or ``None`` if allowed.
+
+    The one rule for every count of the package (units, draws, bins, versions, ...):
+    ``2.5`` would silently become 2, and ``True`` 1.
+    """
+    if value is None and allow_none:
+        return None
+    if not is_positive_int(value):
+        what = f" ({meaning})" if meaning else ""
+        alternative = " or None" if allow_none else ""
+        raise ValueError(f"{name} must be a positive integer{what}{alternative}, got {value!r}.")
+    return int(value)
+
+
 def check_batch_size(batch_size):
     """``batch_size`` as a positive Python int, or ``None`` (chosen for you)."""
-    if batch_size is None:
-        return None
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(
-            f"batch_size must be a positive integer (inputs per chunk) or None, got {batch_size!r}."
-        )
-    return int(batch_size)
+    return check_positive_int(batch_size, "batch_size", "inputs per chunk", allow_none=True)
 
 
 def check_seed(seed):
@@ -255,10 +270,7 @@ def check_num_samples(num_samples, model=None):
     Traceback (most recent call last):
     ValueError: An ensemble of 5 members needs num_samples to be a multiple of 5 (draw t is member t mod 5), got 12; e.g. num_samples=10.
     """
-    if isinstance(num_samples, bool) or not isinstance(num_samples, (int, np.integer)) or num_samples < 1:
-        raise ValueError(
-            f"num_samples must be a positive integer (the number of weight draws), got {num_samples!r}."
-        )
+    check_positive_int(num_samples, "num_samples", "the number of weight draws")
     # tfp_bnn.baselines.EnsembleDense layers (and the BayesianModel of them) have num_members.
     members = {getattr(layer, "num_members", 1) for layer in model._flatten_layers()} if model else set()
     for size in members - {1}:
