@@ -192,7 +192,9 @@ class BayesianModel(tf_keras.Model):
         x, y, sample_weight = tf_keras.utils.unpack_x_y_sample_weight(data)
         if self.num_members > 1:
             # One stacked copy per member (draw t is member t mod M), targets alike.
-            x, y, sample_weight = tf.nest.map_structure(lambda v: _stacked(v, self.num_members), (x, y, sample_weight))
+            x, y, sample_weight = tf.nest.map_structure(
+                lambda v: sampling.stack_draws(v, self.num_members), (x, y, sample_weight)
+            )
             with sampling.weight_draws(self.num_members):
                 y_pred = self(x, training=training)
         else:
@@ -323,7 +325,7 @@ class BayesianModel(tf_keras.Model):
         x, _, _ = tf_keras.utils.unpack_x_y_sample_weight(data)
         members = self.num_members
         with sampling.weight_draws(members):
-            y_pred = self(tf.nest.map_structure(lambda v: _stacked(v, members), x), training=False)
+            y_pred = self(tf.nest.map_structure(lambda v: sampling.stack_draws(v, members), x), training=False)
 
         def average(tensor):
             tensor = tf.convert_to_tensor(tensor)
@@ -539,13 +541,6 @@ def _num_members(model):
     if len(sizes) > 1:
         raise ValueError(f"The EnsembleDense layers of one model must agree on num_members, got {sorted(sizes)}.")
     return sizes.pop() if sizes else 1
-
-
-def _stacked(tensor, copies):
-    """``[B, ...]`` -> ``[copies * B, ...]``, copy-major (None stays None)."""
-    if tensor is None:
-        return None
-    return tf.tile(tensor, tf.concat([[copies], tf.ones([tf.rank(tensor) - 1], tf.int32)], axis=0))
 
 
 def _check_regime(regime, train_size, inference):

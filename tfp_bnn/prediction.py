@@ -362,13 +362,13 @@ def _draws(model, x, num_samples, seed, weights=None):
     body = _body(model)
     if body is None:
         with sampling.weight_draws(num_samples, seed, weights=weights):
-            return model(_stacked(x, num_samples), training=False)
+            return model(sampling.stack_draws(x, num_samples), training=False)
     if weights is None:
         weights = _recorded_weights(body, num_samples, seed)
 
     def stacked():
         with sampling.weight_draws(num_samples, seed, weights=weights):
-            return body(_stacked(x, num_samples), training=False)
+            return body(sampling.stack_draws(x, num_samples), training=False)
 
     # One draw at a time in a graph loop: a 2-D matmul of all B rows per draw is
     # faster than one batched matmul of [T, B] rows (the 256 x 256 layer, T = 100,
@@ -388,11 +388,6 @@ def _draws(model, x, num_samples, seed, weights=None):
     features = tf.cond(tf.shape(x)[0] * num_samples < _LOOP_FROM_ROWS, stacked, looped)
     features.set_shape([None, *body.output.shape[1:]])
     return model.layers[-1](features, training=False)
-
-
-def _stacked(x, num_samples):
-    """``[B, ...]`` -> ``[T * B, ...]``, draw-major: copy ``t`` goes through draw ``t``."""
-    return tf.tile(x, tf.concat([[num_samples], tf.ones([tf.rank(x) - 1], tf.int32)], axis=0))
 
 
 def _body(model):
@@ -607,7 +602,7 @@ def _log_likelihood_fn(model, num_samples, jit_compile):
     @_per_model_function(signature, jit_compile)
     def log_likelihood(x, y, seed, weights):
         dist = _draws(model, x, num_samples, seed, weights)
-        stacked = _stacked(y, num_samples)
+        stacked = sampling.stack_draws(y, num_samples)
         return {"log_likelihoods": _by_draw(dist.log_prob(tf.cast(stacked, dist.dtype)), num_samples)}
 
     return log_likelihood

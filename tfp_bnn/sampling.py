@@ -46,7 +46,7 @@ import tensorflow as tf
 
 from tfp_bnn import validation
 
-__all__ = ["weight_draws", "posterior_mean", "current_mode", "stateless_seed"]
+__all__ = ["weight_draws", "posterior_mean", "current_mode", "stateless_seed", "stack_draws"]
 
 
 @dataclasses.dataclass
@@ -191,6 +191,24 @@ def weight_draws(num_draws, seed=None, *, weights=None, record=None):
     """
     num_draws = validation.check_positive_int(num_draws, "num_draws")
     return _entered(Mode("draws", num_draws, seed, weights=weights, record=record))
+
+
+def stack_draws(tensor, num_draws):
+    """``[batch, ...]`` -> ``[num_draws * batch, ...]``, draw-major, as :func:`weight_draws` takes it.
+
+    Rows ``t * batch .. (t + 1) * batch - 1`` are copy ``t``, which goes through
+    draw ``t``; ``None`` (no sample weights, say) stays ``None``.
+
+    Example:
+
+    >>> from tfp_bnn.sampling import stack_draws
+    >>> stack_draws([[1.0], [2.0]], 3).numpy().ravel().tolist()
+    [1.0, 2.0, 1.0, 2.0, 1.0, 2.0]
+    """
+    if tensor is None:
+        return None
+    tensor = tf.convert_to_tensor(tensor)
+    return tf.tile(tensor, tf.concat([[num_draws], tf.ones([tf.rank(tensor) - 1], tf.int32)], axis=0))
 
 
 def posterior_mean():
