@@ -626,3 +626,69 @@ def test_posterior_means_in_tfp_dense_variational_have_the_glorot_scale_of_the_k
     kernel_means = layer.trainable_weights[0].numpy()[: 50 * 100]
     limit = np.sqrt(6 / (50 + 100))
     assert kernel_means.max() <= limit and kernel_means.max() > 0.95 * limit
+
+
+# -- BayesianConv2D against tf_keras.layers.Conv2D: input checks, compute_output_shape, data_format --
+@pytest.mark.parametrize("channels", [6, 5])
+def test_conv2d_refuses_another_channel_count_after_build(channels):
+    # 6 = 2 x 3 channels had run as a 2-group convolution, silently; 5 failed inside TF.
+    layer = tfp_bnn.BayesianConv2D(4, 3, kl_weight=1e-3)
+    layer(np.zeros((1, 8, 8, 3), np.float32))
+    with pytest.raises(ValueError, match=r"expected axis -1 of input shape to have value 3"):
+        with sampling.posterior_mean():
+            layer(np.zeros((2, 8, 8, channels), np.float32))
+
+
+@pytest.mark.parametrize("shape", [(None, 11, 10, 3), [2, 11, 10, 3], tf.TensorShape([None, None, 10, 3]),
+                                   (None, 8, 8, None), (None, 2, 2, 3)])
+@pytest.mark.parametrize("kwargs", [
+    dict(kernel_size=3), dict(kernel_size=(2, 3), strides=2, padding="same"),
+    dict(kernel_size=3, dilation_rate=(2, 1)), dict(kernel_size=(1, 3), strides=(1, 3), padding="same"),
+])
+def test_conv2d_compute_output_shape_is_conv2d_s_unbuilt_and_built(shape, kwargs):
+    layer, keras_layer = tfp_bnn.BayesianConv2D(4, **kwargs), tf_keras.layers.Conv2D(4, **kwargs)
+    try:
+        expected = keras_layer.compute_output_shape(shape)
+    except ValueError:  # inputs smaller than the dilated kernel: both refuse
+        with pytest.raises(ValueError, match=r"smaller than the kernel"):
+            layer.compute_output_shape(shape)
+        return
+    assert layer.compute_output_shape(shape) == expected
+    assert not layer.built  # no weights made, as Conv2D
+    if all(d is None or d > 0 for d in expected[1:3]):  # TF's CPU convolution mishandles empty outputs
+        layer(np.zeros([7 if d is None else d for d in tf.TensorShape(shape)[:-1]] + [3], np.float32))
+        assert layer.compute_output_shape(shape) == expected
+
+
+def test_conv2d_compute_output_shape_draws_no_weights():
+    layer = tfp_bnn.BayesianConv2D(4, 3)
+    layer(np.zeros((1, 8, 8, 3), np.float32))
+    record = []
+    with sampling.weight_draws(3, seed=tf.constant([1, 2]), record=record):
+        layer.compute_output_shape((None, 8, 8, 3))
+    assert record == []
+
+
+@pytest.mark.parametrize("value", [np.int64(3), np.int32(2)])
+def test_conv2d_takes_numpy_integers_as_kernel_size_and_strides(value):
+    layer = tfp_bnn.BayesianConv2D(np.int64(4), value, strides=value)
+    assert layer.kernel_size == layer.strides == (int(value), int(value))
+
+
+def test_conv2d_kernel_size_of_the_wrong_kind_is_named():
+    with pytest.raises(ValueError, match=r"kernel_size must be a positive int or a pair of them, got 3\.0\."):
+        tfp_bnn.BayesianConv2D(4, 3.0)
+
+
+def test_conv2d_data_format_channels_last_is_taken_and_channels_first_refused():
+    layer = tfp_bnn.BayesianConv2D(4, 3, data_format="channels_last")
+    assert layer(np.zeros((2, 8, 8, 3), np.float32)).shape == (2, 6, 6, 4)
+    assert type(layer).from_config(layer.get_config()).data_format == "channels_last"
+    with pytest.raises(ValueError, match=r"BayesianConv2D takes images channels last, got data_format 'channels_first'"):
+        tfp_bnn.BayesianConv2D(4, 3, data_format="channels_first")
+    tf_keras.backend.set_image_data_format("channels_first")
+    try:  # Conv2D reads (2, 3, 8, 8) as 3 channels; BayesianConv2D had read 8, silently
+        with pytest.raises(ValueError, match=r"tf_keras\.backend\.image_data_format\(\)"):
+            tfp_bnn.BayesianConv2D(4, 3)
+    finally:
+        tf_keras.backend.set_image_data_format("channels_last")

@@ -54,12 +54,13 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 import tf_keras
+from tf_keras.src.utils import conv_utils  # Conv2D's own output-length rule, pinned with tf-keras
 
 from tfp_bnn import sampling
 from tfp_bnn._factory import DistributionFactory, deserialize, float32_under_mixed_precision, register, serialize
 from tfp_bnn.posteriors import FullCovarianceNormal, MeanFieldNormal
 from tfp_bnn.priors import NormalPrior
-from tfp_bnn.validation import check_positive_int
+from tfp_bnn.validation import check_positive_int, is_positive_int
 
 tfd = tfp.distributions
 
@@ -381,6 +382,8 @@ class BayesianConv2D(_BayesianLayer):
     Args:
       filters, kernel_size, strides, padding, dilation_rate: as in
         ``tf_keras.layers.Conv2D``.
+      data_format: ``"channels_last"``; ``None`` (default) takes Keras's
+        ``image_data_format()``, which must then be ``"channels_last"``.
       Other arguments as in :class:`BayesianDense`.
 
     Example:
@@ -403,9 +406,20 @@ class BayesianConv2D(_BayesianLayer):
         dilation_rate=(1, 1),
         activation=None,
         estimator="flipout",
+        data_format=None,
         **kwargs,
     ):
         super().__init__(estimator=estimator, activation=activation, **kwargs)
+        # None follows Keras's global image_data_format, as Conv2D does: channels first
+        # would otherwise be read as channels last, silently.
+        data_format = tf_keras.backend.image_data_format() if data_format is None else data_format
+        if data_format != "channels_last":
+            raise ValueError(
+                f"BayesianConv2D takes images channels last, got data_format {data_format!r} (the argument or "
+                "tf_keras.backend.image_data_format()); pass data_format='channels_last' with inputs "
+                "(batch, height, width, channels), e.g. after tf_keras.layers.Permute((2, 3, 1))."
+            )
+        self.data_format = data_format
         self.filters = check_positive_int(filters, "filters")
         self.kernel_size = _pair(kernel_size, "kernel_size")
         self.strides = _pair(strides, "strides")
@@ -423,7 +437,26 @@ class BayesianConv2D(_BayesianLayer):
     def _kernel_shape(self, input_shape):
         if input_shape[-1] is None:
             raise ValueError("The channel dimension of the inputs to BayesianConv2D must be known.")
+        # As Conv2D: another channel count is refused. TF's convolution would run a
+        # multiple of it as a grouped convolution, silently.
+        self.input_spec = tf_keras.layers.InputSpec(ndim=4, axes={-1: int(input_shape[-1])})
         return (*self.kernel_size, int(input_shape[-1]), self.filters)
+
+    def compute_output_shape(self, input_shape):
+        """As ``Conv2D``'s, from the arguments alone: no weights built, no weights drawn."""
+        input_shape = tf.TensorShape(input_shape).with_rank(4)
+        spatial = [
+            conv_utils.conv_output_length(size, kernel, self.padding, stride, dilation)
+            for size, kernel, stride, dilation in zip(
+                input_shape[1:3], self.kernel_size, self.strides, self.dilation_rate
+            )
+        ]
+        if any(size is not None and size < 0 for size in spatial):
+            raise ValueError(
+                f"BayesianConv2D {self.name!r}: inputs of shape {tuple(input_shape)} are smaller than the "
+                f"kernel {self.kernel_size} (dilation {self.dilation_rate}) with padding 'valid'."
+            )
+        return tf.TensorShape([input_shape[0], *spatial, self.filters])
 
     def _convolve(self, x, kernel):
         return tf.nn.convolution(
@@ -451,11 +484,15 @@ class BayesianConv2D(_BayesianLayer):
             "strides": self.strides,
             "padding": self.padding,
             "dilation_rate": self.dilation_rate,
+            "data_format": self.data_format,
         }
 
 
 def _pair(value, name):
-    values = (value, value) if isinstance(value, int) else tuple(value)
-    if len(values) != 2 or not all(isinstance(v, (int, np.integer)) and v > 0 for v in values):
+    try:
+        values = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
+    except TypeError:  # not iterable: 3.0, None
+        values = ()
+    if len(values) != 2 or not all(is_positive_int(v) for v in values):
         raise ValueError(f"{name} must be a positive int or a pair of them, got {value!r}.")
     return tuple(int(v) for v in values)
