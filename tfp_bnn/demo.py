@@ -38,9 +38,10 @@ def main(argv=None):
     """
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="model folder (replaced)")
-    parser.add_argument("--epochs", type=int, default=500)
-    parser.add_argument("--samples", type=int, default=200, help="weight draws per prediction")
-    parser.add_argument("--seed", type=int, default=0)
+    # The commands' own checks, so that a bad value is refused before the 500 epochs of `fit`.
+    parser.add_argument("--epochs", type=cli._positive_int, default=500)
+    parser.add_argument("--samples", type=cli._positive_int, default=200, help="weight draws per prediction")
+    parser.add_argument("--seed", type=cli._non_negative_int, default=0)
     args = parser.parse_args(argv)
 
     fit = ["fit", "--out", str(args.out), "--force", "--epochs", str(args.epochs), "--seed", str(args.seed)]

@@ -39,10 +39,17 @@ for classification, from
 >>> classifier = tfp_bnn.make_classifier((4,), 3, train_size=len(iris.y))  # fit it first
 """
 
-import matplotlib.pyplot as plt
 import numpy as np
 import tensorflow_probability as tfp
-from mpl_toolkits.axes_grid1 import make_axes_locatable
+
+try:
+    import matplotlib.pyplot as plt
+    from mpl_toolkits.axes_grid1 import make_axes_locatable
+except ImportError as error:
+    raise ModuleNotFoundError(
+        f"tfp_bnn.plots needs matplotlib ({error}); install it with: pip install 'tfp-bnn[plots]'",
+        name=error.name,
+    ) from error
 
 from tfp_bnn import metrics
 from tfp_bnn.validation import check_positive_int
