@@ -160,7 +160,12 @@ def main(argv=None):
         if getattr(args, key) is not None:
             settings[key] = getattr(args, key)
     if args.estimators:
-        settings["estimators"] = tuple(args.estimators.split(","))
+        estimators = tuple(name.strip() for name in args.estimators.split(","))
+        unknown = [name for name in estimators if name not in tfp_bnn.layers.ESTIMATORS]
+        if unknown or len(set(estimators)) < len(estimators):  # before any estimator is measured
+            parser.error(f"argument --estimators: {args.estimators!r}: give distinct names from "
+                         f"{', '.join(tfp_bnn.layers.ESTIMATORS)}")
+        settings["estimators"] = estimators
     results = run(settings)
     _print_table(results)
     if args.json is not None:

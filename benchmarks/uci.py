@@ -235,8 +235,8 @@ def max_epochs(num_train, batch_size=32):
 
     About 20 s per training run on two shared cores (protein's 100 epochs:
     about 2 minutes). Seconds per split in the committed runs (two to five
-    processes on two cores): boston and concrete (5-fold) about 300, kin8nm,
-    naval and power about 270, protein 860.
+    processes on two cores): boston (5-fold) about 300, concrete (5-fold)
+    475, kin8nm, naval and power about 270, protein 860.
     """
     return int(min(2000, max(MIN_EPOCHS, STEP_BUDGET * batch_size // num_train)))
 
@@ -788,6 +788,13 @@ def main(argv=None):
                 raise UsageError(f"{path.parent}: folder not found for {path.name}.")
         if args.table_from:
             report = merged_reports(args.table_from)
+            try:  # before anything is written: a file this table cannot read must not replace --json
+                markdown = report_markdown(report)
+            except (KeyError, TypeError, ValueError, AttributeError) as error:
+                raise UsageError(
+                    f"--table-from {' '.join(map(str, args.table_from))}: not results of this uci.py "
+                    f"(cannot read {error!r} in them)."
+                ) from None
         else:
             if args.data_dir is None:
                 raise UsageError("--data-dir is required: the folder that holds the UCI data set folders.")
@@ -800,7 +807,6 @@ def main(argv=None):
         return 2
     if args.table_from:
         _write(args.json, json.dumps(report, indent=1) + "\n")
-        markdown = report_markdown(report)
         print(markdown)
         _write(args.markdown, markdown + "\n")
         return 0
@@ -828,7 +834,15 @@ def main(argv=None):
 
 def merged_reports(paths):
     """The results of several ``--json`` files of one method and distinct data sets, as one report."""
-    reports = [json.loads(Path(path).read_text()) for path in paths]
+    reports = []
+    for path in paths:
+        try:
+            report = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as error:  # missing, unreadable, not JSON
+            raise UsageError(f"--table-from {path}: cannot read it as a results file ({error}).") from None
+        if not isinstance(report, dict) or not isinstance(report.get("datasets"), dict) or "method" not in report:
+            raise UsageError(f"--table-from {path}: not a results file of uci.py (no method and datasets).")
+        reports.append(report)
     methods = sorted({report["method"] for report in reports})
     if len(methods) > 1:
         raise UsageError(f"--table-from files hold results of different methods ({', '.join(methods)}); "

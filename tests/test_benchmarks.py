@@ -435,3 +435,20 @@ def test_uci_epoch_budget_is_the_step_budget_within_its_bounds(uci):
     assert abs(steps(8_000) - uci.STEP_BUDGET) <= math.ceil(8_000 / 32)
     assert uci.max_epochs(36_584) == uci.MIN_EPOCHS > uci.STEP_BUDGET * 32 // 36_584  # protein-sized: the floor
     assert uci.max_epochs(100) == 2000  # tiny data: the ceiling
+
+
+def test_uci_table_from_a_file_it_cannot_read_fails_cleanly_and_keeps_the_json(uci, tmp_path, capsys):
+    """--table-from of a missing, non-JSON or foreign-format file: exit 2, one line, --json and --markdown untouched."""
+    merged, table = tmp_path / "merged.json", tmp_path / "merged.md"
+    merged.write_text('{"keep": "me"}\n')
+    (tmp_path / "broken.json").write_text("{")
+    # An older uci.py's results: "hyperparameters" held text, not one dict per split.
+    (tmp_path / "old.json").write_text(json.dumps({"method": "bnn", "datasets": {"tiny": {
+        "rmse_mean": 1.0, "rmse_se": 0.0, "test_ll_mean": -1.0, "test_ll_se": 0.0, "num_splits": 1, "num_samples": 100,
+        "num_hidden": 8, "seconds_per_split": 1.0, "seconds": [1.0], "tuning_seconds": 0.5,
+        "hyperparameters": ["learning_rate=0.003"], "selection": [{"validation_ll": -1.0}]}}}))
+    for name in ("missing.json", "broken.json", "old.json"):
+        status = uci.main(["--table-from", str(tmp_path / name), "--json", str(merged), "--markdown", str(table)])
+        err = capsys.readouterr().err
+        assert status == 2 and err.startswith("uci.py: error: --table-from") and "Traceback" not in err, err
+        assert merged.read_text() == '{"keep": "me"}\n' and not table.exists()

@@ -717,3 +717,16 @@ def test_a_student_t_export_holds_no_gradient_functions_and_answers_as_predict(t
     expected = tfp_bnn.predict(model, x, num_samples=6, seed=4)
     for output in ("mean", "lower", "upper", "aleatoric_stddev", "epistemic_stddev"):
         np.testing.assert_allclose(answer[output].numpy(), getattr(expected, output), rtol=1e-5, atol=1e-6, err_msg=output)
+
+
+def test_serving_benchmark_refuses_an_unknown_estimator_before_measuring(monkeypatch, capsys):
+    spec = importlib.util.spec_from_file_location("serving_benchmark", REPO / "benchmarks" / "serving.py")
+    benchmark = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(benchmark)
+    measured = []
+    monkeypatch.setattr(benchmark, "_run_one", lambda settings, model: measured.append(model) or [])
+    for names in ("flipout,nope", "flipout,flipout", "flipout,"):
+        with pytest.raises(SystemExit) as error:
+            benchmark.main(["--tiny", "--estimators", names])
+        assert error.value.code == 2 and "argument --estimators" in capsys.readouterr().err
+    assert measured == []  # nothing measured before the refusal
