@@ -684,7 +684,7 @@ def test_conv2d_data_format_channels_last_is_taken_and_channels_first_refused():
     layer = tfp_bnn.BayesianConv2D(4, 3, data_format="channels_last")
     assert layer(np.zeros((2, 8, 8, 3), np.float32)).shape == (2, 6, 6, 4)
     assert type(layer).from_config(layer.get_config()).data_format == "channels_last"
-    with pytest.raises(ValueError, match=r"BayesianConv2D takes images channels last, got data_format 'channels_first'"):
+    with pytest.raises(ValueError, match=r"BayesianConv2D takes inputs channels last, got data_format 'channels_first'"):
         tfp_bnn.BayesianConv2D(4, 3, data_format="channels_first")
     tf_keras.backend.set_image_data_format("channels_first")
     try:  # Conv2D reads (2, 3, 8, 8) as 3 channels; BayesianConv2D had read 8, silently
@@ -692,3 +692,75 @@ def test_conv2d_data_format_channels_last_is_taken_and_channels_first_refused():
             tfp_bnn.BayesianConv2D(4, 3)
     finally:
         tf_keras.backend.set_image_data_format("channels_last")
+
+
+# -- BayesianConv1D and BayesianConv3D: the same layer with 1 and 3 spatial axes ------------------
+
+CONV_RANKS = [
+    (tfp_bnn.BayesianConv1D, tf_keras.layers.Conv1D, (2, 11, 3)),
+    (tfp_bnn.BayesianConv3D, tf_keras.layers.Conv3D, (2, 7, 6, 5, 3)),
+]
+
+
+@pytest.mark.parametrize("cls, keras_cls, shape", CONV_RANKS)
+@pytest.mark.parametrize("kwargs", [
+    dict(kernel_size=3), dict(kernel_size=2, strides=2, padding="same"), dict(kernel_size=3, dilation_rate=2),
+])
+def test_conv_1d_3d_shapes_are_keras_s(cls, keras_cls, shape, kwargs):
+    layer, keras_layer = cls(4, **kwargs), keras_cls(4, **kwargs)
+    inputs = np.zeros(shape, np.float32)
+    expected = keras_layer(inputs).shape
+    assert layer.compute_output_shape((None, *shape[1:])) == keras_layer.compute_output_shape((None, *shape[1:]))
+    assert layer(inputs).shape == expected
+    assert (layer.kernel_size, layer.strides, layer.dilation_rate) == (
+        keras_layer.kernel_size, keras_layer.strides, keras_layer.dilation_rate)
+    assert type(layer).from_config(layer.get_config()).get_config() == layer.get_config()
+
+
+@pytest.mark.parametrize("cls, keras_cls, shape", CONV_RANKS)
+def test_conv_1d_3d_posterior_mean_is_keras_conv_with_the_mean_kernel(cls, keras_cls, shape, rng):
+    layer = cls(4, 2, padding="same", kernel_posterior=tfp_bnn.MeanFieldNormal(0.3))
+    inputs = rng.normal(size=shape).astype(np.float32)
+    layer(inputs)
+    loc, _ = _posterior_moments(layer)
+    keras_layer = keras_cls(4, 2, padding="same")
+    keras_layer(inputs)
+    keras_layer.set_weights([loc[: layer.num_kernel_weights].reshape(layer.kernel_shape), loc[layer.num_kernel_weights:]])
+    with sampling.posterior_mean():
+        np.testing.assert_allclose(layer(inputs), keras_layer(inputs), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("cls, keras_cls, shape", CONV_RANKS)
+@pytest.mark.parametrize("estimator", ["flipout", "reparameterization"])
+def test_conv_1d_3d_draw_t_is_the_convolution_with_kernel_t(cls, keras_cls, shape, estimator, rng):
+    layer = cls(2, 2, estimator=estimator, kernel_posterior=tfp_bnn.MeanFieldNormal(0.3))
+    inputs = rng.normal(size=shape).astype(np.float32)
+    layer(inputs)
+    draws, record = 3, []
+    with sampling.weight_draws(draws, seed=tf.constant([3, 4]), record=record):
+        outputs = layer(sampling.stack_draws(inputs, draws)).numpy().reshape(draws, *layer.compute_output_shape(shape))
+    params = record[0].numpy()
+    for t in range(draws):
+        kernel = params[t, : layer.num_kernel_weights].reshape(layer.kernel_shape)
+        expected = tf.nn.convolution(inputs, kernel, padding="VALID").numpy() + params[t, layer.num_kernel_weights:]
+        np.testing.assert_allclose(outputs[t], expected, rtol=1e-4, atol=1e-5)
+    assert np.abs(outputs[0] - outputs[1]).max() > 0.1  # independent draws
+
+
+def test_conv1d_regressor_predicts_with_epistemic_variance_and_saves(tmp_path, rng):
+    # A sequence model end to end: fit, predict (T draws in one graph), .keras round trip.
+    x = rng.normal(size=(256, 12, 1)).astype(np.float32)
+    y = x[:, :, 0].mean(axis=1, keepdims=True) + 0.1 * rng.normal(size=(256, 1)).astype(np.float32)
+    inputs = tf_keras.Input((12, 1))
+    h = tfp_bnn.BayesianConv1D(4, 3, activation="relu", kl_weight=1 / 256)(inputs)
+    h = tf_keras.layers.Flatten()(h)
+    model = tfp_bnn.BayesianModel(inputs, heads.NormalHead(1)(tfp_bnn.BayesianDense(2, kl_weight=1 / 256)(h)))
+    model.compile(optimizer=tf_keras.optimizers.Adam(1e-2))
+    model.fit(x, y, epochs=3, batch_size=64, verbose=0)
+    result = tfp_bnn.predict(model, x[:8], num_samples=50, seed=0)
+    assert np.all(result.epistemic_variance > 1e-6)
+    model.save(tmp_path / "conv1d.keras")
+    loaded = tf_keras.models.load_model(tmp_path / "conv1d.keras")
+    again = tfp_bnn.predict(loaded, x[:8], num_samples=50, seed=0)
+    np.testing.assert_array_equal(again.mean, result.mean)
+    np.testing.assert_array_equal(again.epistemic_variance, result.epistemic_variance)

@@ -36,7 +36,7 @@ from tfp_bnn.heads import (
     PoissonHead,
     StudentTHead,
 )
-from tfp_bnn.layers import BayesianConv2D, BayesianDense
+from tfp_bnn.layers import BayesianConv1D, BayesianConv2D, BayesianConv3D, BayesianDense
 from tfp_bnn.models import INFERENCE_METHODS, REGIMES, BayesianModel, make_classifier, make_regressor
 from tfp_bnn.posteriors import FullCovarianceNormal, MeanFieldNormal
 from tfp_bnn.prediction import ClassificationPrediction, RegressionPrediction, log_likelihoods, predict
@@ -45,7 +45,9 @@ from tfp_bnn.priors import NormalPrior, ScaleMixturePrior, TrainableNormalPrior
 __version__ = "0.1.0"
 
 __all__ = [
+    "BayesianConv1D",
     "BayesianConv2D",
+    "BayesianConv3D",
     "BayesianDense",
     "BayesianModel",
     "BernoulliHead",

@@ -64,7 +64,7 @@ from tfp_bnn.validation import check_positive_int, is_positive_int
 
 tfd = tfp.distributions
 
-__all__ = ["BayesianDense", "BayesianConv2D", "ESTIMATORS"]
+__all__ = ["BayesianDense", "BayesianConv1D", "BayesianConv2D", "BayesianConv3D", "ESTIMATORS"]
 
 ESTIMATORS = ("variational", "reparameterization", "flipout", "local_reparameterization")
 _SINGLE_DRAW = ("variational", "reparameterization")
@@ -371,39 +371,25 @@ class BayesianDense(_BayesianLayer):
         return {**super().get_config(), "units": self.units}
 
 
-@register
-class BayesianConv2D(_BayesianLayer):
-    """2-D convolution with a posterior over its kernel and bias (channels last).
+class _BayesianConv(_BayesianLayer):
+    """A ``rank``-D convolution (channels last) with a posterior over its kernel and bias.
 
-    Estimators ``"reparameterization"``/``"variational"`` (one kernel draw per
-    forward pass) and ``"flipout"``. Within :func:`tfp_bnn.sampling.weight_draws`
-    the ``T`` kernel draws are applied with ``tf.map_fn``.
-
-    Args:
-      filters, kernel_size, strides, padding, dilation_rate: as in
-        ``tf_keras.layers.Conv2D``.
-      data_format: ``"channels_last"``; ``None`` (default) takes Keras's
-        ``image_data_format()``, which must then be ``"channels_last"``.
-      Other arguments as in :class:`BayesianDense`.
-
-    Example:
-
-    >>> import tensorflow as tf
-    >>> from tfp_bnn.layers import BayesianConv2D
-    >>> layer = BayesianConv2D(4, 3, activation="relu", kl_weight=1 / 1000)
-    >>> layer(tf.zeros([2, 8, 8, 1])).shape
-    TensorShape([2, 6, 6, 4])
+    The base of :class:`BayesianConv1D`, :class:`BayesianConv2D` and
+    :class:`BayesianConv3D`: their arguments are those of ``tf_keras``'s
+    ``Conv1D``/``Conv2D``/``Conv3D`` with ``rank`` spatial axes. The kernel has
+    shape ``(*kernel_size, input_channels, filters)``.
     """
 
+    rank = None  # spatial axes, set by each subclass
     estimators = ("variational", "reparameterization", "flipout")
 
     def __init__(
         self,
         filters,
         kernel_size,
-        strides=(1, 1),
+        strides=1,
         padding="valid",
-        dilation_rate=(1, 1),
+        dilation_rate=1,
         activation=None,
         estimator="flipout",
         data_format=None,
@@ -414,16 +400,17 @@ class BayesianConv2D(_BayesianLayer):
         # would otherwise be read as channels last, silently.
         data_format = tf_keras.backend.image_data_format() if data_format is None else data_format
         if data_format != "channels_last":
+            spatial = ", ".join(str(axis) for axis in range(2, self.rank + 2))
             raise ValueError(
-                f"BayesianConv2D takes images channels last, got data_format {data_format!r} (the argument or "
-                "tf_keras.backend.image_data_format()); pass data_format='channels_last' with inputs "
-                "(batch, height, width, channels), e.g. after tf_keras.layers.Permute((2, 3, 1))."
+                f"{type(self).__name__} takes inputs channels last, got data_format {data_format!r} (the argument "
+                "or tf_keras.backend.image_data_format()); pass data_format='channels_last' with inputs "
+                f"(batch, {self._spatial_names()}, channels), e.g. after tf_keras.layers.Permute(({spatial}, 1))."
             )
         self.data_format = data_format
         self.filters = check_positive_int(filters, "filters")
-        self.kernel_size = _pair(kernel_size, "kernel_size")
-        self.strides = _pair(strides, "strides")
-        self.dilation_rate = _pair(dilation_rate, "dilation_rate")
+        self.kernel_size = _spatial_tuple(kernel_size, self.rank, "kernel_size")
+        self.strides = _spatial_tuple(strides, self.rank, "strides")
+        self.dilation_rate = _spatial_tuple(dilation_rate, self.rank, "dilation_rate")
         if max(self.strides) > 1 and max(self.dilation_rate) > 1:  # as Conv2D: TF's convolution has no such mode
             raise ValueError(
                 f"strides {self.strides} > 1 and dilation_rate {self.dilation_rate} > 1 cannot go together; "
@@ -432,28 +419,31 @@ class BayesianConv2D(_BayesianLayer):
         if padding.lower() not in ("valid", "same"):
             raise ValueError(f"padding must be 'valid' or 'same', got {padding!r}.")
         self.padding = padding.lower()
-        self.input_spec = tf_keras.layers.InputSpec(ndim=4)
+        self.input_spec = tf_keras.layers.InputSpec(ndim=self.rank + 2)
+
+    def _spatial_names(self):
+        return {1: "steps", 2: "height, width", 3: "depth, height, width"}[self.rank]
 
     def _kernel_shape(self, input_shape):
         if input_shape[-1] is None:
-            raise ValueError("The channel dimension of the inputs to BayesianConv2D must be known.")
+            raise ValueError(f"The channel dimension of the inputs to {type(self).__name__} must be known.")
         # As Conv2D: another channel count is refused. TF's convolution would run a
         # multiple of it as a grouped convolution, silently.
-        self.input_spec = tf_keras.layers.InputSpec(ndim=4, axes={-1: int(input_shape[-1])})
+        self.input_spec = tf_keras.layers.InputSpec(ndim=self.rank + 2, axes={-1: int(input_shape[-1])})
         return (*self.kernel_size, int(input_shape[-1]), self.filters)
 
     def compute_output_shape(self, input_shape):
         """As ``Conv2D``'s, from the arguments alone: no weights built, no weights drawn."""
-        input_shape = tf.TensorShape(input_shape).with_rank(4)
+        input_shape = tf.TensorShape(input_shape).with_rank(self.rank + 2)
         spatial = [
             conv_utils.conv_output_length(size, kernel, self.padding, stride, dilation)
             for size, kernel, stride, dilation in zip(
-                input_shape[1:3], self.kernel_size, self.strides, self.dilation_rate
+                input_shape[1 : self.rank + 1], self.kernel_size, self.strides, self.dilation_rate
             )
         ]
         if any(size is not None and size < 0 for size in spatial):
             raise ValueError(
-                f"BayesianConv2D {self.name!r}: inputs of shape {tuple(input_shape)} are smaller than the "
+                f"{type(self).__name__} {self.name!r}: inputs of shape {tuple(input_shape)} are smaller than the "
                 f"kernel {self.kernel_size} (dilation {self.dilation_rate}) with padding 'valid'."
             )
         return tf.TensorShape([input_shape[0], *spatial, self.filters])
@@ -465,7 +455,7 @@ class BayesianConv2D(_BayesianLayer):
 
     def _apply_kernel(self, x, kernel):
         if kernel.shape[0] == 1:
-            # One kernel for every draw: a single convolution of all T * batch images.
+            # One kernel for every draw: a single convolution of all T * batch inputs.
             y = self._convolve(tf.reshape(x, tf.concat([[-1], tf.shape(x)[2:]], 0)), kernel[0])
             return tf.reshape(y, tf.concat([tf.shape(x)[:2], tf.shape(y)[1:]], 0))
         if x.shape[0] == 1:
@@ -488,11 +478,92 @@ class BayesianConv2D(_BayesianLayer):
         }
 
 
-def _pair(value, name):
+_CONV_ARGS = """Estimators ``"reparameterization"``/``"variational"`` (one kernel draw per
+    forward pass) and ``"flipout"``. Within :func:`tfp_bnn.sampling.weight_draws`
+    the ``T`` kernel draws are applied with ``tf.map_fn``.
+
+    Args:
+      filters, kernel_size, strides, padding, dilation_rate: as in
+        ``tf_keras.layers.{keras}`` (an int or a tuple of {rank}).
+      data_format: ``"channels_last"``; ``None`` (default) takes Keras's
+        ``image_data_format()``, which must then be ``"channels_last"``.
+      Other arguments as in :class:`BayesianDense`."""
+
+
+@register
+class BayesianConv1D(_BayesianConv):
+    """1-D convolution (sequences, channels last) with a posterior over its kernel and bias.
+
+    {args}
+
+    Input shape ``(batch, steps, channels)``; output ``(batch, new_steps, filters)``.
+
+    Example:
+
+    >>> import tensorflow as tf
+    >>> from tfp_bnn.layers import BayesianConv1D
+    >>> layer = BayesianConv1D(4, 3, activation="relu", kl_weight=1 / 1000)
+    >>> layer(tf.zeros([2, 10, 1])).shape
+    TensorShape([2, 8, 4])
+    """
+
+    rank = 1
+
+
+@register
+class BayesianConv2D(_BayesianConv):
+    """2-D convolution (images, channels last) with a posterior over its kernel and bias.
+
+    {args}
+
+    Input shape ``(batch, height, width, channels)``; output
+    ``(batch, new_height, new_width, filters)``.
+
+    Example:
+
+    >>> import tensorflow as tf
+    >>> from tfp_bnn.layers import BayesianConv2D
+    >>> layer = BayesianConv2D(4, 3, activation="relu", kl_weight=1 / 1000)
+    >>> layer(tf.zeros([2, 8, 8, 1])).shape
+    TensorShape([2, 6, 6, 4])
+    """
+
+    rank = 2
+
+
+@register
+class BayesianConv3D(_BayesianConv):
+    """3-D convolution (volumes, channels last) with a posterior over its kernel and bias.
+
+    {args}
+
+    Input shape ``(batch, depth, height, width, channels)``; output
+    ``(batch, new_depth, new_height, new_width, filters)``.
+
+    Example:
+
+    >>> import tensorflow as tf
+    >>> from tfp_bnn.layers import BayesianConv3D
+    >>> layer = BayesianConv3D(4, 3, activation="relu", kl_weight=1 / 1000)
+    >>> layer(tf.zeros([2, 6, 6, 6, 1])).shape
+    TensorShape([2, 4, 4, 4, 4])
+    """
+
+    rank = 3
+
+
+for _conv, _keras in ((BayesianConv1D, "Conv1D"), (BayesianConv2D, "Conv2D"), (BayesianConv3D, "Conv3D")):
+    _conv.__doc__ = _conv.__doc__.replace("{args}", _CONV_ARGS.replace("{keras}", _keras).replace("{rank}", str(_conv.rank)))
+del _conv, _keras
+
+
+def _spatial_tuple(value, rank, name):
+    """``value`` (an int, or ``rank`` of them) as a tuple of ``rank`` positive ints."""
     try:
-        values = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
+        values = (value,) * rank if isinstance(value, (int, np.integer)) else tuple(value)
     except TypeError:  # not iterable: 3.0, None
         values = ()
-    if len(values) != 2 or not all(is_positive_int(v) for v in values):
-        raise ValueError(f"{name} must be a positive int or a pair of them, got {value!r}.")
+    if len(values) != rank or not all(is_positive_int(v) for v in values):
+        kind = "a pair" if rank == 2 else f"a tuple of {rank}"
+        raise ValueError(f"{name} must be a positive int or {kind} of them, got {value!r}.")
     return tuple(int(v) for v in values)

@@ -276,7 +276,7 @@ def _refuse_tfp_variational_layers(model):
         raise TypeError(
             f"{type(tfp_layers[0]).__name__} is one of TFP's variational layers, which draw one weight sample "
             "per call: tfp_bnn.predict's T draws in one graph would all share it. Use tfp_bnn.BayesianDense or "
-            "BayesianConv2D (the same estimators, priors and posteriors), or loop over model(x) yourself."
+            "BayesianConv1D/2D/3D (the same estimators, priors and posteriors), or loop over model(x) yourself."
         )
 
 
