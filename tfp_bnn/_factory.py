@@ -48,6 +48,23 @@ def float32_under_mixed_precision(layer_kwargs):
     return layer_kwargs
 
 
+def refuse_mixed_policy(layer):
+    """A ``ValueError`` if ``layer`` was given a mixed policy (half-precision compute) as its own dtype.
+
+    ``float32_under_mixed_precision`` keeps tfp_bnn's layers and heads float32 under a
+    mixed *global* policy; a mixed ``dtype=`` passed to one of them failed at its first
+    call (a Bayesian layer: "cannot compute Mul ... half tensor"), or, for a head,
+    computed its log-densities in float16.
+    """
+    if layer.compute_dtype != layer.variable_dtype:
+        raise ValueError(
+            f"{type(layer).__name__}(dtype={layer.dtype_policy.name!r}): tfp_bnn's Bayesian layers and heads "
+            "compute in the dtype of their weights (weight sampling, the KL and log-densities need float32). "
+            "Leave dtype out (under a mixed global policy they stay float32, the plain Keras layers between "
+            "them follow it) or pass dtype='float32'."
+        )
+
+
 def serialize(obj):
     return tf_keras.saving.serialize_keras_object(obj)
 

@@ -44,7 +44,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 import tf_keras
 
-from tfp_bnn._factory import float32_under_mixed_precision, register, softplus_inverse
+from tfp_bnn._factory import float32_under_mixed_precision, refuse_mixed_policy, register, softplus_inverse
 from tfp_bnn.validation import check_positive_int
 
 tfd = tfp.distributions
@@ -173,6 +173,7 @@ class Head(tfp.layers.DistributionLambda):
         super().__init__(
             self._make_distribution, convert_to_tensor_fn=self._to_tensor, **float32_under_mixed_precision(kwargs)
         )
+        refuse_mixed_policy(self)
         self.units = check_positive_int(units, "units")  # 2.7 was 2 classes
 
     @property

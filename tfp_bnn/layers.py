@@ -57,7 +57,14 @@ import tf_keras
 from tf_keras.src.utils import conv_utils  # Conv2D's own output-length rule, pinned with tf-keras
 
 from tfp_bnn import sampling
-from tfp_bnn._factory import DistributionFactory, deserialize, float32_under_mixed_precision, register, serialize
+from tfp_bnn._factory import (
+    DistributionFactory,
+    deserialize,
+    float32_under_mixed_precision,
+    refuse_mixed_policy,
+    register,
+    serialize,
+)
 from tfp_bnn.posteriors import FullCovarianceNormal, MeanFieldNormal
 from tfp_bnn.priors import NormalPrior
 from tfp_bnn.validation import check_positive_int, is_positive_int
@@ -129,6 +136,7 @@ class _BayesianLayer(tf_keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**float32_under_mixed_precision(kwargs))
+        refuse_mixed_policy(self)
         if estimator not in self.estimators:
             raise ValueError(
                 f"Unknown estimator {estimator!r} for {type(self).__name__}; "

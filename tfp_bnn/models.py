@@ -46,6 +46,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 from tf_keras.src.engine import data_adapter  # Keras's own batching of arrays, pinned with tf-keras
+from tf_keras.src.utils import losses_utils  # how compiled_loss brings losses to one dtype
 
 from tfp_bnn import heads as heads_lib
 from tfp_bnn import sampling, validation
@@ -65,6 +66,24 @@ DEFAULT_STEPS_PER_EXECUTION = 32
 # The baselines' defaults: MC dropout's rate p and the deep ensemble's M networks.
 DEFAULT_DROPOUT_RATE = 0.05
 DEFAULT_NUM_MEMBERS = 5
+
+
+class _LogMean(tf_keras.metrics.Mean):
+    """A running mean of ``fit``'s logs, which the ``.keras`` format neither saves nor restores.
+
+    The format walks a model's attributes and its ``metrics``, so it found the
+    trackers (which exist before any ``fit``, unlike Keras's compiled metrics) and
+    restored them on load: under a ``MirroredStrategy`` their variables are
+    ``SyncOnRead``, and ``load_model`` in ``strategy.scope()`` failed with
+    "unsupported operand type(s) for /: 'Dataset' and 'int'". Files that hold
+    them load too: their values are ignored.
+    """
+
+    def save_own_variables(self, store):
+        pass
+
+    def load_own_variables(self, store):
+        pass
 
 
 @register
@@ -118,8 +137,8 @@ class BayesianModel(tf_keras.Model):
     # of model.weights, get_weights() and the saved file.
     @tf.__internal__.tracking.no_automatic_dependency_tracking
     def _create_trackers(self):
-        self.nll_tracker = tf_keras.metrics.Mean(name="nll")
-        self.kl_tracker = tf_keras.metrics.Mean(name="kl")
+        self.nll_tracker = _LogMean(name="nll")
+        self.kl_tracker = _LogMean(name="kl")
 
     @property
     def head(self):
@@ -184,9 +203,15 @@ class BayesianModel(tf_keras.Model):
         return super().metrics + [self.nll_tracker, self.kl_tracker]
 
     def kl_divergence(self):
-        """Sum of ``model.losses`` (recomputed now): the scaled KL of all Bayesian layers."""
+        """Sum of ``model.losses`` (recomputed now): the scaled KL of all Bayesian layers.
+
+        In the widest dtype among them (layers of float32 and float64 mix), float32 without any.
+        """
         losses = self.losses
-        return tf.add_n(losses) if losses else tf.constant(0.0)
+        if not losses:
+            return tf.constant(0.0)
+        # As Keras sums them in compiled_loss: add_n refuses float32 beside float64.
+        return tf.add_n(losses_utils.cast_losses_to_common_dtype(losses))
 
     def _step(self, data, training):
         x, y, sample_weight = tf_keras.utils.unpack_x_y_sample_weight(data)
@@ -205,7 +230,9 @@ class BayesianModel(tf_keras.Model):
             # counts once in it: the regularizers sum over the members.
             kl = kl / self.num_members
         loss = self.compiled_loss(y, y_pred, sample_weight, regularization_losses=[kl])
-        return x, y, sample_weight, y_pred, kl, loss
+        # compiled_loss sums in the widest dtype of the NLL and the KL (a float64 head, or
+        # float64 layers, against the float32 zero of a model without KL terms).
+        return x, y, sample_weight, y_pred, tf.cast(kl, loss.dtype), loss
 
     def _log(self, x, y, sample_weight, y_pred, kl, loss):
         # Weighted by the batch size, as Keras weights `loss`: with a partial last batch
