@@ -224,6 +224,15 @@ def test_metrics_table_columns_stay_apart_for_large_values(capsys):
     assert len(row) == len(header) == 18 + 3 * 13
 
 
+def test_metrics_table_shows_the_digits_of_tiny_values(capsys):
+    # Targets in units of 1e-6: the RMSE and the interval width printed as 0.0000.
+    cli._print_metrics({"test": {"rmse": 2.0966e-07, "nll": -14.0415, "coverage_95": 0.9584, "width_95": 8.3348e-07,
+                                 "ece": 0.0, "n": 5}})
+    header, row = capsys.readouterr().out.splitlines()
+    assert row.split() == ["test", "(5)", "2.097e-07", "-14.0415", "0.9584", "8.335e-07", "0.0000"]
+    assert len(row) == len(header) == 18 + 5 * 13
+
+
 def test_every_command_has_help(capsys):
     for command, option in (("fit", "--estimator"), ("predict", "--samples"), ("evaluate", "--json")):
         with pytest.raises(SystemExit) as exit_info:

@@ -15,7 +15,7 @@ from scipy import special, stats
 import tensorflow_probability as tfp
 
 import tfp_bnn
-from tfp_bnn import data, heads, sampling
+from tfp_bnn import cli, data, heads, sampling
 
 N = 12
 NUM_FEATURES = 3
@@ -515,6 +515,11 @@ def test_non_bayesian_regimes_need_no_train_size():
      r"target_loc 1234567\.0 is 4\.1e\+06 times target_scale 0\.3: float32 predictions in these units cannot "
      r"resolve the targets' spread\. Subtract a constant from the targets first"),
     (lambda: tfp_bnn.StudentTHead(2, target_loc=[0.0, -5e6], target_scale=[1.0, 2.0]), r"is 2\.5e\+06 times"),
+    # The variances predict reports are float32 in target units: inf at 1e20, 0 at 1e-22.
+    (lambda: tfp_bnn.make_regressor((1,), train_size=10, target_std=1e20),
+     r"target_scale 1e\+20 is outside \[1e-15, 1e\+15\]: the predicted variances, its square times the network's, "
+     r"would leave float32's range \(0 or inf\)\. Rescale the targets first"),
+    (lambda: tfp_bnn.StudentTHead(2, target_scale=[1.0, 1e-22]), r"target_scale \[1\.0, 1e-22\] is outside"),
     (lambda: tfp_bnn.make_regressor((1,), train_size=10, input_std=[1e20]),
      r"input_std \[1e\+20\]: its square, the variance, is beyond float32's range; rescale the inputs\."),
     # A NaN mean made every prediction NaN; a NaN std was named a float32 overflow.
@@ -671,3 +676,15 @@ def test_y_that_overflows_float32_is_refused_like_inf():
     with pytest.raises(ValueError, match=r"y contains inf at row 3, column 0"):
         model.fit(x, _set(y.astype(np.float64), 3, 1e39), epochs=1, verbose=0)
     _assert_untouched(model, before)
+
+
+def test_a_nearly_constant_feature_is_never_scaled_below_its_std():
+    # Unix times over one hour: std ~1,000 s, under 1e-6 of the mean, yet 29 distinct float32
+    # values. Scaled by 1 they reached the network as +-1,800 (the CLI's test RMSE was 178 for
+    # targets in [-1, 1] and noise 0.1); a column constant up to rounding still gets 1.
+    t = 1.7e9 + np.random.default_rng(0).uniform(0, 3600, size=(200, 1))
+    model = tfp_bnn.make_regressor((1,), hidden_units=(4,), train_size=200, input_mean=t.mean(0), input_std=t.std(0))
+    standardized = model.get_layer("standardize")(t.astype(np.float32)).numpy()
+    assert 0.9 < standardized.std() < 1.1 and np.abs(standardized).max() < 2.0
+    np.testing.assert_allclose(cli._feature_scale(t), t.std(0), rtol=1e-12)
+    np.testing.assert_allclose(cli._feature_scale(np.full((5, 1), 1.7e9)), [1.0])

@@ -371,8 +371,12 @@ def _print_metrics(metrics_by_split):
     names = [name for name in next(iter(metrics_by_split.values())) if name != "n"]
     print(f"{'':18}" + "".join(f"{name:>13}" for name in names))
     for split, values in metrics_by_split.items():
-        # 4 decimals; 4 significant digits when that would not fit the column (one space between).
-        cells = (f"{value:.4f}" if abs(value) < 1e6 else f"{value:.4g}" for value in map(values.get, names))
+        # 4 decimals; 4 significant digits when that would not fit the column (one space between)
+        # or would show nothing (an RMSE of 2e-7 printed 0.0000 for targets of scale 1e-6).
+        cells = (
+            f"{value:.4f}" if value == 0 or 1e-3 <= abs(value) < 1e6 else f"{value:.4g}"
+            for value in map(values.get, names)
+        )
         print(f"{split + ' (' + str(values['n']) + ')':18}" + "".join(f"{cell:>13}" for cell in cells))
 
 

@@ -223,6 +223,9 @@ class Head(tfp.layers.DistributionLambda):
 
 # The largest |target_loc| / target_scale a regression head takes (see _StandardizedRegressionHead).
 MAX_TARGET_OFFSET = 1e5
+# The range of target_scale: the variances tfp_bnn.predict reports are float32 in target units,
+# target_scale^2 times the network's (1e-6 at the scale floor, up to ~1e6 far from the data).
+MIN_TARGET_SCALE, MAX_TARGET_SCALE = 1e-15, 1e15
 
 
 class _StandardizedRegressionHead(Head):
@@ -234,6 +237,13 @@ class _StandardizedRegressionHead(Head):
         self.target_scale = _per_unit(target_scale, self.units, "target_scale")
         if np.any(np.asarray(self.target_scale) <= 0):
             raise ValueError(f"target_scale must be positive, got {target_scale!r}.")
+        scale = np.asarray(self.target_scale)
+        if np.any(scale < MIN_TARGET_SCALE) or np.any(scale > MAX_TARGET_SCALE):
+            raise ValueError(
+                f"target_scale {target_scale!r} is outside [{MIN_TARGET_SCALE:g}, {MAX_TARGET_SCALE:g}]: the "
+                "predicted variances, its square times the network's, would leave float32's range (0 or inf). "
+                "Rescale the targets first (e.g. y * 1e-20) and the predictions back."
+            )
         # Predictions are float32 in target units: float32 resolves |loc| to about 1.2e-7 * |loc|,
         # so beyond MAX_TARGET_OFFSET scales a prediction and its spread are not resolved (draws
         # collapse onto a few values, sums over draws drift by more than the spread).

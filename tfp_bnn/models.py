@@ -603,10 +603,13 @@ def _scale_or_one(mean, std):
     Keras's floor of 1e-7 would multiply any later change of it by 10^7. "Constant" up to
     float32 rounding, relative to the feature's mean: a column of 0.1 has a float32 std of
     1.5e-8, not 0, while a column of +-1e-7 around 0 varies and keeps its std.
+    The rule only ever widens a scale: a std above 1 is kept (a column of Unix times spanning an
+    hour has a std of ~1,000 s, under 1e-6 of its mean; scaled by 1 it fed the network values of
+    +-1,800).
     """
     constant = np.asarray(std) <= 1e-6 * np.abs(np.asarray(mean, np.float64))
     if np.any(constant | (np.asarray(std) == 0)):
-        return np.where(constant | (np.asarray(std) == 0), np.ones_like(std), std)
+        return np.where(constant | (np.asarray(std) == 0), np.maximum(std, 1.0).astype(np.asarray(std).dtype), std)
     return std
 
 
@@ -726,7 +729,8 @@ def make_regressor(
       input_mean, input_std: if given, inputs are standardized inside the
         model (a ``Normalization`` layer), so it takes raw units. The std of
         a feature constant in training (0, or under 1e-6 of its mean: float
-        rounding) is taken as 1, as scikit-learn's ``StandardScaler`` does.
+        rounding) is taken as 1 (its std if that is larger), as scikit-learn's
+        ``StandardScaler`` does.
       target_mean, target_std: the default heads predict
         ``target_mean + target_std * z`` from standardized ``z`` (they are the
         heads' ``target_loc`` and ``target_scale``).
