@@ -578,7 +578,7 @@ def test_every_registered_class_is_covered():
         key.split(">", 1)[1] for key in tf_keras.saving.get_custom_objects() if key.startswith("tfp_bnn>")
     }
     covered = {cls.__name__ for cls, _, _ in INSTANCES}
-    assert registered - {"BayesianModel"} == covered
+    assert registered - {"BayesianModel", "_LogMean"} == covered  # _LogMean: fit's log trackers
 
 
 @pytest.mark.parametrize(

@@ -214,6 +214,26 @@ class _BayesianLayer(tf_keras.layers.Layer):
             children["kl_weight_variable"] = variable
         return children
 
+    @property
+    def kl_weight_variable(self):
+        """The non-trainable variable that holds :attr:`kl_weight` once built (``None`` before)."""
+        return self.__dict__.get("_kl_weight_variable")
+
+    @kl_weight_variable.setter
+    def kl_weight_variable(self, variable):
+        # Keras's SavedModel loader (load_model of a model.save("dir") folder) sets the saved
+        # child back by name, after finding it with _lookup_dependency: the layer's own
+        # variable. As a property it is not tracked again as a weight of the layer (it was:
+        # one array more per Bayesian layer in get_weights(), so set_weights between the
+        # original and the loaded model failed).
+        if variable is not self.kl_weight_variable:
+            raise AttributeError("kl_weight_variable is the layer's own; set layer.kl_weight instead.")
+
+    def _lookup_dependency(self, name, cached_dependencies=None):
+        if name == "kl_weight_variable" and self.kl_weight_variable is not None:
+            return self.kl_weight_variable
+        return super()._lookup_dependency(name, cached_dependencies)
+
     def _has_exact_kl(self):
         try:
             tfd.kl_divergence(self.posterior.distribution(), self.prior.distribution())

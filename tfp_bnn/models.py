@@ -68,6 +68,10 @@ DEFAULT_DROPOUT_RATE = 0.05
 DEFAULT_NUM_MEMBERS = 5
 
 
+# Registered: the TF SavedModel format (``model.save("dir")``) stores the model's metrics by
+# class name, and load_model could not revive an unregistered one ("Unable to restore custom
+# object of class '_LogMean'").
+@tf_keras.saving.register_keras_serializable(package="tfp_bnn")
 class _LogMean(tf_keras.metrics.Mean):
     """A running mean of ``fit``'s logs, which the ``.keras`` format neither saves nor restores.
 
@@ -198,9 +202,19 @@ class BayesianModel(tf_keras.Model):
         if self.built:
             self.optimizer.build(self.trainable_variables)
 
+    # The nll/kl trackers are not in `metrics`: Keras's documented train_step overrides return
+    # {m.name: m.result() for m in self.metrics} (or compute_metrics), and a subclass that
+    # does so without updating them logged nll 0.0 and kl 0.0 at every epoch. BayesianModel's
+    # own steps add them to their logs (_log); Keras resets them with the metrics.
+    def reset_metrics(self):
+        super().reset_metrics()
+        self.nll_tracker.reset_state()
+        self.kl_tracker.reset_state()
+
     @property
-    def metrics(self):
-        return super().metrics + [self.nll_tracker, self.kl_tracker]
+    def metrics_names(self):
+        # evaluate()'s list (return_dict=False) in the order loss, metrics, nll, kl.
+        return super().metrics_names + [self.nll_tracker.name, self.kl_tracker.name]
 
     def kl_divergence(self):
         """Sum of ``model.losses`` (recomputed now): the scaled KL of all Bayesian layers.
@@ -243,7 +257,8 @@ class BayesianModel(tf_keras.Model):
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         self.nll_tracker.update_state(loss * replicas - kl, sample_weight=batch_size)
         self.kl_tracker.update_state(kl, sample_weight=batch_size)
-        return self.compute_metrics(x, y, y_pred, sample_weight)
+        logs = self.compute_metrics(x, y, y_pred, sample_weight)
+        return {**logs, "nll": self.nll_tracker.result(), "kl": self.kl_tracker.result()}
 
     def train_step(self, data):
         with tf.GradientTape() as tape:

@@ -1,0 +1,69 @@
+"""Keras's TF SavedModel format: ``model.save("dir")`` (no extension) and ``tf_keras.models.load_model``."""
+
+import numpy as np
+import tensorflow as tf
+import tf_keras
+
+import tfp_bnn
+
+
+def _fitted():
+    x = np.random.default_rng(0).normal(size=(64, 3)).astype("float32")
+    y = x[:, 0]
+    model = tfp_bnn.make_regressor((3,), hidden_units=(8,), train_size=64)
+    model.compile(optimizer=tf_keras.optimizers.Adam(0.01))
+    model.fit(x, y, epochs=1, verbose=0)
+    return model, x, y
+
+
+def test_a_savedmodel_folder_loads_predicts_and_trains(tmp_path):
+    # load_model failed: 'Unable to restore custom object of class "_LogMean"'.
+    model, x, y = _fitted()
+    model.save(str(tmp_path / "model"))  # a folder: tf_keras's TF SavedModel format
+    loaded = tf_keras.models.load_model(str(tmp_path / "model"))
+    assert type(loaded) is tfp_bnn.BayesianModel
+    np.testing.assert_array_equal(
+        tfp_bnn.predict(loaded, x[:4], num_samples=10, seed=0).mean,
+        tfp_bnn.predict(model, x[:4], num_samples=10, seed=0).mean,
+    )
+    assert set(loaded.fit(x, y, epochs=1, verbose=0).history) == {"loss", "nll", "kl"}
+
+
+def test_a_loaded_savedmodel_has_the_weights_of_the_original(tmp_path):
+    # The kl_weight variable came back as a weight of each Bayesian layer: 6 arrays against 4.
+    model, x, _ = _fitted()
+    model.save(str(tmp_path / "model"))
+    loaded = tf_keras.models.load_model(str(tmp_path / "model"))
+    assert [w.name for w in loaded.weights] == [w.name for w in model.weights]
+    loaded.set_weights(model.get_weights())
+    layer = loaded.layers[1]
+    layer.kl_weight = 0.5  # still the variable the loss reads
+    np.testing.assert_allclose(float(loaded.losses[0]), 0.5 * float(layer.kl_divergence()), rtol=1e-6)
+
+
+class _GuideTrainStep(tfp_bnn.BayesianModel):
+    """train_step as Keras's guide "Customizing what happens in fit()" writes it."""
+
+    def train_step(self, data):
+        x, y = data
+        with tf.GradientTape() as tape:
+            y_pred = self(x, training=True)
+            loss = self.compute_loss(x=x, y=y, y_pred=y_pred)
+        self.optimizer.minimize(loss, self.trainable_variables, tape=tape)
+        return self.compute_metrics(x, y, y_pred, None)
+
+
+def test_an_overridden_train_step_does_not_log_a_kl_of_zero():
+    # The nll/kl trackers were in model.metrics: never updated by this train_step, they logged 0.0.
+    x = np.random.default_rng(0).normal(size=(64, 3)).astype("float32")
+    inputs = tf_keras.Input((3,))
+    hidden = tfp_bnn.BayesianDense(2, kl_weight=1 / 64)(inputs)
+    model = _GuideTrainStep(inputs, tfp_bnn.NormalHead(1)(hidden))
+    model.compile(tf_keras.optimizers.SGD(0.01))
+    history = model.fit(x, x[:, 0], epochs=1, verbose=0).history
+    assert history.get("kl", [None])[0] != 0.0 and history.get("nll", [None])[0] != 0.0, history
+    # BayesianModel's own steps still log them, in Keras's order.
+    logs = model.evaluate(x, x[:, 0], verbose=0, return_dict=True)
+    assert list(logs) == ["loss", "nll", "kl"] and logs["kl"] > 0
+    assert model.metrics_names == ["loss", "nll", "kl"]
+    np.testing.assert_allclose(model.evaluate(x, x[:, 0], verbose=0)[2], float(model.kl_divergence()), rtol=1e-6)
