@@ -67,3 +67,19 @@ def test_an_overridden_train_step_does_not_log_a_kl_of_zero():
     assert list(logs) == ["loss", "nll", "kl"] and logs["kl"] > 0
     assert model.metrics_names == ["loss", "nll", "kl"]
     np.testing.assert_allclose(model.evaluate(x, x[:, 0], verbose=0)[2], float(model.kl_divergence()), rtol=1e-6)
+
+
+def test_load_weights_of_a_savedmodel_folder_leaves_kl_weight_as_configured(tmp_path):
+    # A weight checkpoint never sets kl_weight (1 / N is configuration): load_weights of the folder's
+    # variables had put the saved 1/64 into the variable the loss reads, while layer.kl_weight said 1/1000.
+    model, _, _ = _fitted()
+    model.save(str(tmp_path / "model"))
+    other = tfp_bnn.make_regressor((3,), hidden_units=(8,), train_size=1000)
+    other.load_weights(str(tmp_path / "model" / "variables" / "variables"))
+    for original, layer in zip(model.get_weights(), other.get_weights()):
+        np.testing.assert_array_equal(original, layer)
+    bayesian = [layer for layer in other.layers if isinstance(layer, tfp_bnn.BayesianDense)]
+    assert bayesian
+    for layer in bayesian:
+        assert layer.kl_weight == 1 / 1000
+        np.testing.assert_allclose(float(layer.kl_weight_variable.numpy()), 1 / 1000, rtol=1e-6)

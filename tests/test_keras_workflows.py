@@ -1,6 +1,8 @@
 """BayesianModel driven as Keras models are: compile's arguments, metrics, eager prediction,
 Keras's other spellings of the data, and the checks that run before any work."""
 
+import re
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -237,3 +239,30 @@ def test_a_callback_that_anneals_kl_weight_changes_what_fit_minimises(tmp_path):
     assert model.evaluate(X, Y, verbose=0, return_dict=True)["kl"] > 0.5 * layers[0].kl_divergence().numpy() * 0.9
     with pytest.raises(ValueError, match="kl_weight must be a finite number >= 0"):
         layers[0].kl_weight = -1.0
+
+
+def _shown_in_progbar(text, name):
+    """The last value of `name` the progress bar printed."""
+    return float(re.findall(rf"(?<![a-z_]){name}: ([-0-9.e]+)", text)[-1])
+
+
+@pytest.mark.parametrize("callbacks", [None, "own"])
+def test_the_progress_bar_shows_the_logged_nll_and_kl(capsys, callbacks):
+    # nll/kl left model.metrics: Keras's progress bar averaged their running means over the
+    # epoch's batches again, and showed an nll that was not loss - kl (3.4245 for 3.3655).
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(320, 3)).astype("float32")
+    y = x.sum(axis=1) + 0.1 * rng.normal(size=320).astype("float32")
+    tf_keras.utils.set_random_seed(0)
+    model = tfp_bnn.make_regressor((3,), hidden_units=(8,), train_size=320)
+    model.compile(optimizer=tf_keras.optimizers.Adam(0.05), steps_per_execution=1)
+    own = [tf_keras.callbacks.ProgbarLogger(count_mode="steps")] if callbacks else None
+    capsys.readouterr()
+    history = model.fit(x, y, epochs=1, batch_size=32, verbose=1, callbacks=own).history
+    shown = capsys.readouterr().out
+    for name in ("loss", "nll", "kl"):
+        assert _shown_in_progbar(shown, name) == pytest.approx(history[name][0], abs=1e-4), (name, shown[-300:])
+    logs = model.evaluate(x, y, batch_size=32, verbose=1, return_dict=True)
+    shown = capsys.readouterr().out
+    for name in ("loss", "nll", "kl"):
+        assert _shown_in_progbar(shown, name) == pytest.approx(logs[name], abs=1e-4), (name, shown[-300:])

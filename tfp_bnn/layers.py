@@ -230,7 +230,11 @@ class _BayesianLayer(tf_keras.layers.Layer):
             raise AttributeError("kl_weight_variable is the layer's own; set layer.kl_weight instead.")
 
     def _lookup_dependency(self, name, cached_dependencies=None):
-        if name == "kl_weight_variable" and self.kl_weight_variable is not None:
+        # Only for the SavedModel loaders, which ask without cached_dependencies. A checkpoint
+        # restore (load_weights of a SavedModel folder's variables/variables) passes the
+        # children of a weight checkpoint, which leave the variable out: it must not change
+        # kl_weight, as no other weight file does (and layer.kl_weight would not show it).
+        if name == "kl_weight_variable" and cached_dependencies is None and self.kl_weight_variable is not None:
             return self.kl_weight_variable
         return super()._lookup_dependency(name, cached_dependencies)
 
@@ -512,7 +516,8 @@ _CONV_ARGS = """Estimators ``"reparameterization"``/``"variational"`` (one kerne
 
     Args:
       filters, kernel_size, strides, padding, dilation_rate: as in
-        ``tf_keras.layers.{keras}`` (an int or a tuple of {rank}).
+        ``tf_keras.layers.{keras}`` (an int or a tuple of {rank}); padding
+        ``"valid"`` or ``"same"``.
       data_format: ``"channels_last"``; ``None`` (default) takes Keras's
         ``image_data_format()``, which must then be ``"channels_last"``.
       Other arguments as in :class:`BayesianDense`."""

@@ -325,6 +325,7 @@ class BayesianModel(tf_keras.Model):
             validation_xy = (validation_xy, None)
         unknown = _unknown_length(args["x"], args["y"], args["steps_per_epoch"]) or (
             validation_xy[0] is not None and _unknown_length(*validation_xy, args["validation_steps"]))
+        args["callbacks"] = _progbar_of_logs(args["callbacks"], args["verbose"])
         with self._one_step_per_execution(self.make_train_function) if unknown else contextlib.nullcontext():
             return super().fit(**_untuned_arrays(self, args))
 
@@ -334,6 +335,7 @@ class BayesianModel(tf_keras.Model):
         args["sample_weight"] = _checked_weights(args["sample_weight"], args["x"], len(self.outputs))
         extra = args.pop("kwargs", {})  # Keras's private ones, e.g. fit's _use_cached_eval_dataset
         unknown = _unknown_length(args["x"], args["y"], args["steps"])
+        args["callbacks"] = _progbar_of_logs(args["callbacks"], args["verbose"])
         with self._one_step_per_execution(self.make_test_function) if unknown else contextlib.nullcontext():
             return super().evaluate(**args, **extra)
 
@@ -434,6 +436,25 @@ def _single_input(model, x):
             raise ValueError(f"x has the keys {sorted(x)}; the model's one input is named {model.input_names[0]!r}.")
         return x[model.input_names[0]]
     return x
+
+
+def _progbar_of_logs(callbacks, verbose):
+    """``callbacks`` with a ``ProgbarLogger`` that shows ``nll``/``kl`` as logged, not averaged again.
+
+    Keras's progress bar averages over the epoch's batches every log that is not the
+    result of one of ``model.metrics``; ``nll`` and ``kl`` are running means already
+    but are not in ``model.metrics`` (see ``BayesianModel.reset_metrics``): the bar
+    showed a mean of running means, which did not add up to ``loss``.
+    """
+    names = ("nll", "kl")
+    given = callbacks.callbacks if isinstance(callbacks, tf_keras.callbacks.CallbackList) else list(callbacks or [])
+    progbars = [callback for callback in given if isinstance(callback, tf_keras.callbacks.ProgbarLogger)]
+    for progbar in progbars:
+        progbar.stateful_metrics = set(progbar.stateful_metrics) | set(names)
+    if isinstance(callbacks, tf_keras.callbacks.CallbackList) or progbars or verbose == 0:
+        return callbacks
+    # Where Keras puts its own (first), with Keras's arguments.
+    return [tf_keras.callbacks.ProgbarLogger(count_mode="steps", stateful_metrics=names), *given]
 
 
 def _arguments(method, model, *args, **kwargs):
