@@ -57,6 +57,8 @@ def test_wheel_carries_the_license_text_its_metadata_names(tmp_path):
                           check=True).stdout.split()[-1]
     with zipfile.ZipFile(tmp_path / name) as wheel:
         metadata = wheel.read("tfp_bnn-0.1.0.dist-info/METADATA").decode()
-        licenses = [n for n in wheel.namelist() if n.startswith("tfp_bnn-0.1.0.dist-info/licenses/")]
+        # dist-info/LICENSE (setuptools < 74, as in a new Python 3.11 venv) or dist-info/licenses/LICENSE.
+        licenses = [n for n in wheel.namelist()
+                    if n.startswith("tfp_bnn-0.1.0.dist-info/") and n.rsplit("/", 1)[-1].startswith("LICENSE")]
     assert "License: Apache-2.0" in metadata or "License-Expression: Apache-2.0" in metadata
     assert licenses and "Apache License" in zipfile.ZipFile(tmp_path / name).read(licenses[0]).decode()
