@@ -25,7 +25,7 @@ import pytest
 import tf_keras
 
 import tfp_bnn
-from tfp_bnn import heads, layers, posteriors, priors
+from tfp_bnn import baselines, heads, layers, posteriors, priors
 
 NUM_TRAIN = 64
 BATCH_SIZE = 32
@@ -592,3 +592,32 @@ def test_every_public_class_is_registered(module):
         assert tf_keras.saving.get_registered_name(cls) == f"tfp_bnn>{cls.__name__}", cls
         assert callable(getattr(cls, "get_config", None)), cls
     assert tf_keras.saving.get_registered_name(tfp_bnn.BayesianModel) == "tfp_bnn>BayesianModel"
+
+
+# -- arguments Keras leaves out of a config -----------------------------------------
+
+
+def test_mc_dropouts_activity_regularizer_survives_its_config(tmp_path):
+    # Keras's Dropout takes the argument but leaves it out of its config.
+    inputs = tf_keras.Input((3,))
+    hidden = baselines.MCDropout(0.1, activity_regularizer="l2")(inputs)
+    model = tfp_bnn.BayesianModel(inputs, heads.PointHead(1)(tf_keras.layers.Dense(1)(hidden)))
+    assert len(model.losses) == 1
+    model.save(tmp_path / "m.keras")
+    for other in (tf_keras.models.clone_model(model), tf_keras.models.load_model(tmp_path / "m.keras")):
+        assert isinstance(other.layers[1].activity_regularizer, tf_keras.regularizers.L2)
+        assert len(other.losses) == 1
+
+
+def test_a_posteriors_initializer_class_serializes_as_dense_s(tmp_path):
+    # A class (as Dense takes it) built and trained, then failed every serialization.
+    posterior = posteriors.MeanFieldNormal(0.01, tf_keras.initializers.HeNormal)
+    assert "HeNormal" in repr(posterior)
+    rebuilt = posteriors.MeanFieldNormal.from_config(posterior.get_config())
+    assert isinstance(tf_keras.initializers.get(rebuilt.loc_initializer), tf_keras.initializers.HeNormal)
+    inputs = tf_keras.Input((3,))
+    outputs = heads.NormalHead(1)(tfp_bnn.BayesianDense(2, kernel_posterior=posterior)(inputs))
+    model = tfp_bnn.BayesianModel(inputs, outputs)
+    model.save(tmp_path / "m.keras")
+    tf_keras.models.load_model(tmp_path / "m.keras")
+    tf_keras.models.clone_model(model)

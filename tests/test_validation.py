@@ -688,3 +688,54 @@ def test_a_nearly_constant_feature_is_never_scaled_below_its_std():
     assert 0.9 < standardized.std() < 1.1 and np.abs(standardized).max() < 2.0
     np.testing.assert_allclose(cli._feature_scale(t), t.std(0), rtol=1e-12)
     np.testing.assert_allclose(cli._feature_scale(np.full((5, 1), 1.7e9)), [1.0])
+
+
+@pytest.mark.parametrize("head", [
+    lambda **k: heads.NormalHead(1, **k), lambda **k: heads.PointHead(1, **k), lambda **k: heads.StudentTHead(1, **k),
+    lambda **k: heads.HomoscedasticNormalHead(1, **k), lambda **k: heads.PoissonHead(1, **k),
+    lambda **k: heads.CategoricalHead(3, **k), lambda **k: heads.PointClassHead(3, **k),
+    lambda **k: heads.BernoulliHead(**k),
+])
+def test_a_head_refuses_an_activity_regularizer(head):
+    # It was applied twice (DistributionLambda's call returns the distribution and its tensor)
+    # and left out of the head's config (gone after clone_model, to_json, a save and load).
+    with pytest.raises(ValueError, match="activity_regularizer"):
+        head(activity_regularizer=tf_keras.regularizers.L2(3.0))
+    head(activity_regularizer=None)
+
+
+def test_categorical_head_takes_units_as_every_other_head():
+    assert heads.CategoricalHead(units=5).num_classes == 5
+    assert heads.PointClassHead(units=4).params_size == 4
+    assert heads.CategoricalHead(5, units=5).num_classes == 5
+    assert heads.CategoricalHead().num_classes == 2
+    with pytest.raises(ValueError, match="differ"):
+        heads.CategoricalHead(3, units=5)
+    head = heads.CategoricalHead(units=5)
+    assert type(head).from_config(head.get_config()).num_classes == 5
+
+
+def test_bernoulli_head_refuses_units_other_than_one():
+    assert heads.BernoulliHead(units=1).units == 1
+    with pytest.raises(ValueError, match="one binary label"):
+        heads.BernoulliHead(units=3)
+
+
+@pytest.mark.parametrize("per", ["element", "last_axis", "first_axis", "scalar"])
+def test_make_regressor_standardizes_inputs_of_several_axes(per, tmp_path):
+    x = np.random.RandomState(0).randn(40, 2, 3).astype("float32") * 3.0 + 1.0
+    axes = {"element": 0, "last_axis": (0, 1), "first_axis": (0, 2), "scalar": None}[per]
+    keep = per == "first_axis"
+    mean, std = x.mean(axis=axes, keepdims=keep), x.std(axis=axes, keepdims=keep)
+    if keep:
+        mean, std = mean[0], std[0]  # (2, 1): one value per row
+    model = tfp_bnn.make_regressor((2, 3), hidden_units=(4,), train_size=40, input_mean=mean, input_std=std)
+    np.testing.assert_allclose(model.get_layer("standardize")(x).numpy(), (x - mean) / std, rtol=1e-4, atol=1e-5)
+    model.save(tmp_path / "m.keras")
+    loaded = tf_keras.models.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(loaded.get_layer("standardize")(x).numpy(), (x - mean) / std, rtol=1e-4, atol=1e-5)
+
+
+def test_make_regressor_keeps_the_normalization_axis_of_1d_inputs():
+    model = tfp_bnn.make_regressor((3,), hidden_units=(4,), train_size=10, input_mean=[1.0, 2.0, 3.0], input_std=2.0)
+    assert model.get_layer("standardize").get_config()["axis"] == (-1,)

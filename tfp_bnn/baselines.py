@@ -89,6 +89,14 @@ class MCDropout(tf_keras.layers.Dropout):
             return tf.nn.experimental.stateless_dropout(inputs, self.rate, seed=seed, noise_shape=noise_shape)
         return self._random_generator.dropout(inputs, self.rate, noise_shape=noise_shape)
 
+    def get_config(self):
+        # Keras's Dropout takes it but leaves it out of its config: its loss term would
+        # vanish after clone_model, to_json or a save and load.
+        return {
+            **super().get_config(),
+            "activity_regularizer": tf_keras.regularizers.serialize(self.activity_regularizer),
+        }
+
 
 def checked_rate(rate):
     """``rate`` if it is a dropout rate in ``[0, 1)``; Keras's Dropout fails only when called."""

@@ -170,6 +170,13 @@ class Head(tfp.layers.DistributionLambda):
         # Both are fixed by the subclass; from_config of older configs may carry them.
         kwargs.pop("make_distribution_fn", None)
         kwargs.pop("convert_to_tensor_fn", None)
+        if kwargs.get("activity_regularizer") is not None:
+            # DistributionLambda's call returns (distribution, tensor): Keras regularized both,
+            # the penalty counted twice, and the head's config left it out (gone after a save).
+            raise ValueError(
+                f"{type(self).__name__} takes no activity_regularizer (its output is a distribution); "
+                "put it on the layer before the head."
+            )
         super().__init__(
             self._make_distribution, convert_to_tensor_fn=self._to_tensor, **float32_under_mixed_precision(kwargs)
         )
@@ -514,8 +521,13 @@ class CategoricalHead(_ClassificationHead):
     (TensorShape([1]), TensorShape([]))
     """
 
-    def __init__(self, num_classes=2, **kwargs):
-        kwargs.pop("units", None)
+    def __init__(self, num_classes=None, **kwargs):
+        # `units`, as every other head (and Dense) names it, is the number of classes too;
+        # it was dropped silently (CategoricalHead(units=10) had 2 classes).
+        units = kwargs.pop("units", None)
+        if num_classes is not None and units is not None and units != num_classes:
+            raise ValueError(f"num_classes={num_classes!r} and units={units!r} differ; pass one of them.")
+        num_classes = next((n for n in (num_classes, units) if n is not None), 2)
         super().__init__(num_classes, **kwargs)
         if self.units < 2:
             raise ValueError(f"num_classes must be at least 2, got {num_classes!r}.")
@@ -600,7 +612,12 @@ class BernoulliHead(_ClassificationHead):
     num_classes = 2
 
     def __init__(self, **kwargs):
-        kwargs.pop("units", None)
+        units = kwargs.pop("units", 1)
+        if units != 1:  # it was dropped silently: BernoulliHead(units=3) had one label
+            raise ValueError(
+                f"BernoulliHead predicts one binary label (units=1), got units={units!r}; for several "
+                "labels use a BernoulliHead per label or a CategoricalHead over the classes."
+            )
         super().__init__(1, **kwargs)
 
     def check_support(self, y):

@@ -706,7 +706,11 @@ def _build(input_shape, hidden_units, head, dense, activation, input_mean, input
             raise ValueError(
                 f"input_std {input_std!r}: its square, the variance, is beyond float32's range; rescale the inputs."
             )
-        x = tf_keras.layers.Normalization(mean=mean, variance=tf.square(std), name="standardize")(x)
+        # Normalization keeps its default axis=-1 (a mean per last-axis feature) for 1-D inputs; for
+        # inputs of more axes the mean and std may be given per element (x.mean(axis=0)), which
+        # axis=-1 failed to reshape ("Input to reshape is a tensor with 6 values ... has 3").
+        axes = {"axis": tuple(range(1, len(input_shape) + 1))} if len(input_shape) > 1 else {}
+        x = tf_keras.layers.Normalization(mean=mean, variance=tf.square(std), name="standardize", **axes)(x)
     if len(input_shape) > 1:
         x = tf_keras.layers.Flatten()(x)
     blocks = [dense(units, activation) for units in hidden_units] + [dense(head.params_size)]

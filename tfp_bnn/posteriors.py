@@ -232,7 +232,8 @@ class MeanFieldNormal(DistributionFactory):
     def get_config(self):
         loc_initializer = self.loc_initializer
         if not isinstance(loc_initializer, (str, dict)):  # names and configs are serialized already
-            loc_initializer = tf_keras.initializers.serialize(loc_initializer)
+            # get(): a class (HeNormal, as Dense takes it) becomes an instance to serialize.
+            loc_initializer = tf_keras.initializers.serialize(tf_keras.initializers.get(loc_initializer))
         return {"initial_scale": self.initial_scale, "loc_initializer": loc_initializer}
 
 
