@@ -135,3 +135,32 @@ def test_fit_logs_the_same_loss_as_the_nll_where_the_weights_are_one(rng, head, 
     np.testing.assert_allclose(histories[1]["nll"], histories[0]["nll"], rtol=1e-5)
     np.testing.assert_allclose(histories[1]["loss"], histories[0]["loss"], rtol=1e-5)
     assert 0.5 < histories[0]["nll"][-1] < 5.0  # per example, not summed over the batch
+
+
+def _binary_classifier():
+    return tfp_bnn.make_regressor((2,), regime="probabilistic", head=heads.BernoulliHead(), hidden_units=(8,))
+
+
+@pytest.mark.parametrize("make", [
+    lambda: tfp_bnn.make_classifier((2,), 3, regime="probabilistic", hidden_units=(8,)),
+    lambda: tfp_bnn.make_classifier((2,), 3, regime="deterministic", hidden_units=(8,)),
+    _binary_classifier,
+], ids=["CategoricalHead", "PointClassHead", "BernoulliHead"])
+def test_fractional_sample_and_class_weights_of_a_classifier_are_not_truncated(rng, make):
+    # Keras casts sample_weight to the output's dtype: an int32 distribution made 0.5 a 0 and 1.7 a 1.
+    x = rng.normal(size=(64, 2)).astype(np.float32)
+    model = make()
+    num_classes = getattr(model.head, "num_classes", 2)
+    y = rng.integers(0, num_classes, size=64)
+    model.compile(optimizer="adam", weighted_metrics=["accuracy"])
+    probabilities = model.predict(x, verbose=0)
+    if probabilities.shape[1] == 1:
+        probabilities = np.concatenate([1 - probabilities, probabilities], axis=1)
+    per_example = -np.log(probabilities[np.arange(64), y])
+    weights = rng.uniform(0.0, 2.0, size=64).astype(np.float32)
+    logs = model.evaluate(x, y, sample_weight=weights, batch_size=64, verbose=0, return_dict=True)
+    np.testing.assert_allclose(logs["nll"], np.mean(weights * per_example), rtol=1e-5)
+    correct = probabilities.argmax(axis=1) == y
+    np.testing.assert_allclose(logs["accuracy"], np.sum(weights * correct) / np.sum(weights), rtol=1e-5)
+    history = model.fit(x, y, class_weight={k: 0.5 for k in range(num_classes)}, epochs=1, batch_size=64, verbose=0)
+    np.testing.assert_allclose(history.history["nll"][0], 0.5 * per_example.mean(), rtol=1e-5)

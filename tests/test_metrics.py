@@ -443,3 +443,19 @@ def test_log_likelihoods_and_mixture_nll_match_the_predicted_draws(regressor, in
     np.testing.assert_allclose(log_likelihoods, expected, rtol=1e-5, atol=1e-5)
     nll = -np.mean(special.logsumexp(expected, axis=0) - np.log(20))
     assert metrics.mixture_nll(log_likelihoods) == pytest.approx(nll, rel=1e-5)
+
+
+@pytest.mark.parametrize("metric", ["accuracy", "categorical_nll", "brier_score", "expected_calibration_error"])
+def test_classification_metrics_refuse_one_column_and_take_float16_rows(metric):
+    function = getattr(metrics, metric)
+    # P(y = 1) of a binary model, (N, 1): "labels must be integers 0..0" blamed the labels before,
+    # and for labels all 0 the advice p / p.sum(axis=1) made every row 1.
+    for labels in ([0, 1, 1], [0, 0, 0]):
+        with pytest.raises(ValueError, match=r"one column, not a distribution over classes.*np\.hstack"):
+            function(labels, np.array([[0.2], [0.8], [0.6]]))
+    # float16 softmax rows, normalised: within float16's rounding of 1 (were refused at 1e-4).
+    logits = np.random.default_rng(0).normal(size=(20, 50))
+    rows = special.softmax(logits, axis=1).astype(np.float16)
+    rows = rows / rows.sum(axis=1, keepdims=True)
+    assert np.abs(rows.astype(np.float64).sum(axis=1) - 1).max() > 1e-4
+    function(np.zeros(20, int), rows)

@@ -507,7 +507,10 @@ class CategoricalHead(_ClassificationHead):
     """``y ~ Categorical(softmax(logits(x)))`` over ``num_classes`` integer labels.
 
     Takes ``num_classes`` logits; batch shape ``[N]``, event shape ``[]``,
-    labels ``0 .. num_classes - 1`` of shape ``(N,)`` (or ``(N, 1)``).
+    labels ``0 .. num_classes - 1`` of shape ``(N,)`` (or ``(N, 1)``). The
+    distribution's dtype is the logits' float dtype, not TFP's int32 (its
+    samples are whole floats): Keras casts ``sample_weight`` and ``class_weight``
+    to the output's dtype, and an int32 output truncated a weight of 0.5 to 0.
 
     Example: logits in, class probabilities out.
 
@@ -548,7 +551,11 @@ class CategoricalHead(_ClassificationHead):
         )
 
     def _make_distribution(self, params):
-        return tfd.Categorical(logits=self._check_params(params))
+        params = self._check_params(params)
+        # Labels in the logits' float dtype, not TFP's default int32: Keras casts sample_weight
+        # (and class_weight) to the output's dtype in compiled_loss and compiled_metrics, and an
+        # int32 distribution truncated weights of 0.5 to 0.
+        return tfd.Categorical(logits=params, dtype=params.dtype)
 
     def draw_statistics(self, dist):
         return {"probs": dist.probs_parameter()}
@@ -597,7 +604,8 @@ class BernoulliHead(_ClassificationHead):
     ``(N, 1)``. :func:`tfp_bnn.predict` reports the two class probabilities
     ``[1 - p, p]``; as a tensor (``model.predict``, Keras metrics such as
     ``"binary_accuracy"`` or ``AUC``) the head is ``p = P(y = 1)`` of shape
-    ``(N, 1)``, as a sigmoid ``Dense(1)`` would give.
+    ``(N, 1)``, as a sigmoid ``Dense(1)`` would give. Float labels, as
+    :class:`CategoricalHead`'s (fractional sample weights stay fractional).
 
     Example: a logit of 0 is a probability of one half.
 
@@ -624,7 +632,10 @@ class BernoulliHead(_ClassificationHead):
         _check_integers(y, 0, 2, "a Bernoulli head takes labels 0 or 1")
 
     def _make_distribution(self, params):
-        return tfd.Independent(tfd.Bernoulli(logits=self._check_params(params)), reinterpreted_batch_ndims=1)
+        params = self._check_params(params)
+        # Float labels, as CategoricalHead's: an int32 output truncated fractional sample weights.
+        bernoulli = tfd.Bernoulli(logits=params, dtype=params.dtype)
+        return tfd.Independent(bernoulli, reinterpreted_batch_ndims=1)
 
     def _to_tensor(self, dist):
         return dist.mean()

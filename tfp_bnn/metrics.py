@@ -226,6 +226,7 @@ def crps_ensemble(y_true, samples):
 
 def _labels_and_probs(labels, probabilities):
     labels = np.asarray(labels)
+    given = np.asarray(probabilities).dtype
     probabilities = np.asarray(probabilities, np.float64)
     if labels.ndim == 2 and labels.shape[1] > 1 and labels.shape == probabilities.shape:
         raise ValueError(
@@ -239,13 +240,21 @@ def _labels_and_probs(labels, probabilities):
             f"probabilities must have shape (N, K) with N = {labels.size} labels, got {probabilities.shape}."
         )
     num_classes = probabilities.shape[1]
+    if num_classes < 2:
+        raise ValueError(
+            f"probabilities has shape {probabilities.shape}: one column, not a distribution over classes. For "
+            "P(y = 1) of a binary model (a BernoulliHead's model.predict) pass np.hstack([1 - p, p]), or "
+            "tfp_bnn.predict(model, x).probabilities."
+        )
     bad = ~np.isin(labels, np.arange(num_classes))
     if bad.any():
         index = int(np.argmax(bad))
         raise ValueError(f"labels must be integers 0..{num_classes - 1}; labels[{index}] = {labels[index]}.")
     sums = probabilities.sum(axis=-1)
     # float32 rows of a softmax sum to 1 within ~1e-6; a row that does not is not a distribution.
-    if np.any(probabilities < 0) or not np.allclose(sums, 1.0, rtol=0.0, atol=1e-4):
+    # Lower precisions round more: a float16 row sums to 1 only within a few times its eps (1e-3).
+    tolerance = max(1e-4, 4 * np.finfo(given).eps) if np.issubdtype(given, np.floating) else 1e-4
+    if np.any(probabilities < 0) or not np.allclose(sums, 1.0, rtol=0.0, atol=tolerance):
         raise ValueError(
             f"probabilities must be rows of K >= 0 numbers that sum to 1 (row sums {sums.min():.6g} to "
             f"{sums.max():.6g}); normalise them, e.g. p / p.sum(axis=1, keepdims=True)."

@@ -111,7 +111,7 @@ print("same weights, same probabilities: the two models differ only in what they
 # %%
 output = probabilistic(x_test[:4])
 print(output.tensor_distribution)
-print("samples of the label:", output.sample().numpy(), " true labels:", y_test[:4])
+print("samples of the label:", output.sample().numpy().astype(int), " true labels:", y_test[:4])  # floats (see CategoricalHead)
 print("log p(label):", np.round(output.log_prob(y_test[:4]).numpy(), 3))
 print("entropy (nats):", np.round(output.entropy().numpy(), 3))
 
