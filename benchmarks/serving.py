@@ -8,8 +8,8 @@ estimator, is exported twice: by :func:`tfp_bnn.serving.export_for_serving` (``s
 ``T`` weight draws, mean/stddev split and the 95 % mixture interval), and as
 one forward pass of the same network through its posterior means. Both are
 loaded as TF Serving runs them (TF1 session loader, fed and fetched by the
-tensor names of the signature; the served model without a seed, as most
-requests come) and timed in the same process, interleaved (served, forward,
+tensor names of the signature; ``serving_default`` takes ``x`` alone and
+draws a fresh seed per request, as most requests come) and timed in the same process, interleaved (served, forward,
 served, ...), each time the median over the repeats:
 
 * batch 1: latency of one request;

@@ -14,11 +14,17 @@ plain protobuf classes), and for every export listed in
   taken from the request or else from the SignatureDef's defaults, fed and
   fetched by the tensor names in the SignatureDef, through the C session
   API with no Python-side checks of the fed tensors;
+* says of each request what TF Serving's batching session
+  (``--enable_batching``) would: it refuses any fed tensor without a batch
+  dimension (``batching_session.cc``, ``ComputeInputSize``);
+* turns the REST bodies in ``WORKDIR/rest/<export>/*.json`` into requests as
+  TF Serving's REST API does (``json_tensor.cc``,
+  ``FillPredictRequestFromJson``) and answers them;
 * answers the warm-up records of ``assets.extra`` the same way;
 * calls every signature through ``tf.saved_model.load(path).signatures``.
 
-Answers go to ``WORKDIR/child.npz`` (``<export>/<request>/<output>``), the
-rest to ``WORKDIR/child.json``.
+Answers go to ``WORKDIR/child.npz`` (``<export>/<request>/<output>``, REST
+bodies as ``rest_<name>``), the rest to ``WORKDIR/child.json``.
 """
 
 import json
@@ -98,14 +104,88 @@ def run_predict(session, meta_graph, request):
         raise ValueError(f"Sent extra inputs {sorted(set(request.inputs) - set(signature.inputs))}")
     graph = session.graph
     feeds = {}
-    for alias, info in signature.inputs.items():
-        proto = request.inputs[alias] if alias in request.inputs else signature.defaults[alias]
-        feeds[graph.get_tensor_by_name(info.name)._as_tf_output()] = tf.make_ndarray(proto)
+    for alias, value in fed_inputs(signature, request).items():
+        feeds[graph.get_tensor_by_name(signature.inputs[alias].name)._as_tf_output()] = value
     aliases = sorted(signature.outputs)
     fetches = [graph.get_tensor_by_name(signature.outputs[a].name)._as_tf_output() for a in aliases]
     # What Session::Run in C++ does: the fed tensors go in as they are.
     values = session._call_tf_sessionrun(None, feeds, fetches, [], None)
     return dict(zip(aliases, values))
+
+
+def fed_inputs(signature, request):
+    """What Predict feeds (saved_model::GetInputValues): the request's inputs, else the signature's defaults."""
+    fed = {}
+    for alias in signature.inputs:
+        if alias in request.inputs:
+            fed[alias] = tf.make_ndarray(request.inputs[alias])
+        elif alias in signature.defaults:
+            fed[alias] = tf.make_ndarray(signature.defaults[alias])
+        else:
+            raise ValueError(f"Signature input alias: {alias} not found in request and no default value provided.")
+    return fed
+
+
+def batching_refusal(meta_graph, request):
+    """TF Serving's batching session on the fed tensors (ComputeInputSize): its error, or None."""
+    signature = meta_graph.signature_def[request.model_spec.signature_name or "serving_default"]
+    sizes = set()
+    for value in fed_inputs(signature, request).values():
+        if value.ndim == 0:
+            return "Batching Run() input tensors must have at least one dimension"
+        sizes.add(value.shape[0])
+    return None if len(sizes) <= 1 else "Batching Run() input tensors must have equal 0th-dimension size"
+
+
+def rest_request(meta_graph, body):
+    """A REST predict body as TF Serving's json_tensor.cc makes it a PredictRequest (its checks and messages).
+
+    Rows (``"instances"``): a plain list only for a signature with one input, else
+    objects with exactly its inputs as keys, stacked along a new first axis.
+    Columns (``"inputs"``): a plain value for one input, else an object naming every
+    input (other keys are not read).
+    """
+    document = json.loads(body)
+    name = document.get("signature_name", "serving_default")
+    if name not in meta_graph.signature_def:
+        raise KeyError(f'Serving signature name: "{name}" not found in signature def')
+    infomap = meta_graph.signature_def[name].inputs
+    if ("instances" in document) == ("inputs" in document):
+        raise ValueError("Missing 'inputs' or 'instances' key" if "inputs" not in document
+                         else "Expecting only one of 'inputs' or 'instances'")
+    if "instances" in document:
+        rows = document["instances"]
+        if not rows:
+            raise ValueError("No values in 'instances' array")
+        if all(isinstance(row, dict) for row in rows):
+            for i, row in enumerate(rows):
+                if set(row) != set(infomap):
+                    raise ValueError(f"Failed to process element: {i} of 'instances' list. JSON object: "
+                                     f"{json.dumps(row)} keys must be equal to: {','.join(sorted(infomap))}")
+            columns = {alias: [row[alias] for row in rows] for alias in infomap}
+        elif len(infomap) > 1:
+            raise ValueError("instances is a plain list, but expecting list of objects as multiple input "
+                             "tensors required as per tensorinfo_map")
+        else:
+            columns = {next(iter(infomap)): rows}
+    else:
+        value = document["inputs"]
+        if not isinstance(value, dict):
+            if len(infomap) > 1:
+                raise ValueError("inputs is a plain value/list, but expecting an object as multiple input "
+                                 "tensors required as per tensorinfo_map")
+            columns = {next(iter(infomap)): value}
+        else:
+            for alias in infomap:
+                if alias not in value:
+                    raise ValueError(f"Missing named input: {alias} in 'inputs' object.")
+            columns = {alias: value[alias] for alias in infomap}
+    request = predict_pb2.PredictRequest()
+    request.model_spec.signature_name = name
+    for alias, value in columns.items():
+        dtype = tf.dtypes.as_dtype(infomap[alias].dtype).as_numpy_dtype
+        request.inputs[alias].CopyFrom(tf.make_tensor_proto(np.asarray(value, dtype)))
+    return request
 
 
 def serve_export(name, path, workdir, arrays, report):
@@ -115,22 +195,30 @@ def serve_export(name, path, workdir, arrays, report):
     with tf.Graph().as_default() as graph, tf.compat.v1.Session(graph=graph) as session:
         meta_graph = tf.compat.v1.saved_model.loader.load(session, ["serve"], str(path))
         report["signatures"] = describe_signatures(meta_graph)
-        report["errors"] = {}
-        for request_file in sorted((workdir / "requests" / name).glob("*.pb")):
-            request = predict_pb2.PredictRequest.FromString(request_file.read_bytes())
+        report["errors"], report["batching"] = {}, {}
+        requests = {f.stem: predict_pb2.PredictRequest.FromString(f.read_bytes())
+                    for f in sorted((workdir / "requests" / name).glob("*.pb"))}
+        for rest_file in sorted((workdir / "rest" / name).glob("*.json")):
             try:
+                requests[f"rest_{rest_file.stem}"] = rest_request(meta_graph, rest_file.read_text())
+            except Exception as error:
+                report["errors"][f"rest_{rest_file.stem}"] = f"{type(error).__name__}: {error}"
+        for label, request in requests.items():
+            try:
+                report["batching"][label] = batching_refusal(meta_graph, request)
                 answer = run_predict(session, meta_graph, request)
             except Exception as error:  # the tests check which requests fail, and how
-                report["errors"][request_file.stem] = f"{type(error).__name__}: {error}"
+                report["errors"][label] = f"{type(error).__name__}: {error}"
                 continue
             for output, value in answer.items():
-                arrays[f"{name}/{request_file.stem}/{output}"] = value
+                arrays[f"{name}/{label}/{output}"] = value
         report["warmup"] = []
         for record in warmup_records:
             log = prediction_log_pb2.PredictionLog.FromString(record)
             request = log.predict_log.request
             answer = run_predict(session, meta_graph, request)
             report["warmup"].append({
+                "batching": batching_refusal(meta_graph, request),
                 "kind": log.WhichOneof("log_type"),
                 "model_name": request.model_spec.name,
                 "signature_name": request.model_spec.signature_name,
@@ -144,7 +232,9 @@ def serve_export(name, path, workdir, arrays, report):
     x = tf.constant(arrays[f"{name}/input/x"])
     seed = tf.constant(int(arrays[f"{name}/input/seed"]), tf.int64)
     for key in sorted(loaded.signatures):
-        for output, value in loaded.signatures[key](x=x, seed=seed).items():
+        takes_seed = "seed" in loaded.signatures[key].structured_input_signature[1]
+        answer = loaded.signatures[key](x=x, seed=seed) if takes_seed else loaded.signatures[key](x=x)
+        for output, value in answer.items():
             arrays[f"{name}/tf2_{key}/{output}"] = value.numpy()
     report["tf2_errors"] = {}
     bad_inputs = {
@@ -153,7 +243,7 @@ def serve_export(name, path, workdir, arrays, report):
     }
     for label, bad in bad_inputs.items():
         try:
-            loaded.signatures["serving_default"](x=bad, seed=seed)
+            loaded.signatures["serving_default"](x=bad)
             report["tf2_errors"][label] = None
         except Exception as error:
             report["tf2_errors"][label] = f"{type(error).__name__}: {error}"

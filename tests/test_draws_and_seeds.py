@@ -187,7 +187,7 @@ def test_exported_interval_has_the_exported_level(inputs, tmp_path):
     model = _regressor()
     serving.export_for_serving(model, tmp_path / "m", num_samples=20, level=0.5)
     loaded = tf.saved_model.load(str(tmp_path / "m" / "1"))
-    answer = loaded.signatures["serving_default"](x=tf.constant(inputs), seed=tf.constant(3, tf.int64))
+    answer = loaded.signatures["seeded"](x=tf.constant(inputs), seed=tf.constant(3, tf.int64))
     expected = tfp_bnn.predict(model, inputs, num_samples=20, seed=3, level=0.5)
     np.testing.assert_allclose(answer["lower"].numpy(), expected.lower, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(answer["upper"].numpy(), expected.upper, rtol=1e-4, atol=1e-4)

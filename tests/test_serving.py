@@ -8,8 +8,10 @@ built by :func:`tfp_bnn.serving.predict_request`, then runs
 ``tests/serving_child.py`` ONCE in a fresh process that imports only
 TensorFlow: it audits the ops, loads each export with the TF1 session loader,
 answers the requests by the tensor names of the SignatureDefs as TF Serving's
-Predict API does (defaults included), answers the warm-up records and calls
-the signatures through ``tf.saved_model.load``. ``saved_model_cli show`` and
+Predict API does, says which its batching session would refuse, turns the
+README's REST bodies into requests as its REST API does and answers them,
+answers the warm-up records and calls the signatures through
+``tf.saved_model.load``. ``saved_model_cli show`` and
 ``run`` run as the user would type them. The tests below read what came out.
 """
 
@@ -82,11 +84,11 @@ def _classification_case():
     return model, x[:12]
 
 
-def _raw_request(name, x, dtype, seed=None, signature_name="serving_default"):
+def _raw_request(name, x, dtype, seed=None, signature_name=None):
     """A request predict_request would refuse to build: what a foreign client might send."""
     request = predict_pb2.PredictRequest()
     request.model_spec.name = name
-    request.model_spec.signature_name = signature_name
+    request.model_spec.signature_name = signature_name or ("serving_default" if seed is None else "seeded")
     request.inputs["x"].CopyFrom(tf.make_tensor_proto(np.asarray(x, dtype)))
     if seed is not None:
         request.inputs["seed"].CopyFrom(tf.make_tensor_proto(np.asarray(seed, np.int64)))
@@ -104,6 +106,9 @@ def _requests(name, x):
         "unseeded_2": request(x, model_name=name),
         "samples_seeded": request(x, model_name=name, signature_name="samples", seed=SEED),
         "samples_unseeded": request(x, model_name=name, signature_name="samples"),
+        "seeded_negative": _raw_request(name, x, np.float32, seed=-1),
+        "seeded_without_seed": _raw_request(name, x, np.float32, signature_name="seeded"),
+        "seed_to_serving_default": _raw_request(name, x, np.float32, seed=SEED, signature_name="serving_default"),
         "wrong_features": request(np.zeros((2, num_features + 1)), model_name=name),
         "wrong_rank": _raw_request(name, np.zeros(num_features), np.float32),
         "wrong_dtype": _raw_request(name, x, np.float64),
@@ -111,6 +116,36 @@ def _requests(name, x):
         "seed_vector": _raw_request(name, x, np.float32, seed=[SEED, SEED + 1, SEED + 2]),
         "seed_too_large": _raw_request(name, x, np.float32, seed=2**62 + SEED),
     }
+
+
+def _readme_rest_bodies():
+    """The request bodies of the README's curl commands, in order."""
+    return [json.loads(body) for body in re.findall(r"-d '(\{.*?\})'", (REPO / "README.md").read_text())]
+
+
+def _rest_bodies(x):
+    """The README's REST bodies with this export's rows (and the test's seed), and the other plain forms."""
+    rows = np.asarray(x).tolist()
+    bodies = {}
+    for i, body in enumerate(_readme_rest_bodies()):
+        for key in ("instances", "inputs"):
+            if isinstance(body.get(key), list):
+                body[key] = rows
+            elif isinstance(body.get(key), dict):
+                body[key]["x"] = rows
+                if "seed" in body[key]:
+                    body[key]["seed"] = SEED
+        bodies[f"readme_{i}"] = body
+    bodies.update({
+        "columns": {"inputs": {"x": rows}},
+        "plain_columns": {"inputs": rows},
+        "row_objects": {"instances": [{"x": row} for row in rows]},
+        "samples_rows": {"signature_name": "samples", "instances": rows},
+        "samples_seeded": {"signature_name": "samples_seeded", "inputs": {"x": rows, "seed": SEED}},
+        "seeded_rows": {"signature_name": "seeded", "instances": rows},
+        "seed_to_serving_default": {"inputs": {"x": rows, "seed": SEED}},
+    })
+    return bodies
 
 
 def _saved_model_cli(*args):
@@ -135,6 +170,9 @@ def served(tmp_path_factory):
         (workdir / "requests" / name).mkdir(parents=True)
         for label, request in _requests(name, x).items():
             (workdir / "requests" / name / f"{label}.pb").write_bytes(request.SerializeToString())
+        (workdir / "rest" / name).mkdir(parents=True)
+        for label, body in _rest_bodies(x).items():
+            (workdir / "rest" / name / f"{label}.json").write_text(json.dumps(body))
         in_python[name] = tfp_bnn.predict(model, x, num_samples=NUM_SAMPLES, seed=SEED)
     np.savez(workdir / "inputs.npz", **inputs)
     (workdir / "exports.json").write_text(json.dumps({k: str(v) for k, v in exports.items()}))
@@ -152,7 +190,7 @@ def served(tmp_path_factory):
     np.save(workdir / "x.npy", inputs["regression/input/x"])
     np.save(workdir / "seed.npy", np.int64(SEED))
     _saved_model_cli(
-        "run", "--dir", exports["regression"], "--tag_set", "serve", "--signature_def", "serving_default",
+        "run", "--dir", exports["regression"], "--tag_set", "serve", "--signature_def", "seeded",
         "--inputs", f"x={workdir / 'x.npy'};seed={workdir / 'seed.npy'}", "--outdir", workdir / "cli_run",
     )
     cli_run = {p.stem: np.load(p) for p in (workdir / "cli_run").glob("*.npy")}
@@ -228,7 +266,7 @@ def test_every_op_is_a_registered_core_tensorflow_op(served, name):
 
 
 @pytest.mark.parametrize("name", EXPORTS)
-def test_signatures_take_named_float32_inputs_and_an_optional_seed(served, name):
+def test_signatures_take_named_float32_inputs_and_the_seeded_twins_a_required_seed(served, name):
     signatures = served["report"]["exports"][name]["signatures"]
     _, x = served["cases"][name]
     assert set(signatures) == set(serving.SIGNATURES)
@@ -237,13 +275,18 @@ def test_signatures_take_named_float32_inputs_and_an_optional_seed(served, name)
         "samples": ("samples", "draw_means", "draw_variances", "seed") if name == "regression"
         else ("samples", "draw_probabilities", "seed"),
     }
+    outputs.update(seeded=outputs["serving_default"], samples_seeded=outputs["samples"])
     for key, signature in signatures.items():
         assert signature["method_name"] == "tensorflow/serving/predict"
         assert signature["inputs"]["x"]["dtype"] == "float32"
         assert signature["inputs"]["x"]["shape"] == [-1, x.shape[1]]
-        assert signature["inputs"]["seed"]["dtype"] == "int64"
-        assert signature["inputs"]["seed"]["shape"] == []
-        assert signature["defaults"] == {"seed": serving.UNSEEDED}
+        assert signature["defaults"] == {}  # TF Serving would feed a default seed as a scalar
+        if key in ("serving_default", "samples"):
+            assert set(signature["inputs"]) == {"x"}
+        else:
+            assert set(signature["inputs"]) == {"x", "seed"}
+            assert signature["inputs"]["seed"]["dtype"] == "int64"
+            assert signature["inputs"]["seed"]["shape"] == []
         assert set(signature["outputs"]) == set(outputs[key])
         for output in signature["outputs"].values():
             assert output["shape"][0] == -1  # batch first: TF Serving's row format works
@@ -286,7 +329,7 @@ def test_seeded_answer_equals_tfp_bnn_predict_with_that_seed(served, name, route
     """Same seed, same weight draws: predict's numbers, bit for bit through
     tf.saved_model.load, to float32 rounding by tensor names in a TF1 session."""
     compare = np.testing.assert_array_equal if route == "tf2" else _assert_float32_close
-    requests = ("tf2_serving_default", "tf2_samples") if route == "tf2" else ("seeded", "samples_seeded")
+    requests = ("tf2_seeded", "tf2_samples_seeded") if route == "tf2" else ("seeded", "samples_seeded")
     expected = (_served_like_predict(served["in_python"][name], name), _expected_draws(served, name))
     for request, fields in zip(requests, expected):
         answer = _answer(served, name, request)
@@ -325,6 +368,9 @@ def test_every_answer_says_its_seed_and_an_unseeded_one_is_predict_with_that_see
         for output, value in expected.items():
             _assert_float32_close(answer[output], value, err_msg=f"{request} {output}")
     assert seeds[0] != seeds[1]
+    # A negative seed sent to the seeded twin draws afresh too, and says so.
+    fresh = _answer(served, name, "seeded_negative")["seed"]
+    assert len(set(fresh.tolist())) == 1 and 0 <= fresh[0] < 2**62
 
 
 def test_samples_are_draws_of_the_predictive_mixture(served):
@@ -372,12 +418,13 @@ def test_wrong_shape_fails_naming_the_expected_shape(served, name):
     errors = served["report"]["exports"][name]["errors"]
     num_features = served["cases"][name][1].shape[1]
     expected = f"(N, {num_features})"
-    assert set(errors) == {"wrong_features", "wrong_rank", "wrong_dtype", "nan", "seed_vector", "seed_too_large"}
+    assert set(errors) == {"wrong_features", "wrong_rank", "wrong_dtype", "nan", "seed_vector", "seed_too_large",
+                           "seeded_without_seed", "seed_to_serving_default", "rest_seeded_rows"}
     assert expected in errors["wrong_features"] and f"[2 {num_features + 1}]" in errors["wrong_features"]
     assert expected in errors["wrong_rank"] and f"[{num_features}]" in errors["wrong_rank"]
     assert "NaN" in errors["nan"]
     # TF Serving feeds the seed unchecked too: 2**62 + s would draw what s does.
-    assert "seed must be an int64 scalar below 2**62" in errors["seed_too_large"]
+    assert "seed must be an int64 scalar below 2**62 (negative: fresh draws)" in errors["seed_too_large"]
     assert str(2**62 + SEED) in errors["seed_too_large"]
     # Refused by whichever of TF's ops meets the vector first (the graph's inter-op threads race):
     # the fresh-seed Fill or a layer's stateless random op.
@@ -385,6 +432,11 @@ def test_wrong_shape_fails_naming_the_expected_shape(served, name):
             or "seed must have shape [2], not [2,3]" in errors["seed_vector"]), errors["seed_vector"]
     # A float64 tensor never reaches the graph: TensorFlow refuses the feed.
     assert "float" in errors["wrong_dtype"] and "double" in errors["wrong_dtype"]
+    # The seeded twins have no default seed; the others no seed at all (over gRPC an error,
+    # over REST dropped: see test_readme_rest_requests_are_answered_by_the_signatures_they_name).
+    assert "seed not found in request and no default value provided" in errors["seeded_without_seed"]
+    assert "extra inputs ['seed']" in errors["seed_to_serving_default"]
+    assert "instances is a plain list, but expecting list of objects" in errors["rest_seeded_rows"]
     # Through tf.saved_model.load: the same check, and the same refusal of float64.
     tf2 = served["report"]["exports"][name]["tf2_errors"]
     assert tf2["wrong_features"] is not None and expected in tf2["wrong_features"]
@@ -410,7 +462,7 @@ def test_predict_request_refuses_bad_inputs_before_sending():
 
 @pytest.mark.parametrize("name", EXPORTS)
 def test_tf2_signatures_give_the_session_answers(served, name):
-    for signature, request in (("serving_default", "seeded"), ("samples", "samples_seeded")):
+    for signature, request in (("seeded", "seeded"), ("samples_seeded", "samples_seeded")):
         by_session, by_tf2 = _answer(served, name, request), _answer(served, name, f"tf2_{signature}")
         assert set(by_tf2) == set(by_session)
         for output in by_session:
@@ -423,18 +475,84 @@ def test_warmup_records_are_predict_logs_the_model_answers(served, name):
     assert {w["kind"] for w in warmup} == {"predict_log"}
     assert {w["model_name"] for w in warmup} == {name}
     assert sorted(w["signature_name"] for w in warmup) == ["samples", "serving_default"]
-    # No seed: with --enable_batching the server replays them through its batching
+    # x alone: with --enable_batching the server replays them through its batching
     # session, which refuses a scalar input, and a failed warm-up fails the version.
     assert [w["inputs"] for w in warmup] == [["x"], ["x"]]
+    assert [w["batching"] for w in warmup] == [None, None]
     assert all(w["finite"] and w["outputs"] for w in warmup)
+
+
+@pytest.mark.parametrize("name", EXPORTS)
+def test_requests_without_a_seed_pass_the_batching_session_and_seeded_ones_do_not(served, name):
+    """TF Serving's batching session (--enable_batching) refuses any fed tensor without a
+    batch dimension (ComputeInputSize); Predict feeds a signature's defaults too."""
+    batching = served["report"]["exports"][name]["batching"]
+    for label in ("unseeded_1", "samples_unseeded", "wrong_features", "rest_readme_0", "rest_columns",
+                  "rest_samples_rows"):
+        assert batching[label] is None, label
+    for label in ("seeded", "samples_seeded", "seeded_negative", "rest_readme_1", "rest_samples_seeded"):
+        assert batching[label] == "Batching Run() input tensors must have at least one dimension", label
+
+
+def test_readme_rest_requests_are_the_row_format_and_a_seeded_one():
+    bodies = _readme_rest_bodies()
+    assert len(bodies) == 2
+    assert bodies[0] == {"instances": [[-4.5], [0.0], [2.0]]}  # no signature name: serving_default
+    assert bodies[1] == {"signature_name": "seeded", "inputs": {"x": [[-4.5], [0.0], [2.0]], "seed": 0}}
+
+
+@pytest.mark.parametrize("name", EXPORTS)
+def test_readme_rest_requests_are_answered_by_the_signatures_they_name(served, name):
+    """The README's curl bodies (with this export's rows and seed), turned into requests as
+    TF Serving's REST API does: the row format reaches serving_default, the seeded one
+    answers as tfp_bnn.predict with that seed, and a seed sent to serving_default is dropped."""
+    model, x = served["cases"][name]
+    errors = served["report"]["exports"][name]["errors"]
+    key = "mean" if name == "regression" else "probabilities"
+    for label in ("readme_0", "columns", "plain_columns", "row_objects", "samples_rows", "seed_to_serving_default"):
+        assert f"rest_{label}" not in errors, errors.get(f"rest_{label}")
+        answer = _answer(served, name, f"rest_{label}")
+        assert answer["seed"].shape == (len(x),) and len(set(answer["seed"].tolist())) == 1
+        if label == "samples_rows":
+            assert answer["samples"].shape[:2] == (len(x), NUM_SAMPLES)
+            continue
+        # Fresh draws: predict's answer for the seed they report.
+        expected = _served_like_predict(
+            tfp_bnn.predict(model, x, num_samples=NUM_SAMPLES, seed=int(answer["seed"][0])), name)
+        _assert_float32_close(answer[key], expected[key], err_msg=f"rest_{label}")
+    assert _answer(served, name, "rest_seed_to_serving_default")["seed"][0] != SEED  # the seed was not read
+    for label, expected in (("readme_1", _served_like_predict(served["in_python"][name], name)),
+                            ("samples_seeded", _expected_draws(served, name))):
+        answer = _answer(served, name, f"rest_{label}")
+        np.testing.assert_array_equal(answer["seed"], np.full(len(x), SEED))
+        for output, value in expected.items():
+            _assert_float32_close(answer[output], value, err_msg=f"rest_{label} {output}")
+
+
+def test_predict_request_sends_a_seed_to_the_seeded_twin_and_refuses_other_names():
+    kinds = {(None, "serving_default"): "serving_default", (None, "samples"): "samples",
+             (3, "serving_default"): "seeded", (3, "samples"): "samples_seeded"}
+    for (seed, kind), signature in kinds.items():
+        request = serving.predict_request([[0.0]], model_name="m", signature_name=kind, seed=seed)
+        assert request.model_spec.signature_name == signature
+        assert set(request.inputs) == ({"x"} if seed is None else {"x", "seed"})
+    assert serving.predict_request([[0.0]], model_name="m", seed=0).model_spec.signature_name == "seeded"
+    for name in ("seeded", "samples_seeded", "unseeded", "predict"):
+        message = (r"signature_name must be 'serving_default' or 'samples' \(a seed sends the request to its "
+                   rf"seeded twin, 'seeded' or 'samples_seeded'\), got '{name}'")
+        with pytest.raises(ValueError, match=message):
+            serving.predict_request([[0.0]], model_name="m", signature_name=name, seed=0)
+    with pytest.raises(ValueError, match=re.escape("got 'samples_seeded'; for 'samples_seeded' pass "
+                                                   "signature_name='samples' and a seed.")):
+        serving.predict_request([[0.0]], model_name="m", signature_name="samples_seeded")
 
 
 def test_saved_model_cli_shows_and_runs_the_signatures(served):
     shown = served["shown"]
     for signature in serving.SIGNATURES:
         assert f"signature_def['{signature}']" in shown
-    assert shown.count("Method name is: tensorflow/serving/predict") == 2
-    assert "shape: (-1, 2)" in shown and "serving_default_seed:0" in shown
+    assert shown.count("Method name is: tensorflow/serving/predict") == len(serving.SIGNATURES)
+    assert "shape: (-1, 2)" in shown and "seeded_seed:0" in shown and "serving_default_seed:0" not in shown
     for output in REGRESSION_OUTPUTS:
         assert f"outputs['{output}']" in shown
     seeded = _answer(served, "regression", "seeded")
@@ -480,7 +598,7 @@ def test_grpc_client_round_trip_on_loopback(served):
         servicer.session.close()
     request = servicer.requests[0]
     assert request.model_spec.name == "regression"
-    assert request.model_spec.signature_name == "serving_default"
+    assert request.model_spec.signature_name == "seeded"
     assert request.model_spec.version.value == 1
     assert request.inputs["x"].dtype == tf.float32.as_datatype_enum
     assert [d.size for d in request.inputs["x"].tensor_shape.dim] == list(x.shape)
@@ -502,6 +620,7 @@ def test_predict_request_fields():
     seeded = serving.predict_request(np.ones((3, 1), np.float64), model_name="gap", seed=2**40, input_shape=(1,))
     assert seeded.inputs["x"].dtype == tf.float32.as_datatype_enum
     assert tf.make_ndarray(seeded.inputs["seed"]) == 2**40 and seeded.inputs["seed"].tensor_shape.dim == []
+    assert seeded.model_spec.signature_name == "seeded"
 
 
 # -- versions: next integer, never overwritten, atomic -------------------------------------
@@ -634,9 +753,9 @@ def test_readme_rest_answer_is_one_the_export_could_give_and_matches_its_text():
     # what holds for any answer is checked here: the request, the output names, the split
     # of the variance, the interval around the mean and the ratio the text quotes.
     readme = (REPO / "README.md").read_text()
-    request = json.loads(re.search(r"-d '(\{.*?\})'", readme).group(1))
+    request = _readme_rest_bodies()[-1]  # the seeded one, whose answer the README shows
     answer = json.loads(re.search(r"```json\n(\{\"outputs\".*?)```", readme, flags=re.S).group(1))["outputs"]
-    assert request["signature_name"] == "serving_default" and request["inputs"]["x"] == [[-4.5], [0.0], [2.0]]
+    assert request["signature_name"] == "seeded" and request["inputs"]["x"] == [[-4.5], [0.0], [2.0]]
     assert set(answer) == {*REGRESSION_OUTPUTS, "seed"} and answer["seed"] == [request["inputs"]["seed"]] * 3
     out = {name: np.asarray(values, dtype=float) for name, values in answer.items()}
     assert all(out[name].shape == (3, 1) for name in REGRESSION_OUTPUTS)
@@ -696,7 +815,7 @@ def test_a_model_compiled_for_xla_exports_the_plain_graph_with_the_same_answers(
     marked += [f.signature.name for f in graph.library.function if f.attr["_XlaMustCompile"].b]
     assert len(nodes) > 100 and marked == []
 
-    answer = tf.saved_model.load(str(path)).signatures["serving_default"](x=tf.constant(x), seed=tf.constant(5, tf.int64))
+    answer = tf.saved_model.load(str(path)).signatures["seeded"](x=tf.constant(x), seed=tf.constant(5, tf.int64))
     np.testing.assert_allclose(answer["mean"].numpy(), xla.mean, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(answer["lower"].numpy(), xla.lower, rtol=1e-4, atol=1e-4)
 
@@ -713,7 +832,7 @@ def test_a_student_t_export_holds_no_gradient_functions_and_answers_as_predict(t
     functions = [f.signature.name for f in saved.meta_graphs[0].graph_def.library.function]
     assert [name for name in functions if "grad_fn" in name or "gradients_" in name] == []
     assert (path / "saved_model.pb").stat().st_size < 3e6
-    answer = tf.saved_model.load(str(path)).signatures["serving_default"](x=tf.constant(x), seed=tf.constant(4, tf.int64))
+    answer = tf.saved_model.load(str(path)).signatures["seeded"](x=tf.constant(x), seed=tf.constant(4, tf.int64))
     expected = tfp_bnn.predict(model, x, num_samples=6, seed=4)
     for output in ("mean", "lower", "upper", "aleatoric_stddev", "epistemic_stddev"):
         np.testing.assert_allclose(answer[output].numpy(), getattr(expected, output), rtol=1e-5, atol=1e-6, err_msg=output)
@@ -730,3 +849,36 @@ def test_serving_benchmark_refuses_an_unknown_estimator_before_measuring(monkeyp
             benchmark.main(["--tiny", "--estimators", names])
         assert error.value.code == 2 and "argument --estimators" in capsys.readouterr().err
     assert measured == []  # nothing measured before the refusal
+
+
+def test_an_empty_request_is_refused_by_name_for_dense_and_conv_models(tmp_path):
+    """As tfp_bnn.predict refuses x without rows; a convolution's draws (tf.map_fn over
+    Conv2D) otherwise failed with "PartialTensorShape: Incompatible shapes during merge"."""
+    inputs = tf_keras.Input((6, 6, 1))
+    hidden = tf_keras.layers.Flatten()(tfp_bnn.BayesianConv2D(2, 3, kl_weight=0.1)(inputs))
+    head = tfp_bnn.CategoricalHead(3)
+    conv = tfp_bnn.BayesianModel(inputs, head(tfp_bnn.BayesianDense(head.params_size, kl_weight=0.1)(hidden)))
+    dense = tfp_bnn.make_regressor((2,), hidden_units=(4,), train_size=10)
+    for name, model in (("conv", conv), ("dense", dense)):
+        loaded = tf.saved_model.load(str(serving.export_for_serving(model, tmp_path / name, num_samples=3)))
+        empty = tf.zeros((0, *model.input_shape[1:]))
+        with pytest.raises(tf.errors.InvalidArgumentError, match="input x has no examples"):
+            loaded.signatures["seeded"](x=empty, seed=tf.constant(0, tf.int64))
+        with pytest.raises(tf.errors.InvalidArgumentError, match="input x has no examples"):
+            loaded.signatures["serving_default"](x=empty)
+
+
+def test_an_mc_dropout_answer_is_predict_of_the_whole_request_as_the_readme_says(tmp_path):
+    """Its masks are drawn per row of a chunk: predict's default chunks (2**17 / T rows)
+    draw other masks than the server's one call, so the README names batch_size=len(x)."""
+    num_samples = 8
+    x = np.random.default_rng(3).normal(size=(2**17 // num_samples + 5, 2)).astype(np.float32)
+    model = tfp_bnn.make_regressor((2,), hidden_units=(4,), train_size=10, inference="mc_dropout")
+    loaded = tf.saved_model.load(str(serving.export_for_serving(model, tmp_path / "mcd", num_samples=num_samples)))
+    served = loaded.signatures["seeded"](x=tf.constant(x), seed=tf.constant(5, tf.int64))["mean"].numpy()
+    whole = tfp_bnn.predict(model, x, num_samples=num_samples, seed=5, batch_size=len(x))
+    np.testing.assert_array_equal(served, whole.mean)
+    chunked = tfp_bnn.predict(model, x, num_samples=num_samples, seed=5)
+    assert not np.array_equal(served, chunked.mean)
+    readme = (REPO / "README.md").read_text()
+    assert "batch_size=len(x))`" in readme.replace("\n", " ")

@@ -132,7 +132,9 @@ def _parser():
         description="Write the model in --model as the next version BASE/NAME/<version>/ of a TensorFlow "
         "Serving model: signatures serving_default (the predictive mean, stddev and its aleatoric/epistemic "
         "split, or class probabilities and the entropy split) and samples, each from T weight draws per "
-        "request. Existing versions are kept and never overwritten.",
+        "request with fresh draws (input x alone: REST rows and --enable_batching work), and their "
+        "reproducible twins seeded and samples_seeded (inputs x and seed). "
+        "Existing versions are kept and never overwritten.",
     )
     export.add_argument("--model", type=Path, required=True, help="folder written by tfp-bnn fit")
     export.add_argument("--out", type=Path, required=True, help="BASE/NAME: the served model's folder of versions")
@@ -477,7 +479,8 @@ def _export(args):
         )
     except (FileExistsError, ImportError) as error:
         raise UsageError(str(error))
-    print(f"Wrote {path} (signatures serving_default and samples, {args.samples} weight draws per request)")
+    print(f"Wrote {path} (signatures serving_default and samples, and seeded and samples_seeded with a "
+          f"seed input, {args.samples} weight draws per request)")
 
 
 def _write_csv(path, columns):

@@ -23,23 +23,30 @@ signature              outputs (``N`` inputs, ``T`` weight draws, all batch-majo
                        ``[N, T]``), and ``draw_means``, ``draw_variances``
                        ``[N, T, units]`` (classification: ``draw_probabilities``
                        ``[N, T, K]``)
-both                   ``seed``: the seed of the answer, int64 ``[N]`` (the
+``seeded``,            the outputs of ``serving_default`` and ``samples``, for
+``samples_seeded``     inputs ``x`` and ``seed``: reproducible answers
+all                    ``seed``: the seed of the answer, int64 ``[N]`` (the
                        same in every row)
 =====================  =========================================================
 
 Inputs (method ``tensorflow/serving/predict``): ``x``, float32
 ``[N, *input_shape]`` in the units the model was trained on (any
-standardization is inside the model), and ``seed``, an optional int64
-scalar. With a seed in ``[0, 2**62)`` (larger ones are refused) the answer is a fixed function of the seed (the
-weight draws are stateless random ops, and the same as those of
-``tfp_bnn.predict(model, x, num_samples=T, seed=seed)``); without one
-(default ``-1``: any negative value) the graph draws a fresh seed per request,
-so answers vary as Monte Carlo estimates do; the ``seed`` output says which,
-so any answer can be reproduced by sending its seed. Every output has the batch as
-its first axis, so TF Serving's row ("instances") format works too. In Python,
-``tf.saved_model.load(path).signatures[name]`` wants the seed as an argument
-(``seed=tf.constant(-1, tf.int64)`` for fresh draws): only the server fills in
-the default.
+standardization is inside the model); ``seeded`` and ``samples_seeded`` also
+take ``seed``, a required int64 scalar. ``serving_default`` and ``samples``
+draw a fresh seed per request, so answers vary as Monte Carlo estimates do;
+the ``seed`` output says which, so any answer can be reproduced by sending its
+seed to the seeded twin. There, with a seed in ``[0, 2**62)`` (larger ones are
+refused; a negative one draws afresh), the answer is a fixed function of the
+seed (the weight draws are stateless random ops, and the same as those of
+``tfp_bnn.predict(model, x, num_samples=T, seed=seed)``; for MC dropout, whose
+masks are drawn per row of a chunk, with ``batch_size=len(x)``). Every output
+has the batch as its first axis. ``serving_default`` and ``samples`` take
+``x`` alone, so TF Serving's REST row format (``{"instances": [[0.5]]}``, no
+signature name) and its server-side batching (``--enable_batching``) work
+with them; the seed is one int64 scalar per request, so a seeded request
+goes in the columnar format (``{"signature_name": "seeded", "inputs": {"x":
+[[0.5]], "seed": 0}}``) to a server without batching, whose batching session
+refuses any input without a batch dimension.
 
 Layout, the one TF Serving watches::
 
@@ -65,6 +72,9 @@ Then, with ``tensorflow_model_server --model_base_path=$PWD/models/gap
 
 >>> tfp_bnn.serving.grpc_predict("localhost:8500", [[0.5]], model_name="gap", seed=0)["mean"]  # doctest: +SKIP
 array([[...]], dtype=float32)
+
+(with ``seed=0`` the request goes to the ``seeded`` signature; without a seed,
+to ``serving_default``.)
 """
 
 import json
@@ -87,10 +97,16 @@ __all__ = [
     "UNSEEDED",
 ]
 
-SIGNATURES = ("serving_default", "samples")
+SIGNATURES = ("serving_default", "samples", "seeded", "samples_seeded")
+# The kinds of answer a request names, and the twin that takes a seed. The
+# kinds take x alone: what TF Serving's REST row format ("instances") and its
+# batching session (--enable_batching: every fed input needs a batch dimension)
+# accept. No input has a default: TF Serving would feed it as a scalar anyway.
+_SEEDED = {"serving_default": "seeded", "samples": "samples_seeded"}
 WARMUP_FILE = "tf_serving_warmup_requests"
 METADATA_FILE = "tfp_bnn.json"
-# Default of the ``seed`` input: any negative seed means "draw a fresh one".
+# A negative seed means "draw a fresh one": what serving_default and samples
+# pass their seeded twins (which also accept it from a request).
 UNSEEDED = -1
 # Fresh seeds are drawn from [0, 2**62): the range sampling.stateless_seed keeps apart.
 _SEED_RANGE = 2**62
@@ -266,26 +282,38 @@ def _version():
 def _signatures(model, head, input_shape, num_samples, level):
     x_spec = tf.TensorSpec([None, *input_shape], tf.float32, name="x")
     seed_spec = tf.TensorSpec([], tf.int64, name="seed")
-    # A tensor default becomes the SignatureDef's default for "seed" (and a
-    # PlaceholderWithDefault), so requests may leave the seed out.
-    unseeded = tf.constant(UNSEEDED, tf.int64)
 
     @tf.function(input_signature=[x_spec, seed_spec])
-    def serving_default(x, seed=unseeded):
+    def seeded(x, seed):
         x, seed = _checked_inputs(x, seed, input_shape)
         summary = prediction.predictive_summary(
             model, x, num_samples=num_samples, seed=sampling.stateless_seed(seed), level=level)
         return {**_summary_outputs(head, summary), "seed": _per_row(seed, x)}
 
     @tf.function(input_signature=[x_spec, seed_spec])
-    def samples(x, seed=unseeded):
+    def samples_seeded(x, seed):
         x, seed = _checked_inputs(x, seed, input_shape)
         draws = prediction.predictive_samples(model, x, num_samples=num_samples, seed=sampling.stateless_seed(seed))
         # [T, N, ...] -> [N, T, ...]: TF Serving's row format wants the batch first.
         draws = {k: tf.transpose(v, [1, 0, *range(2, v.shape.rank)]) for k, v in draws.items()}
         return {**draws, "seed": _per_row(seed, x)}
 
-    return {"serving_default": serving_default, "samples": samples}
+    # x alone: the fresh-seed marker is a constant of the graph, not an input that
+    # TF Serving would feed (as a scalar, refused by its batching session, and one
+    # that its REST API would want in every request). They call the very functions
+    # of their seeded twins, so the warm-up records run every op of those too.
+    unseeded = tf.constant(UNSEEDED, tf.int64)
+
+    @tf.function(input_signature=[x_spec])
+    def serving_default(x):
+        return seeded(x, unseeded)
+
+    @tf.function(input_signature=[x_spec])
+    def samples(x):
+        return samples_seeded(x, unseeded)
+
+    return {"serving_default": serving_default, "samples": samples,
+            "seeded": seeded, "samples_seeded": samples_seeded}
 
 
 def _per_row(seed, x):
@@ -312,8 +340,12 @@ def _checked_inputs(x, seed, input_shape):
          f"{tuple(input_shape)}; got a tensor of shape", shape],
         name="check_x_shape",
     )
+    # As tfp_bnn.predict: an empty batch is refused by name (a convolution's draws,
+    # tf.map_fn over TensorFlow's Conv2D, failed on it with a TensorList shape error).
+    rows_check = tf.debugging.Assert(
+        shape[0] > 0, ["tfp_bnn: input x has no examples; send at least one row."], name="check_x_rows")
     # After the shape check, and flat: ops built for rank 2 fail on other ranks.
-    with tf.control_dependencies([shape_check]):
+    with tf.control_dependencies([shape_check, rows_check]):
         finite_check = tf.debugging.Assert(
             tf.reduce_all(tf.math.is_finite(tf.reshape(x, [-1]))),
             ["tfp_bnn: input x contains NaN or infinite values; drop or impute them first."],
@@ -326,7 +358,7 @@ def _checked_inputs(x, seed, input_shape):
     # graph knows the seed as [].
     seed_check = tf.debugging.Assert(
         tf.reduce_all(tf.reshape(seed, [-1]) < _SEED_RANGE),
-        ["tfp_bnn: seed must be an int64 scalar below 2**62 (negative or left out: fresh draws); got", seed],
+        ["tfp_bnn: seed must be an int64 scalar below 2**62 (negative: fresh draws); got", seed],
         name="check_seed",
     )
     with tf.control_dependencies([finite_check, seed_check]):
@@ -381,16 +413,16 @@ def _serving_apis():
 
 
 def _warmup_requests(model_name, input_shape):
-    """Serialized ``PredictionLog`` records: each signature once, without a seed.
+    """Serialized ``PredictionLog`` records: ``serving_default`` and ``samples``, once each.
 
-    Without one because with ``--enable_batching`` TF Serving replays them
-    through its batching session, which refuses the scalar ``seed`` (every
-    batched input needs a batch dimension) and then refuses the whole version.
-    They still run every op: the graph computes the seeded branch either way.
+    Only those: with ``--enable_batching`` TF Serving replays them through its
+    batching session, which refuses the scalar ``seed`` of the seeded twins
+    (every batched input needs a batch dimension) and then refuses the whole
+    version. They still run every op: each calls its seeded twin's function.
     """
     _, prediction_log_pb2, _ = _serving_apis()
     x = np.zeros((1, *input_shape), np.float32)
-    requests = [predict_request(x, model_name=model_name, signature_name=name) for name in SIGNATURES]
+    requests = [predict_request(x, model_name=model_name, signature_name=name) for name in _SEEDED]
     return [
         prediction_log_pb2.PredictionLog(
             predict_log=prediction_log_pb2.PredictLog(request=request)
@@ -405,9 +437,13 @@ def predict_request(x, *, model_name, signature_name="serving_default", seed=Non
     Args:
       x: ``(N, *input_shape)`` numbers, sent as float32.
       model_name: the served model's name (``NAME`` of ``BASE/NAME``).
-      signature_name: ``"serving_default"`` or ``"samples"``.
-      seed: integer ``>= 0`` for a reproducible answer; ``None`` leaves it
-        out (fresh weight draws).
+      signature_name: the kind of answer, ``"serving_default"`` (the
+        predictive summary) or ``"samples"`` (the draws).
+      seed: integer ``>= 0`` for a reproducible answer: the request then
+        goes to the kind's seeded twin, ``"seeded"`` or ``"samples_seeded"``
+        (which a server run with ``--enable_batching`` refuses, its seed
+        having no batch dimension). ``None``: fresh weight draws, from the
+        signature named, which takes ``x`` alone.
       version: ask for this version instead of the newest one served.
       input_shape: if given, ``x`` must have it (e.g. ``(13,)``).
 
@@ -417,14 +453,25 @@ def predict_request(x, *, model_name, signature_name="serving_default", seed=Non
     >>> from tfp_bnn.serving import predict_request
     >>> request = predict_request([[0.5], [4.0]], model_name="gap", seed=0)
     >>> request.model_spec.name, request.model_spec.signature_name, sorted(request.inputs)
-    ('gap', 'serving_default', ['seed', 'x'])
+    ('gap', 'seeded', ['seed', 'x'])
     >>> tf.make_ndarray(request.inputs["x"]).shape, int(tf.make_ndarray(request.inputs["seed"]))
     ((2, 1), 0)
+    >>> fresh = predict_request([[0.5]], model_name="gap", signature_name="samples")
+    >>> fresh.model_spec.signature_name, sorted(fresh.inputs)
+    ('samples', ['x'])
     >>> predict_request([0.5, 4.0], model_name="gap")
     Traceback (most recent call last):
     ValueError: x has shape (2,); a request takes a batch of shape (N, features): reshape a single example to (1, features).
     """
     predict_pb2, _, _ = _serving_apis()
+    if signature_name not in _SEEDED:
+        twins = {twin: kind for kind, twin in _SEEDED.items()}
+        hint = (f"; for {signature_name!r} pass signature_name={twins[signature_name]!r} and a seed"
+                if signature_name in twins else "")
+        raise ValueError(
+            f"signature_name must be 'serving_default' or 'samples' (a seed sends the request to its "
+            f"seeded twin, 'seeded' or 'samples_seeded'), got {signature_name!r}{hint}."
+        )
     if input_shape is None:
         if np.ndim(x) < 2:
             raise ValueError(
@@ -436,7 +483,7 @@ def predict_request(x, *, model_name, signature_name="serving_default", seed=Non
     seed = validation.check_seed(seed)
     request = predict_pb2.PredictRequest()
     request.model_spec.name = model_name
-    request.model_spec.signature_name = signature_name
+    request.model_spec.signature_name = signature_name if seed is None else _SEEDED[signature_name]
     if version is not None:
         request.model_spec.version.value = int(version)
     request.inputs["x"].CopyFrom(tf.make_tensor_proto(x))
@@ -449,8 +496,10 @@ def grpc_predict(target, x, *, model_name, signature_name="serving_default", see
                  input_shape=None, timeout=30.0):
     """Ask the TF Serving server at ``target`` (``"host:8500"``) for a prediction.
 
-    Arguments as in :func:`predict_request`; ``timeout`` in seconds. Returns
-    the signature's outputs as a dict of NumPy arrays.
+    Arguments as in :func:`predict_request` (``signature_name`` names the kind,
+    ``"serving_default"`` or ``"samples"``; a ``seed`` asks its seeded twin);
+    ``timeout`` in seconds. Returns the signature's outputs as a dict of NumPy
+    arrays.
 
     Example:
 
