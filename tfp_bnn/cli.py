@@ -5,8 +5,9 @@
     tfp-bnn evaluate --model DIR --data FILE.csv --target COLUMN [--json FILE]
     tfp-bnn export --model DIR --out BASE/NAME [--samples T] [--version V]
 
-Bad input ends the command with one line on standard error and exit status 2
-before any training; nothing already written is overwritten without ``--force``.
+Bad input (or an output path that cannot be written) ends the command with one line
+on standard error and exit status 2 before any training; nothing already written is
+overwritten without ``--force``, which replaces only a folder written by ``fit``.
 """
 
 import argparse
@@ -28,6 +29,8 @@ from tfp_bnn import data, models
 MODEL_FILE = "model.keras"
 REPORT_FILE = "report.json"
 FIGURE_FILE = "uncertainty.png"
+DELIMITER_HELP = "column separator of --data: a character, or 'tab' (default ,)"
+REPORT_KEYS = ("task", "features", "target", "class_names")  # what predict, evaluate and export read
 
 
 class UsageError(Exception):
@@ -91,9 +94,10 @@ def _parser():
     fit.add_argument("--learning-rate", type=_positive_float, default=3e-3)
     fit.add_argument("--validation-fraction", type=float, default=0.2)
     fit.add_argument("--samples", type=_positive_int, default=100, help="weight draws for the report")
-    fit.add_argument("--seed", type=_non_negative_int, default=0)
-    fit.add_argument("--out", type=Path, required=True, help="output folder")
-    fit.add_argument("--force", action="store_true", help="replace an existing --out folder")
+    fit.add_argument("--seed", type=_non_negative_int, default=0, help="an integer in [0, 2**32) (default 0)")
+    fit.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
+    fit.add_argument("--force", action="store_true", help="replace an existing --out folder written by fit")
+    fit.add_argument("--delimiter", type=_delimiter, default=",", help=DELIMITER_HELP)
     fit.set_defaults(run=_fit)
 
     predict = commands.add_parser(
@@ -104,12 +108,14 @@ def _parser():
         "expected_entropy, mutual_information.",
     )
     predict.add_argument("--model", type=Path, required=True, help="folder written by tfp-bnn fit")
-    predict.add_argument("--data", type=Path, required=True, help="CSV file with the training features")
+    predict.add_argument("--data", type=Path, required=True,
+                         help="CSV file of inputs with the model's feature columns (a target column is ignored)")
     predict.add_argument("--samples", type=_positive_int, default=100, help="weight draws (default 100)")
     predict.add_argument("--seed", type=_non_negative_int, help="makes the Monte Carlo estimate reproducible")
     predict.add_argument("--level", type=float, default=0.95, help="central interval level (default 0.95)")
     predict.add_argument("--output", type=Path, required=True, help="CSV file to write")
     predict.add_argument("--force", action="store_true", help="replace an existing --output file")
+    predict.add_argument("--delimiter", type=_delimiter, default=",", help=DELIMITER_HELP)
     predict.set_defaults(run=_predict)
 
     evaluate = commands.add_parser(
@@ -124,6 +130,7 @@ def _parser():
     evaluate.add_argument("--seed", type=_non_negative_int, default=0)
     evaluate.add_argument("--json", type=Path, help="also write the metrics to this JSON file")
     evaluate.add_argument("--force", action="store_true", help="replace an existing --json file")
+    evaluate.add_argument("--delimiter", type=_delimiter, default=",", help=DELIMITER_HELP)
     evaluate.set_defaults(run=_evaluate)
 
     export = commands.add_parser(
@@ -164,6 +171,13 @@ _non_negative_int = _number(int, lambda value: value >= 0, "an integer >= 0")
 _positive_float = _number(float, lambda value: np.isfinite(value) and value > 0, "a positive number")
 
 
+def _delimiter(text):
+    delimiter = {"tab": "\t", "\\t": "\t"}.get(text, text)
+    if len(delimiter) != 1 or delimiter in "\"\r\n":
+        raise argparse.ArgumentTypeError(f"must be one character (or 'tab'), got {text!r}")
+    return delimiter
+
+
 def _hidden_units(text):
     try:
         units = tuple(int(part) for part in text.split(",") if part.strip())
@@ -180,7 +194,10 @@ def _hidden_units(text):
 def _fit(args):
     _check_output_folder(args.out, keep=[args.data] if args.data else [])
     _refuse_overwrite(args.out, args.force)
+    _check_writable(args.out, "--out")
     _check_inference(args)
+    if args.seed >= 2**32:  # NumPy's global seed, set by tf_keras.utils.set_random_seed
+        raise UsageError(f"--seed must be below 2**32, got {args.seed}.")
     if args.data is None and args.task is not None:
         raise UsageError("--task goes with --data; the built-in data set is a regression.")
     if args.data is None:
@@ -191,10 +208,11 @@ def _fit(args):
     else:
         if not args.target:
             raise UsageError("--data needs --target COLUMN, the column to predict.")
-        dataset = data.load_csv(args.data, args.target, task=args.task)
+        dataset = data.load_csv(args.data, args.target, task=args.task, delimiter=args.delimiter)
     if not 0.0 <= args.validation_fraction < 1.0:
         raise UsageError(f"--validation-fraction must lie in [0, 1), got {args.validation_fraction}.")
     train, valid = _split(dataset, args.validation_fraction, args.seed)
+    _check_replaceable(args.out)  # after the data's checks (their messages first), before training
 
     tf_keras.utils.set_random_seed(args.seed)
     model = _build(dataset, train, args)
@@ -206,8 +224,9 @@ def _fit(args):
         batch_size=min(args.batch_size, len(train[0])),
         validation_data=valid if len(valid[0]) else None,
         verbose=0,
-        callbacks=[_progress_bar(args.epochs)],
+        callbacks=[_progress_bar(args.epochs), tf_keras.callbacks.TerminateOnNaN()],
     )
+    _check_finite_training(model, history, args)
 
     report = {
         "task": dataset.task,
@@ -240,6 +259,17 @@ def _fit(args):
             written.append(FIGURE_FILE)
     print("Wrote " + ", ".join(str(args.out / name) for name in written[:-1]) + f" and {args.out / written[-1]}")
     _print_metrics(report["metrics"])
+
+
+def _check_finite_training(model, history, args):
+    """A run whose loss or weights became NaN/inf is an error of the options, not of the data (checked before)."""
+    losses = history.history.get("loss", [])
+    if all(np.isfinite(losses)) and all(np.all(np.isfinite(w)) for w in model.get_weights()):
+        return
+    raise UsageError(
+        f"training diverged (loss {losses[-1] if losses else 'nan'} at epoch {len(losses)} of {args.epochs}); "
+        f"nothing was written. Lower --learning-rate (now {args.learning_rate:g})."
+    )
 
 
 def _check_inference(args):
@@ -386,13 +416,12 @@ def _print_metrics(metrics_by_split):
 
 
 def _predict(args):
-    _check_not_an_input(args.output, _inputs(args), file=True)
-    _refuse_overwrite(args.output, args.force)
+    _check_file_output(args.output, "--output", args)
     if not 0.0 < args.level < 1.0:
         raise UsageError(f"--level must lie strictly between 0 and 1, got {args.level}.")
     report = _read_report(args.model)
     # A labelled file may keep its target column: it is not a feature.
-    x = data.load_features(args.data, report["features"], ignore=(report["target"],))
+    x = data.load_features(args.data, report["features"], ignore=(report["target"],), delimiter=args.delimiter)
     model = _load_model(args.model, args.samples)
     result = tfp_bnn.predict(model, x, num_samples=args.samples, seed=args.seed, level=args.level)
     if report["task"] == "classification":
@@ -421,18 +450,42 @@ def _inputs(args):
     return [args.data, args.model / MODEL_FILE, args.model / REPORT_FILE]
 
 
+def _check_file_output(target, option, args):
+    """Before any work: the file output is no input, no folder, new (or --force) and can be written."""
+    _check_not_an_input(target, _inputs(args), file=True)
+    if target.is_dir():
+        raise UsageError(f"{target} is a folder; give a file name.")
+    _refuse_overwrite(target, args.force)
+    _check_writable(target, option)
+
+
 def _read_report(folder):
     path = folder / REPORT_FILE
     if not path.is_file():
         raise UsageError(f"{path} not found: --model must be a folder written by 'tfp-bnn fit'.")
-    return json.loads(path.read_text())
+    try:
+        report = json.loads(path.read_text())
+        problem = ", ".join(key for key in REPORT_KEYS if key not in report)
+        problem = problem and f"no {problem}"
+    except (ValueError, TypeError) as error:  # JSONDecodeError, bad UTF-8, not a JSON object
+        problem = str(error)
+    if problem:
+        raise UsageError(
+            f"{path} is damaged or not written by 'tfp-bnn fit' ({problem}); "
+            "run 'tfp-bnn fit' again into a new --out folder."
+        )
+    return report
 
 
 def _load_model(folder, samples):
     path = folder / MODEL_FILE
     if not path.is_file():
         raise UsageError(f"{path} not found: --model must be a folder written by 'tfp-bnn fit'.")
-    model = tf_keras.models.load_model(path)
+    try:
+        model = tf_keras.models.load_model(path)
+    except (OSError, ValueError) as error:  # truncated, damaged or not a Keras file
+        reason = " ".join(str(error).split())[:200]
+        raise UsageError(f"{path} cannot be loaded ({reason}); run 'tfp-bnn fit' again into a new --out folder.")
     members = getattr(model, "num_members", 1)
     if samples % members:
         raise UsageError(
@@ -444,12 +497,11 @@ def _load_model(folder, samples):
 
 def _evaluate(args):
     if args.json is not None:
-        _check_not_an_input(args.json, _inputs(args), file=True)
-        _refuse_overwrite(args.json, args.force)
+        _check_file_output(args.json, "--json", args)
     report = _read_report(args.model)
     # The target first: a misspelt --target is then reported as such, not as an unknown feature.
-    y = data.load_target(args.data, args.target, class_names=report["class_names"])
-    x = data.load_features(args.data, report["features"], ignore=(args.target,))
+    y = data.load_target(args.data, args.target, class_names=report["class_names"], delimiter=args.delimiter)
+    x = data.load_features(args.data, report["features"], ignore=(args.target,), delimiter=args.delimiter)
     if args.target != report["target"]:
         print(
             f"note: the model was trained to predict {report['target']!r}; evaluating it against {args.target!r}.",
@@ -470,6 +522,7 @@ def _export(args):
         version = serving.check_export_dir(args.out, args.version)
     except FileExistsError as error:
         raise UsageError(str(error))
+    _check_writable(args.out, "--out")
     report = _read_report(args.model)
     model = _load_model(args.model, args.samples)
     metadata = {key: report[key] for key in ("features", "target", "class_names")}  # the export adds the task
@@ -502,6 +555,38 @@ def _refuse_overwrite(path, force):
         raise UsageError(f"{path} already exists; pass --force to replace it.")
 
 
+FIT_FILES = (MODEL_FILE, REPORT_FILE, FIGURE_FILE)
+FOLDER_VIEW_FILES = (".DS_Store", "Thumbs.db", "desktop.ini")  # written by file browsers, not by the user
+
+
+def _check_replaceable(target):
+    """--force replaces an empty folder or one written by fit, never other files (e.g. runs/ holding runs)."""
+    if not target.exists():
+        return
+    if not target.is_dir():
+        raise UsageError(f"{target} is a file; --force replaces only a folder written by 'tfp-bnn fit'.")
+    other = sorted(path.name for path in target.iterdir() if path.name not in FIT_FILES + FOLDER_VIEW_FILES)
+    if other:
+        raise UsageError(
+            f"{target} holds {', '.join(map(repr, other[:3]))}{' ...' if len(other) > 3 else ''}, not written by "
+            "'tfp-bnn fit'; --force replaces only a fit's folder: write to a new folder such as "
+            f"{target / 'model'}."
+        )
+
+
+def _check_writable(target, option):
+    """Before any work: the output can be created where it is asked for (its nearest existing folder is writable)."""
+    folder = target.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise UsageError(f"{option} {target}: {folder} is a file, not a folder; choose another path.")
+    try:
+        tempfile.TemporaryDirectory(prefix=".tfp-bnn-check.", dir=folder).cleanup()
+    except OSError as error:
+        raise UsageError(f"{option} {target}: cannot write in {folder} ({error.strerror}); choose another path.")
+
+
 def _check_output_folder(target, keep=()):
     """--force deletes the output folder: never the working folder, a folder holding it, or the input data."""
     if target.is_symlink():
@@ -525,13 +610,22 @@ def _check_not_an_input(target, inputs, file=False):
             raise UsageError(f"{target} holds {kept}, which --force would delete; write to another folder.")
 
 
+def _umask():
+    """The process's umask (read by setting it, then restoring it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def _replaced_dir(target, force, keep=()):
     """Write into a fresh temporary folder beside ``target``, then move it into place."""
     _check_output_folder(target, keep)
     _refuse_overwrite(target, force)
+    _check_replaceable(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    staging.chmod(0o777 & ~_umask())  # mkdtemp's 0o700 would hide the model from everyone else
     try:
         yield staging
         if target.exists():
@@ -551,6 +645,7 @@ def _replaced_file(target, force, inputs=()):
     target.parent.mkdir(parents=True, exist_ok=True)
     handle, staging = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     os.close(handle)
+    os.chmod(staging, 0o666 & ~_umask())  # mkstemp's 0o600, as open() would not make it
     try:
         yield Path(staging)
         os.replace(staging, target)

@@ -516,7 +516,7 @@ def load_features(path, feature_names, ignore=(), delimiter=","):
     if missing:
         raise DataError(
             f"{path}: feature column(s) {', '.join(map(repr, missing))} missing; "
-            f"the columns are {', '.join(map(repr, header))}."
+            f"the columns are {', '.join(map(repr, header))}.{_no_header_hint(header)}"
         )
     extra = [name for name in header if name not in feature_names and name not in ignore]
     if extra:
@@ -564,7 +564,9 @@ def _class_index(path, text, line, column, index):
 
 def _column(path, header, name):
     if name not in header:
-        raise DataError(f"{path}: no column {name!r}; the columns are {', '.join(map(repr, header))}.")
+        raise DataError(
+            f"{path}: no column {name!r}; the columns are {', '.join(map(repr, header))}.{_no_header_hint(header)}"
+        )
     return header.index(name)
 
 
@@ -584,6 +586,7 @@ def _read_csv(path, delimiter):
             reader = csv.reader(file, delimiter=delimiter)
             header = [name.strip() for name in next(reader, [])]
             _check_header(path, header)
+            _check_delimiter(path, header, delimiter)
             rows, lines = [], []
             for cells in reader:
                 cells = [cell.strip() for cell in cells]
@@ -608,6 +611,19 @@ def _read_csv(path, delimiter):
     return header, rows, lines
 
 
+def _check_delimiter(path, header, delimiter):
+    """A header of one column holding another separator: the file is not ``delimiter``-separated."""
+    if len(header) != 1:
+        return
+    for other in (",", ";", "\t", "|"):
+        if other != delimiter and other in header[0]:
+            name = "tab" if other == "\t" else other
+            raise DataError(
+                f"{path}: the header {header[0]!r} is one column: the file seems separated by {name!r}, not "
+                f"{delimiter!r}; pass delimiter={other!r} (tfp-bnn: --delimiter {name!r})."
+            )
+
+
 def _check_header(path, header):
     if not any(header):
         raise DataError(f"{path}: empty first line; the first line must be a header row of column names.")
@@ -618,7 +634,16 @@ def _check_header(path, header):
         )
     repeated = sorted({name for name in header if header.count(name) > 1})
     if repeated:
-        raise DataError(f"{path}: column name(s) {', '.join(map(repr, repeated))} appear more than once.")
+        raise DataError(
+            f"{path}: column name(s) {', '.join(map(repr, repeated))} appear more than once.{_no_header_hint(header)}"
+        )
+
+
+def _no_header_hint(header):
+    """A hint for a first line of numbers only: most likely data, the file having no header row."""
+    if all(_is_number(name) for name in header):
+        return " The first line holds numbers only: if it is data, add a header row of column names above it."
+    return ""
 
 
 def _parse_cells(path, header, rows, lines, columns):
@@ -682,6 +707,14 @@ def _encode_target(path, header, rows, lines, column, task):
                 _parse_cell(path, text, line, header[column])  # raises: empty or non-finite label
         classes, labels = np.unique(np.array(texts), return_inverse=True)
         return _labels(path, header[column], labels, [str(name) for name in classes])
+    if task is None and not all(numeric):
+        for text, line in zip(texts, lines):
+            if text and not _is_number(text):  # numbers and text mixed: classes, or a stray note?
+                raise DataError(
+                    f"{path}: line {line}, column {header[column]!r}: {text!r} is not a number, in a target of "
+                    "numbers: fix or drop that row, or if the values are classes pass task='classification' "
+                    "(tfp-bnn: --task classification)."
+                )
     values = _parse_cells(path, header, rows, lines, [column])[:, 0]
     task = task or _infer_task(values)
     if task == "regression":
