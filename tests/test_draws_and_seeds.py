@@ -191,3 +191,70 @@ def test_exported_interval_has_the_exported_level(inputs, tmp_path):
     expected = tfp_bnn.predict(model, inputs, num_samples=20, seed=3, level=0.5)
     np.testing.assert_allclose(answer["lower"].numpy(), expected.lower, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(answer["upper"].numpy(), expected.upper, rtol=1e-4, atol=1e-4)
+
+
+def test_a_bayesian_model_retraces_its_steps_for_another_seed(inputs):
+    """Bug (before the fix): ``Mode.key`` held whether there is a seed, not which one (sampling.py).
+
+    ``predict``/``evaluate`` inside ``weight_draws(T, seed=2)`` then reused the
+    step traced under seed 1, whose seed is a constant of its graph: the
+    numbers of seed 1 again, silently.
+    """
+    model = _regressor()
+    model.compile(optimizer=tf_keras.optimizers.Adam(1e-3))
+    num_draws = 4
+    x = sampling.stack_draws(inputs, num_draws).numpy()
+    y = np.zeros((len(x), 1), np.float32)
+
+    def run(seed):
+        with sampling.weight_draws(num_draws, seed=sampling.stateless_seed(seed)):
+            means = model.predict(x, batch_size=len(x), verbose=0)
+            nll = model.evaluate(x, y, batch_size=len(x), verbose=0, return_dict=True)["nll"]
+        return means, nll
+
+    first, first_nll = run(1)
+    other, other_nll = run(2)
+    again, again_nll = run(1)
+    assert np.max(np.abs(first - other)) > 1e-3 and first_nll != other_nll
+    np.testing.assert_array_equal(again, first)
+    assert again_nll == first_nll
+
+
+def test_in_one_seeded_context_every_step_and_every_function_uses_the_same_networks(inputs):
+    """Bug (before the fix): layer seeds and draws were counted over the context's life.
+
+    Keras's multi-step function (BayesianModel compiles 32 steps per execution)
+    calls the step a second time inside a loop: every batch after the first
+    got other networks (seeds ``fold_in(seed, L + i)``). A second function
+    traced in the same context (``evaluate`` before ``predict``) likewise
+    shifted the seeds, so ``predict``'s numbers depended on what ran before.
+    """
+    num_draws = 4
+    same_rows = np.concatenate([inputs[:8]] * 4)  # four batches of the same 8 rows
+    batches = tf.data.Dataset.from_tensor_slices(same_rows).batch(8).map(
+        lambda b: sampling.stack_draws(b, num_draws))
+    x = sampling.stack_draws(inputs[:8], num_draws).numpy()
+
+    def fresh_model():
+        tf_keras.utils.set_random_seed(0)
+        model = _regressor()
+        model.compile(optimizer=tf_keras.optimizers.Adam(1e-3))  # steps_per_execution 32
+        return model
+
+    model = fresh_model()
+    with sampling.weight_draws(num_draws, seed=sampling.stateless_seed(1)):
+        by_batch = model.predict(batches, verbose=0).reshape(4, -1)
+        alone = model.predict(x, batch_size=len(x), verbose=0)
+    for k in range(1, 4):
+        np.testing.assert_array_equal(by_batch[k], by_batch[0])
+    model = fresh_model()
+    y = np.linspace(-1, 1, 8, dtype=np.float32)[:, np.newaxis]
+    with sampling.weight_draws(num_draws, seed=sampling.stateless_seed(1)):
+        nll = model.evaluate(x, sampling.stack_draws(y, num_draws).numpy(), batch_size=len(x), verbose=0,
+                             return_dict=True)["nll"]
+        after_evaluate = model.predict(x, batch_size=len(x), verbose=0)
+    np.testing.assert_array_equal(after_evaluate, alone)
+    np.testing.assert_array_equal(alone[:, 0], by_batch[0])
+    # The networks of tfp_bnn.log_likelihoods with the same seed: evaluate's nll is their mean.
+    log_likelihoods = tfp_bnn.log_likelihoods(model, inputs[:8], y, num_samples=num_draws, seed=1)
+    assert nll == pytest.approx(-log_likelihoods.mean(), rel=1e-5)

@@ -84,7 +84,7 @@ class MCDropout(tf_keras.layers.Dropout):
         if mode.kind == "mean" or self.rate == 0:
             return tf.identity(inputs)
         noise_shape = self._get_noise_shape(inputs)
-        seed = mode.next_seed() if mode.kind == "draws" else None
+        seed = mode.next_seed(self) if mode.kind == "draws" else None
         if seed is not None:
             return tf.nn.experimental.stateless_dropout(inputs, self.rate, seed=seed, noise_shape=noise_shape)
         return self._random_generator.dropout(inputs, self.rate, noise_shape=noise_shape)

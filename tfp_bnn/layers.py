@@ -272,7 +272,7 @@ class _BayesianLayer(tf_keras.layers.Layer):
     def call(self, inputs):
         mode = sampling.current_mode()
         num_draws = mode.num_draws if mode.kind == "draws" else 1
-        seed = mode.next_seed() if mode.kind == "draws" else None
+        seed = mode.next_seed(self) if mode.kind == "draws" else None
         # No salt: mode.next_seed already differs per layer, by the order of tracing, so the
         # draws depend on the seed and the architecture, not on auto-generated layer names.
         seeds = tfp.random.split_seed(seed, n=3)

@@ -425,7 +425,10 @@ def predictive_draws(model, x, *, num_samples, seed, weights=None):
     """Graph function: the head's distribution and what each of ``T`` weight draws predicts.
 
     Built for a ``tf.function`` (as :func:`tfp_bnn.predict` and the served
-    signatures call it): eagerly it gives the same numbers, op by op.
+    signatures call it): eagerly it gives the same numbers, op by op, except
+    for a model that calls one Bayesian layer more than once (shared or tied
+    weights): eagerly each call draws its own weights, so draw ``t`` is not one
+    network; call it inside a ``tf.function`` there.
 
     Args:
       model: a Keras model ending in a :mod:`tfp_bnn.heads` head.

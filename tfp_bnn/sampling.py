@@ -58,25 +58,48 @@ class Mode:
     # Bayesian layer, in call order), and a list that collects the draws the layers make.
     weights: list | None = None
     record: list | None = None
-    _layers_seeded: int = 0
-    _layers_drawn: int = 0
+    # Per function being traced (its outermost graph; None eagerly): the number each
+    # layer got, in order of first call, for its seed and its entry of ``weights``.
+    _numbers: dict = dataclasses.field(default_factory=dict)
     _drawn_by_layer: dict = dataclasses.field(default_factory=dict)
 
     @property
     def key(self):
-        """Hashable summary used to decide whether a traced function is stale."""
-        return (self.kind, self.num_draws, self.seed is not None)
+        """Hashable summary used to decide whether a traced function is stale.
 
-    def next_seed(self):
+        A traced graph holds the seed as a constant, so another seed is another
+        graph: the seed's value is part of the key, not only whether there is one.
+        """
+        return (self.kind, self.num_draws, _seed_key(self.seed))
+
+    def next_seed(self, layer=None):
         """A stateless seed for the next layer traced, or None (stateful draws).
 
         Layers are traced in a fixed order, so layer ``i`` always gets
-        ``fold_in(seed, i)``: the same seed gives the same draws.
+        ``fold_in(seed, i)``: the same seed gives the same draws. Numbered per
+        function traced, and a ``layer`` keeps its number there: every function
+        traced in one context (Keras's predict and test steps, a retrace) and a
+        step called again inside one (Keras's ``steps_per_execution`` loop) draws
+        the same networks, each from the variables of its own step. Eagerly,
+        where each call is a new pass, every call takes the next number.
         """
         if self.seed is None:
             return None
-        self._layers_seeded += 1
-        return tf.random.experimental.stateless_fold_in(self.seed, self._layers_seeded)
+        return tf.random.experimental.stateless_fold_in(self.seed, self._number("seed", layer))
+
+    def _number(self, kind, layer):
+        """``layer``'s number (1, 2, ... in order of first call) in the function being traced."""
+        graph = _outermost_function_graph()
+        entry = self._numbers.get((kind, id(graph)))
+        if entry is None or entry[0] is not graph:  # the graph is kept, so its id cannot be reused meanwhile
+            entry = self._numbers[(kind, id(graph))] = (graph, {}, [0])
+        _, by_layer, count = entry
+        if graph is not None and layer is not None and id(layer) in by_layer:
+            return by_layer[id(layer)][1]
+        count[0] += 1
+        if graph is not None and layer is not None:
+            by_layer[id(layer)] = (layer, count[0])
+        return count[0]
 
     def layer_weights(self, sample, layer=None):
         """The ``[T, size]`` weight draws of the next Bayesian layer traced.
@@ -95,15 +118,34 @@ class Mode:
         if key in self._drawn_by_layer and self._drawn_by_layer[key][0] is graph:
             return self._drawn_by_layer[key][1]
         if self.weights is not None:
-            params = self.weights[self._layers_drawn]
+            params = self.weights[self._number("weights", layer) - 1]
         else:
             params = sample()
-        self._layers_drawn += 1
         if self.record is not None:
             self.record.append(params)
         if key is not None:  # the graph itself is kept, so its id cannot be reused meanwhile
             self._drawn_by_layer[key] = (graph, params)
         return params
+
+
+def _outermost_function_graph():
+    """The graph of the function being traced (not of a loop or branch inside it); None eagerly."""
+    if not tf.inside_function():
+        return None
+    graph = tf.compat.v1.get_default_graph()
+    while getattr(getattr(graph, "outer_graph", None), "building_function", False):
+        graph = graph.outer_graph
+    return graph
+
+
+def _seed_key(seed):
+    """A hashable stand-in for a stateless seed: its value (eager), or the tensor itself (symbolic)."""
+    if seed is None:
+        return None
+    try:
+        return tuple(int(v) for v in tf.reshape(seed, [-1]).numpy())
+    except (AttributeError, TypeError, NotImplementedError):  # a graph tensor: a new tensor, a new graph
+        return ("tensor", id(seed))
 
 
 _DEFAULT = Mode()
