@@ -2,6 +2,8 @@
 diverged runs, damaged model folders, delimiters, headers."""
 
 import os
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -195,3 +197,36 @@ def test_a_folder_as_file_output_is_refused_the_same_way_with_or_without_force(c
     for force in ([], ["--force"]):  # not "pass --force" and then, after the work, "is a folder"
         status, err = _main(capsys, command, "--model", trained / "model", *args, *force)
         assert status == 2 and "results is a folder; give a file name." in err, err
+
+
+def test_export_into_a_writable_model_folder_of_a_read_only_base(tmp_path, monkeypatch, capsys):
+    assert cli.main(["fit", "--out", str(tmp_path / "run"), "--epochs", "1", "--hidden", "4", "--samples", "2"]) == 0
+    base = tmp_path / "models"
+    (base / "gap").mkdir(parents=True)  # the server's folder: BASE read-only, BASE/NAME the user's
+    real = tempfile.TemporaryDirectory
+
+    def read_only_base(*args, dir=None, **kwargs):
+        if dir is not None and Path(dir).resolve() == base.resolve():
+            raise PermissionError(13, "Permission denied")
+        return real(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(cli.tempfile, "TemporaryDirectory", read_only_base)
+    status = cli.main(["export", "--model", str(tmp_path / "run"), "--out", str(base / "gap"), "--samples", "2"])
+    assert status == 0, capsys.readouterr().err
+    assert (base / "gap" / "1" / "saved_model.pb").is_file()
+
+
+@pytest.mark.parametrize("name", ["ratio|usd", "dose;mg"])
+def test_a_one_column_file_whose_name_holds_a_separator_is_read(tmp_path, name):
+    path = tmp_path / "new.csv"
+    path.write_text(f'"{name}"\n1\n2.5\n')
+    np.testing.assert_array_equal(data.load_features(path, [name]).ravel(), [1.0, 2.5])
+    np.testing.assert_array_equal(data.load_target(path, name), [1.0, 2.5])
+    tsv = tmp_path / "new.tsv"
+    tsv.write_text("income, USD\n1\n2.5\n")
+    np.testing.assert_array_equal(data.load_features(tsv, ["income, USD"], delimiter="\t").ravel(), [1.0, 2.5])
+    # A file of another separator is still named as such.
+    wrong = tmp_path / "semi.csv"
+    wrong.write_text("a;b;y\n1;2;3\n")
+    with pytest.raises(data.DataError, match="seems separated by ';'"):
+        data.load_features(wrong, ["a", "b"])

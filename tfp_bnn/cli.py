@@ -522,7 +522,7 @@ def _export(args):
         version = serving.check_export_dir(args.out, args.version)
     except FileExistsError as error:
         raise UsageError(str(error))
-    _check_writable(args.out, "--out")
+    _check_writable(args.out, "--out", inside=True)  # the version is written inside BASE/NAME
     report = _read_report(args.model)
     model = _load_model(args.model, args.samples)
     metadata = {key: report[key] for key in ("features", "target", "class_names")}  # the export adds the task
@@ -574,9 +574,13 @@ def _check_replaceable(target):
         )
 
 
-def _check_writable(target, option):
-    """Before any work: the output can be created where it is asked for (its nearest existing folder is writable)."""
-    folder = target.parent
+def _check_writable(target, option, inside=False):
+    """Before any work: the output can be created where it is asked for (its nearest existing folder is writable).
+
+    ``inside``: the output is written into ``target`` itself (export's versions in BASE/NAME), so an
+    existing ``target`` must be writable, not its parent.
+    """
+    folder = target if inside else target.parent
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
     if not folder.is_dir():

@@ -490,7 +490,7 @@ def load_csv(path, target, task=None, min_rows=2, delimiter=","):
     """
     if task not in (None, *TASKS):
         raise ValueError(f"task must be None (infer), 'regression' or 'classification', got {task!r}.")
-    header, rows, lines = _read_csv(path, delimiter)
+    header, rows, lines = _read_csv(path, delimiter, wanted=(target,))
     column = _column(path, header, target)
     features = [j for j in range(len(header)) if j != column]
     if not features:
@@ -511,7 +511,7 @@ def load_features(path, feature_names, ignore=(), delimiter=","):
     >>> from tfp_bnn.data import load_features
     >>> x = load_features("new.csv", ["sepal length (cm)", "sepal width (cm)"])  # doctest: +SKIP
     """
-    header, rows, lines = _read_csv(path, delimiter)
+    header, rows, lines = _read_csv(path, delimiter, wanted=feature_names)
     missing = [name for name in feature_names if name not in header]
     if missing:
         raise DataError(
@@ -539,7 +539,7 @@ def load_target(path, target, class_names=None, delimiter=","):
     >>> from tfp_bnn.data import load_target
     >>> y = load_target("test.csv", "label", class_names=("3", "5", "7"))  # doctest: +SKIP
     """
-    header, rows, lines = _read_csv(path, delimiter)
+    header, rows, lines = _read_csv(path, delimiter, wanted=(target,))
     column = _column(path, header, target)
     _check_num_rows(path, rows, 1)
     if class_names is None:
@@ -575,8 +575,12 @@ def _check_num_rows(path, rows, need):
         raise DataError(f"{path}: {len(rows)} data row(s) below the header; need at least {need}.")
 
 
-def _read_csv(path, delimiter):
-    """The header, the non-blank rows (stripped cells) and each row's line number in the file."""
+def _read_csv(path, delimiter, wanted=()):
+    """The header, the non-blank rows (stripped cells) and each row's line number in the file.
+
+    ``wanted``: the column names asked for; a one-column header that is one of them is no sign
+    of another separator (a name may hold ';' or '|').
+    """
     path = Path(path)
     if not path.is_file():
         problem = "is a folder, not a file" if path.is_dir() else "file not found"
@@ -586,7 +590,7 @@ def _read_csv(path, delimiter):
             reader = csv.reader(file, delimiter=delimiter)
             header = [name.strip() for name in next(reader, [])]
             _check_header(path, header)
-            _check_delimiter(path, header, delimiter)
+            _check_delimiter(path, header, delimiter, wanted)
             rows, lines = [], []
             for cells in reader:
                 cells = [cell.strip() for cell in cells]
@@ -611,9 +615,9 @@ def _read_csv(path, delimiter):
     return header, rows, lines
 
 
-def _check_delimiter(path, header, delimiter):
+def _check_delimiter(path, header, delimiter, wanted=()):
     """A header of one column holding another separator: the file is not ``delimiter``-separated."""
-    if len(header) != 1:
+    if len(header) != 1 or header[0] in wanted:
         return
     for other in (",", ";", "\t", "|"):
         if other != delimiter and other in header[0]:
