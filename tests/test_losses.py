@@ -164,3 +164,15 @@ def test_fractional_sample_and_class_weights_of_a_classifier_are_not_truncated(r
     np.testing.assert_allclose(logs["accuracy"], np.sum(weights * correct) / np.sum(weights), rtol=1e-5)
     history = model.fit(x, y, class_weight={k: 0.5 for k in range(num_classes)}, epochs=1, batch_size=64, verbose=0)
     np.testing.assert_allclose(history.history["nll"][0], 0.5 * per_example.mean(), rtol=1e-5)
+
+
+@pytest.mark.parametrize("dtype, num_classes, label", [("float16", 3000, 2049), ("bfloat16", 300, 257)])
+def test_a_half_precision_categorical_head_keeps_every_label_exact(dtype, num_classes, label):
+    """The labels are floats (so fractional sample weights survive Keras's cast), but float16
+    holds integers exactly only to 2048 and bfloat16 to 256: label 2049 became 2048."""
+    logits = np.zeros((1, num_classes), np.float32)
+    logits[0, label] = 5.0
+    dist = tfp_bnn.CategoricalHead(num_classes, dtype=dtype)(tf.constant(logits, dtype))
+    nll = float(tfp_bnn.NegativeLogLikelihood()(np.array([label]), dist))
+    expected = -float(tf.nn.log_softmax(logits)[0, label])
+    assert abs(nll - expected) < 0.05, (nll, expected)

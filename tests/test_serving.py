@@ -882,3 +882,21 @@ def test_an_mc_dropout_answer_is_predict_of_the_whole_request_as_the_readme_says
     assert not np.array_equal(served, chunked.mean)
     readme = (REPO / "README.md").read_text()
     assert "batch_size=len(x))`" in readme.replace("\n", " ")
+
+
+def test_a_scalar_x_fed_by_the_server_fails_with_the_named_shape_error(tmp_path):
+    """TF Serving feeds x unchecked: REST's {"inputs": 0.5} is a scalar. The empty-request
+    check must not slice its shape first ("slice index 0 of dimension 0 out of bounds")."""
+    model = tfp_bnn.make_regressor((2,), hidden_units=(4,), train_size=10)
+    path = serving.export_for_serving(model, tmp_path / "scalar", num_samples=3)
+    with tf.Graph().as_default() as graph, tf.compat.v1.Session(graph=graph) as session:
+        meta_graph = tf.compat.v1.saved_model.loader.load(session, ["serve"], str(path))
+        for name in ("serving_default", "seeded"):
+            signature = meta_graph.signature_def[name]
+            feeds = {graph.get_tensor_by_name(signature.inputs["x"].name)._as_tf_output(): np.float32(0.5)}
+            if "seed" in signature.inputs:
+                feeds[graph.get_tensor_by_name(signature.inputs["seed"].name)._as_tf_output()] = np.int64(0)
+            fetches = [graph.get_tensor_by_name(signature.outputs["mean"].name)._as_tf_output()]
+            for _ in range(5):  # the graph's inter-op threads: every run names the shape
+                with pytest.raises(tf.errors.InvalidArgumentError, match=re.escape("of shape (N, 2)")):
+                    session._call_tf_sessionrun(None, feeds, fetches, [], None)

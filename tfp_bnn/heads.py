@@ -554,8 +554,9 @@ class CategoricalHead(_ClassificationHead):
         params = self._check_params(params)
         # Labels in the logits' float dtype, not TFP's default int32: Keras casts sample_weight
         # (and class_weight) to the output's dtype in compiled_loss and compiled_metrics, and an
-        # int32 distribution truncated weights of 0.5 to 0.
-        return tfd.Categorical(logits=params, dtype=params.dtype)
+        # int32 distribution truncated weights of 0.5 to 0. At least float32: a half-precision
+        # head (dtype="float16"/"bfloat16") would round labels above 2048 (256) to a neighbour.
+        return tfd.Categorical(logits=params, dtype=params.dtype if params.dtype.size >= 4 else tf.float32)
 
     def draw_statistics(self, dist):
         return {"probs": dist.probs_parameter()}

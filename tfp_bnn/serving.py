@@ -342,8 +342,11 @@ def _checked_inputs(x, seed, input_shape):
     )
     # As tfp_bnn.predict: an empty batch is refused by name (a convolution's draws,
     # tf.map_fn over TensorFlow's Conv2D, failed on it with a TensorList shape error).
-    rows_check = tf.debugging.Assert(
-        shape[0] > 0, ["tfp_bnn: input x has no examples; send at least one row."], name="check_x_rows")
+    # After the shape check and on the padded shape: shape[0] of a scalar x (REST's
+    # {"inputs": 0.5}) fails with "slice index 0 of dimension 0 out of bounds".
+    with tf.control_dependencies([shape_check]):
+        rows_check = tf.debugging.Assert(
+            padded[0] > 0, ["tfp_bnn: input x has no examples; send at least one row."], name="check_x_rows")
     # After the shape check, and flat: ops built for rank 2 fail on other ranks.
     with tf.control_dependencies([shape_check, rows_check]):
         finite_check = tf.debugging.Assert(
