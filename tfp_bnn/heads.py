@@ -508,7 +508,8 @@ class CategoricalHead(_ClassificationHead):
 
     Takes ``num_classes`` logits; batch shape ``[N]``, event shape ``[]``,
     labels ``0 .. num_classes - 1`` of shape ``(N,)`` (or ``(N, 1)``). The
-    distribution's dtype is the logits' float dtype, not TFP's int32 (its
+    distribution's dtype is the logits' float dtype (at least float32, exact for
+    every label below 2**24), not TFP's int32 (its
     samples are whole floats): Keras casts ``sample_weight`` and ``class_weight``
     to the output's dtype, and an int32 output truncated a weight of 0.5 to 0.
 
