@@ -258,3 +258,41 @@ def test_in_one_seeded_context_every_step_and_every_function_uses_the_same_netwo
     # The networks of tfp_bnn.log_likelihoods with the same seed: evaluate's nll is their mean.
     log_likelihoods = tfp_bnn.log_likelihoods(model, inputs[:8], y, num_samples=num_draws, seed=1)
     assert nll == pytest.approx(-log_likelihoods.mean(), rel=1e-5)
+
+
+def test_a_variable_seed_is_read_at_run_time_without_a_retrace(inputs):
+    """Regression (cdc11dc): Mode.key held a tf.Variable seed's value, so each assign retraced the steps."""
+    model = _regressor()
+    model.compile(optimizer=tf_keras.optimizers.Adam(1e-3))
+    num_draws = 4
+    x = sampling.stack_draws(inputs, num_draws).numpy()
+    seed = tf.Variable([1, 0], dtype=tf.int32)
+    outputs, functions = [], set()
+    for value in ([1, 0], [2, 0]):
+        seed.assign(value)
+        with sampling.weight_draws(num_draws, seed=seed):
+            outputs.append(model.predict(x, batch_size=len(x), verbose=0))
+        functions.add(id(model.predict_function))
+    assert len(functions) == 1
+    assert np.max(np.abs(outputs[0] - outputs[1])) > 1e-3
+    with sampling.weight_draws(num_draws, seed=tf.constant([2, 0])):  # the value itself: the same networks
+        np.testing.assert_array_equal(model.predict(x, batch_size=len(x), verbose=0), outputs[1])
+
+
+def test_a_variable_seed_is_read_at_run_time_without_a_retrace(inputs):
+    """A tf.Variable seed is read when the step runs: assigning it another seed reuses the graph."""
+    model = _regressor()
+    model.compile(optimizer=tf_keras.optimizers.Adam(1e-3))
+    num_draws = 4
+    x = sampling.stack_draws(inputs, num_draws).numpy()
+    seed = tf.Variable([1, 0], dtype=tf.int32)
+    outputs, functions = [], set()
+    for value in ([1, 0], [2, 0]):
+        seed.assign(value)
+        with sampling.weight_draws(num_draws, seed=seed):
+            outputs.append(model.predict(x, batch_size=len(x), verbose=0))
+        functions.add(id(model.predict_function))
+    assert len(functions) == 1
+    assert np.max(np.abs(outputs[0] - outputs[1])) > 1e-3
+    with sampling.weight_draws(num_draws, seed=tf.constant([2, 0])):  # the value itself: the same networks
+        np.testing.assert_array_equal(model.predict(x, batch_size=len(x), verbose=0), outputs[1])

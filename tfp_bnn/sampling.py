@@ -139,9 +139,15 @@ def _outermost_function_graph():
 
 
 def _seed_key(seed):
-    """A hashable stand-in for a stateless seed: its value (eager), or the tensor itself (symbolic)."""
+    """A hashable stand-in for a stateless seed: its value (eager), or the tensor itself (symbolic).
+
+    A ``tf.Variable`` is read when the traced graph runs, not when it is traced:
+    the variable itself is the key, so assigning it another seed reuses the graph.
+    """
     if seed is None:
         return None
+    if isinstance(seed, tf.Variable):
+        return ("variable", seed.ref())  # holds the variable: its id cannot be reused meanwhile
     try:
         return tuple(int(v) for v in tf.reshape(seed, [-1]).numpy())
     except (AttributeError, TypeError, NotImplementedError):  # a graph tensor: a new tensor, a new graph
