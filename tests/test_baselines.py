@@ -1,5 +1,7 @@
 """MC dropout and deep ensembles (tfp_bnn.baselines) through the same prediction API as the BNNs."""
 
+import warnings
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -328,3 +330,17 @@ def test_keras_predict_of_an_ensemble_classifier_averages_the_members_probabilit
     np.testing.assert_allclose(probs.sum(axis=-1), 1.0, rtol=1e-6)
     np.testing.assert_allclose(probs, model.predict(x, batch_size=1, verbose=0), rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(probs, tfp_bnn.predict(model, x, num_samples=3, seed=0).probabilities, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("head", [tfp_bnn.HomoscedasticNormalHead, tfp_bnn.StudentTHead])
+def test_an_ensemble_warns_that_its_members_share_the_heads_weights(head):
+    with pytest.warns(UserWarning, match="ensemble members share the weights"):
+        tfp_bnn.make_regressor((2,), inference="ensemble", num_members=3, head=head(1))
+
+
+def test_an_ensemble_with_a_normal_head_or_one_member_does_not_warn():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tfp_bnn.make_regressor((2,), inference="ensemble", num_members=3)
+        tfp_bnn.make_regressor((2,), inference="ensemble", num_members=1, head=tfp_bnn.HomoscedasticNormalHead(1))
+        tfp_bnn.make_regressor((2,), inference="mc_dropout", train_size=10, head=tfp_bnn.HomoscedasticNormalHead(1))

@@ -21,11 +21,14 @@ one graph. Build the models with ``make_regressor``/``make_classifier``
   member on every batch (the batch goes through stacked ``M`` times, one copy
   per member; ``fit`` logs the mean of the members' losses and minimises their
   sum, so each member gets the gradient of its own loss, penalty included, as
-  in a network of its own). For predictions draw ``t`` is member
-  ``t mod M``, so ``num_samples`` must be a multiple of ``M``: each member
-  then appears ``T / M`` times and the mixture over draws is exactly the
-  uniform mixture of the ``M`` members (``num_samples=M`` gives the same
-  numbers as any other multiple).
+  in a network of its own). A head with weights of its own
+  (``HomoscedasticNormalHead``'s noise scale, ``StudentTHead``'s ``df``) is
+  one for all members, trained on the sum of their losses: it couples them
+  (``BayesianModel`` warns); ``NormalHead``, the paper's, does not. For
+  predictions draw ``t`` is member ``t mod M``, so ``num_samples`` must be a
+  multiple of ``M``: each member then appears ``T / M`` times and the
+  mixture over draws is exactly the uniform mixture of the ``M`` members
+  (``num_samples=M`` gives the same numbers as any other multiple).
 
 Example:
 

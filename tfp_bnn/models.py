@@ -41,6 +41,7 @@ Example:
 
 import contextlib
 import inspect
+import warnings
 
 import numpy as np
 import tensorflow as tf
@@ -136,6 +137,7 @@ class BayesianModel(tf_keras.Model):
         self._create_trackers()
         self._traced_modes = {}
         self.num_members = _num_members(self)
+        _warn_of_shared_head_weights(self)
 
     # Running means of the logs are not model state: untracked, they stay out
     # of model.weights, get_weights() and the saved file.
@@ -604,6 +606,21 @@ def _num_members(model):
     if len(sizes) > 1:
         raise ValueError(f"The EnsembleDense layers of one model must agree on num_members, got {sorted(sizes)}.")
     return sizes.pop() if sizes else 1
+
+
+def _warn_of_shared_head_weights(model):
+    """Warn when an ensemble's members share weights of its head (one ``sigma``, one ``df``)."""
+    if model.num_members < 2:
+        return
+    shared = [w.name for w in getattr(model.head, "trainable_weights", [])]
+    if shared:
+        warnings.warn(
+            f"The {model.num_members} ensemble members share the weights of {type(model.head).__name__} "
+            f"({', '.join(shared)}): one value for all members, trained on the sum of their losses, so a "
+            "member's training depends on the others'. For the independent members of a deep ensemble "
+            "use a head whose parameters the network outputs, such as NormalHead.",
+            stacklevel=3,
+        )
 
 
 def _check_regime(regime, train_size, inference):
