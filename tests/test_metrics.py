@@ -459,3 +459,41 @@ def test_classification_metrics_refuse_one_column_and_take_float16_rows(metric):
     rows = rows / rows.sum(axis=1, keepdims=True)
     assert np.abs(rows.astype(np.float64).sum(axis=1) - 1).max() > 1e-4
     function(np.zeros(20, int), rows)
+
+
+def test_metrics_refuse_transposed_multi_output_arrays():
+    rng = np.random.default_rng(0)
+    y, pred = rng.normal(size=(5, 2)), rng.normal(size=(5, 2))
+    assert metrics.rmse(y, pred[:, :1].repeat(2, 1)) > 0  # same layout: fine
+    assert metrics.rmse(y[:, 0], pred[:, :1]) == metrics.rmse(y[:, 0], pred[:, 0])  # (N,) with (N, 1): fine
+    for call in (
+        lambda: metrics.rmse(y, pred.T),
+        lambda: metrics.interval_coverage(y, pred.T - 1, pred.T + 1),
+        lambda: metrics.interval_width(pred - 1, pred.T + 1),
+        lambda: metrics.crps_gaussian(y, pred.T, np.ones((2, 5))),
+        lambda: metrics.crps_ensemble(y, rng.normal(size=(7, 2, 5))),
+    ):
+        with pytest.raises(ValueError, match="shape"):
+            call()
+
+
+def test_pit_refuses_transposed_targets():
+    plots = pytest.importorskip("tfp_bnn.plots")
+    result = tfp_bnn.RegressionPrediction(
+        mean=np.zeros((5, 2)), aleatoric_variance=np.ones((5, 2)), epistemic_variance=np.zeros((5, 2)),
+        lower=-np.ones((5, 2)), upper=np.ones((5, 2)), level=0.95,
+        draw_means=np.zeros((3, 5, 2)), draw_variances=np.ones((3, 5, 2)),
+    )
+    assert plots.probability_integral_transform(np.zeros((5, 2)), result).shape == (5, 2)
+    with pytest.raises(ValueError, match="transposed"):
+        plots.probability_integral_transform(np.zeros((2, 5)), result)
+
+
+@pytest.mark.parametrize("ll", [np.zeros((3, 0)), np.zeros((0, 3)), np.array([[0.0, np.nan]])])
+def test_mixture_nll_refuses_empty_and_nan_like_the_other_metrics(ll):
+    with pytest.raises(ValueError):
+        metrics.mixture_nll(ll)
+
+
+def test_mixture_nll_keeps_zero_likelihoods():
+    assert metrics.mixture_nll(np.array([[-np.inf], [0.0]])) == pytest.approx(np.log(2))

@@ -44,10 +44,25 @@ __all__ = [
 ]
 
 
+def _squeezed_shape(shape):
+    """A shape without its axes of length 1: (N,), (N, 1) and (1, N) all hold the same N values."""
+    return tuple(d for d in shape if d != 1)
+
+
+def _check_same_shape(first, second, names):
+    # Equal sizes alone would pair (N, 2) targets with (2, N) predictions, flattened in different orders.
+    if first.size != second.size:
+        raise ValueError(f"{names[0]} has {first.size} values but {names[1]} has {second.size}.")
+    if _squeezed_shape(first.shape) != _squeezed_shape(second.shape):
+        raise ValueError(
+            f"{names[0]} has shape {first.shape} but {names[1]} has shape {second.shape}: the same values in "
+            "another layout (transposed?) would be paired wrongly."
+        )
+
+
 def _flat_pair(y_true, y_pred, names=("y_true", "y_pred")):
     y_true, y_pred = np.asarray(y_true, np.float64), np.asarray(y_pred, np.float64)
-    if y_true.size != y_pred.size:
-        raise ValueError(f"{names[0]} has {y_true.size} values but {names[1]} has {y_pred.size}.")
+    _check_same_shape(y_true, y_pred, names)
     for name, values in zip(names, (y_true, y_pred)):
         _check_values(values, name)
     return y_true.reshape(-1), y_pred.reshape(-1)
@@ -64,7 +79,7 @@ def _check_values(values, name):
 
 
 # An infinite end is a one-sided interval.
-_MAY_BE_INFINITE = ("lower", "upper")
+_MAY_BE_INFINITE = ("lower", "upper", "log_likelihoods")
 
 
 def _ordered_bounds(lower, upper):
@@ -114,6 +129,7 @@ def mixture_log_likelihoods(log_likelihoods):
     ll = np.asarray(log_likelihoods, np.float64)
     if ll.ndim != 2:
         raise ValueError(f"log_likelihoods must have shape (T, N), got {ll.shape}.")
+    _check_values(ll, "log_likelihoods")  # empty or NaN; -inf is a likelihood of 0
     return np.logaddexp.reduce(ll, axis=0) - np.log(ll.shape[0])
 
 
@@ -211,12 +227,15 @@ def crps_ensemble(y_true, samples):
     >>> abs(crps_ensemble([0.0], samples) - crps_gaussian([0.0], mean=[0.0], stddev=[1.0])) < 0.01
     True
     """
-    samples, y_true = np.asarray(samples, np.float64), np.asarray(y_true, np.float64).reshape(-1)
+    samples, y_true = np.asarray(samples, np.float64), np.asarray(y_true, np.float64)
     _check_values(y_true, "y_true")
     _check_values(samples, "samples")
-    samples = np.sort(samples.reshape(samples.shape[0], -1), axis=0)
-    if samples.shape[1] != y_true.size:
-        raise ValueError(f"samples must have shape (S, {y_true.size}), got {samples.shape}.")
+    flat = samples.reshape(samples.shape[0], -1)
+    if flat.shape[1] != y_true.size:
+        raise ValueError(f"samples must have shape (S, {y_true.size}), got {flat.shape}.")
+    if samples.ndim > 1 and _squeezed_shape(samples.shape[1:]) != _squeezed_shape(y_true.shape):
+        raise ValueError(f"samples must have shape (S, *{y_true.shape}) as y_true, got {samples.shape}.")
+    samples, y_true = np.sort(flat, axis=0), y_true.reshape(-1)
     size = samples.shape[0]
     absolute_error = np.mean(np.abs(samples - y_true), axis=0)
     weights = (2 * np.arange(1, size + 1) - size - 1)[:, np.newaxis]

@@ -221,6 +221,8 @@ def probability_integral_transform(y, result):
     y = np.asarray(y, np.float64)
     if y.size != np.prod(means.shape[1:]):
         raise ValueError(f"y has {y.size} values but result predicts {means.shape[1:]} (N, units).")
+    if metrics._squeezed_shape(y.shape) != metrics._squeezed_shape(means.shape[1:]):
+        raise ValueError(f"y has shape {y.shape} but result predicts {means.shape[1:]} (N, units): transposed?")
     difference = y.reshape(means.shape[1:]) - means
     # Zero spread: z = -inf, 0 or +inf, i.e. the step function with 1/2 at the step.
     step = np.where(difference == 0.0, 0.0, np.copysign(np.inf, difference))
