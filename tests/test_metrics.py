@@ -497,3 +497,15 @@ def test_mixture_nll_refuses_empty_and_nan_like_the_other_metrics(ll):
 
 def test_mixture_nll_keeps_zero_likelihoods():
     assert metrics.mixture_nll(np.array([[-np.inf], [0.0]])) == pytest.approx(np.log(2))
+
+
+def test_crps_gaussian_takes_multi_output_arrays_of_one_layout():
+    # stddev was checked against the flattened y_true: (N, 2) inputs of one layout were refused.
+    rng = np.random.default_rng(0)
+    y, mean, stddev = rng.normal(size=(5, 2)), rng.normal(size=(5, 2)), rng.uniform(0.5, 2.0, size=(5, 2))
+    flat = metrics.crps_gaussian(y.reshape(-1), mean.reshape(-1), stddev.reshape(-1))
+    assert metrics.crps_gaussian(y, mean, stddev) == pytest.approx(flat)
+    assert metrics.crps_gaussian(y[:, 0], mean[:, :1], stddev[:, :1]) == pytest.approx(
+        metrics.crps_gaussian(y[:, 0], mean[:, 0], stddev[:, 0]))
+    with pytest.raises(ValueError, match="shape"):
+        metrics.crps_gaussian(y, mean, stddev.T)

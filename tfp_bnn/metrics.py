@@ -199,8 +199,9 @@ def crps_gaussian(y_true, mean, stddev):
     >>> crps_gaussian([1.0], mean=[0.0], stddev=[0.0])
     1.0
     """
-    y_true, mean = _flat_pair(y_true, mean, ("y_true", "mean"))
-    _, stddev = _flat_pair(y_true, stddev, ("y_true", "stddev"))
+    flat_y, mean = _flat_pair(y_true, mean, ("y_true", "mean"))
+    _, stddev = _flat_pair(y_true, stddev, ("y_true", "stddev"))  # against y_true's own shape, not the flat copy
+    y_true = flat_y
     if np.any(stddev < 0):
         raise ValueError("stddev must be >= 0 (a standard deviation, not a variance or log-scale).")
     point = stddev == 0
