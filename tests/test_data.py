@@ -244,6 +244,11 @@ CSV_ERRORS = [
     ("", {}, r"empty first line; the first line must be a header row"),
     ("a,y\n1,4\n2,4\n3,4\n4,4\n5,4\n", {}, r"target 'y' has one value only \(4\); a classifier needs 2 classes"),
     ("a,y\n1,0.5\n2,0.7\n3,high\n", {}, r"line 4, column 'y': 'high' is not a number"),
+    # A missing value written as text gets the advice for missing values, not "pass task='classification'".
+    ("a,y\n1,0.5\n2,NA\n3,0.7\n", {}, r"line 3, column 'y': 'NA' is not a number, in a target of numbers "
+     r"\(it looks like a missing value\); drop or impute rows with missing values\.$"),
+    ("a,b,y\n1,2,3\n4,?,6\n7,8,9\n", {}, r"line 3, column 'b': '\?' is not a number \(it looks like a missing "
+     r"value\); drop or impute rows with missing values\.$"),
     ("a,y\n1,low\n2,high\n3,high\n", dict(task="regression"), r"line 2, column 'y': 'low' is not a number"),
     ("a,y\n1,low\n2,\n3,high\n", {}, r"line 3, column 'y': empty cell"),
     # Among text labels "nan" is a missing value, named at its own cell (not at 'cat', as a number column).

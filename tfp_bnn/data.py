@@ -675,6 +675,8 @@ def _parse_cell(path, text, line, column):
     try:
         value = float(text)
     except ValueError:
+        if _is_missing_marker(text):
+            raise DataError(f"{where}: {text!r} is not a number{_MISSING_ADVICE}") from None
         raise DataError(f"{where}: {text!r} is not a number; encode text as numbers or drop the column.") from None
     if not math.isfinite(value):
         raise DataError(
@@ -689,6 +691,17 @@ def _parse_cell(path, text, line, column):
 
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+# How spreadsheets, R and pandas write a missing value. "nan" parses as a float and is
+# refused as non-finite; these do not parse, and the advice for other text (encode it,
+# or it is a class label) would be wrong for them.
+_MISSING_MARKERS = frozenset({"na", "n/a", "#n/a", "null", "none", "missing", "?", "-", "--", "."})
+_MISSING_ADVICE = " (it looks like a missing value); drop or impute rows with missing values."
+
+
+def _is_missing_marker(text):
+    return text.strip().lower() in _MISSING_MARKERS
 
 
 def _is_number(text):
@@ -714,6 +727,11 @@ def _encode_target(path, header, rows, lines, column, task):
     if task is None and not all(numeric):
         for text, line in zip(texts, lines):
             if text and not _is_number(text):  # numbers and text mixed: classes, or a stray note?
+                if _is_missing_marker(text):
+                    raise DataError(
+                        f"{path}: line {line}, column {header[column]!r}: {text!r} is not a number, in a target "
+                        f"of numbers{_MISSING_ADVICE}"
+                    )
                 raise DataError(
                     f"{path}: line {line}, column {header[column]!r}: {text!r} is not a number, in a target of "
                     "numbers: fix or drop that row, or if the values are classes pass task='classification' "
