@@ -344,3 +344,24 @@ def test_an_ensemble_with_a_normal_head_or_one_member_does_not_warn():
         tfp_bnn.make_regressor((2,), inference="ensemble", num_members=3)
         tfp_bnn.make_regressor((2,), inference="ensemble", num_members=1, head=tfp_bnn.HomoscedasticNormalHead(1))
         tfp_bnn.make_regressor((2,), inference="mc_dropout", train_size=10, head=tfp_bnn.HomoscedasticNormalHead(1))
+
+
+def test_a_mask_shared_by_the_batch_is_one_mask_per_draw_not_one_for_all_draws():
+    layer = MCDropout(0.5, noise_shape=(1, 10))
+    with sampling.weight_draws(4, seed=tf.constant([1, 2])):
+        out = layer(tf.ones([4 * 3, 10])).numpy().reshape(4, 3, 10)
+    # the rows of one draw share its mask (noise_shape's batch axis of 1) ...
+    assert all(np.array_equal(out[t, 0], out[t, b]) for t in range(4) for b in range(3))
+    # ... and the draws are different networks
+    assert not all(np.array_equal(out[0], out[t]) for t in range(1, 4))
+
+
+def test_predict_with_a_batch_shared_mask_has_epistemic_uncertainty():
+    inputs = tf_keras.Input((3,))
+    h = tf_keras.layers.Dense(16, activation="relu")(inputs)
+    h = MCDropout(0.5, noise_shape=(1, 16))(h)
+    model = tfp_bnn.BayesianModel(inputs, tfp_bnn.NormalHead(1)(tf_keras.layers.Dense(2)(h)))
+    result = tfp_bnn.predict(model, np.ones((5, 3), np.float32), num_samples=20, seed=0)
+    assert result.epistemic_stddev.min() > 1e-4
+    # one network per draw: draw t is a function of x (identical inputs, identical outputs)
+    assert np.allclose(result.draw_means[:, :1], result.draw_means)

@@ -1,5 +1,7 @@
 """Priors, posteriors, Bayesian layers and heads, checked against closed forms and sampling theory."""
 
+import inspect
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -764,3 +766,23 @@ def test_conv1d_regressor_predicts_with_epistemic_variance_and_saves(tmp_path, r
     again = tfp_bnn.predict(loaded, x[:8], num_samples=50, seed=0)
     np.testing.assert_array_equal(again.mean, result.mean)
     np.testing.assert_array_equal(again.epistemic_variance, result.epistemic_variance)
+
+
+@pytest.mark.parametrize("argument", ["convert_to_tensor_fn", "make_distribution_fn"])
+def test_a_head_refuses_distribution_lambda_arguments_it_would_ignore(argument):
+    with pytest.raises(TypeError, match=argument):
+        heads.NormalHead(1, **{argument: tfp.distributions.Distribution.sample})
+
+
+def test_help_of_a_head_does_not_promise_distribution_lambda_defaults():
+    doc = inspect.getdoc(heads.NormalHead.__init__)
+    assert "Default value: `tfd.Distribution.sample`" not in doc
+
+
+def test_configs_that_carry_them_still_load():
+    config = heads.NormalHead(1).get_config()
+    config["convert_to_tensor_fn"] = "sample"
+    head = heads.NormalHead.from_config(config)
+    assert np.array_equal(tf.convert_to_tensor(head(tf.zeros([2, 2]))), np.zeros((2, 1)))
+    clone = tf_keras.models.clone_model(tfp_bnn.make_regressor((1,), regime="probabilistic"))
+    assert isinstance(clone.layers[-1], heads.NormalHead)

@@ -176,3 +176,14 @@ def test_a_half_precision_categorical_head_keeps_every_label_exact(dtype, num_cl
     nll = float(tfp_bnn.NegativeLogLikelihood()(np.array([label]), dist))
     expected = -float(tf.nn.log_softmax(logits)[0, label])
     assert abs(nll - expected) < 0.05, (nll, expected)
+
+
+@pytest.mark.parametrize("head, y", [
+    (heads.CategoricalHead(3), [0.0, 1.0, 2.0]),
+    (heads.PointClassHead(3), [0.0, 1.0, 2.0]),
+    (heads.BernoulliHead(), [0.0, 1.0, 1.0]),
+])
+def test_the_beta_nll_refuses_classification_heads(head, y):
+    dist = head(tf.constant([[0.0, 1.0, 5.0], [3.0, 0.0, 0.0], [0.0, 0.0, 0.0]])[:, : head.params_size])
+    with pytest.raises(TypeError, match="regression head"):
+        heads.BetaNegativeLogLikelihood(1.0)(tf.constant(y), dist)

@@ -28,7 +28,8 @@ one graph. Build the models with ``make_regressor``/``make_classifier``
   predictions draw ``t`` is member ``t mod M``, so ``num_samples`` must be a
   multiple of ``M``: each member then appears ``T / M`` times and the
   mixture over draws is exactly the uniform mixture of the ``M`` members
-  (``num_samples=M`` gives the same numbers as any other multiple).
+  (``num_samples=M`` gives the same numbers as any other multiple, up to
+  float32 rounding).
 
 Example:
 
@@ -68,7 +69,10 @@ class MCDropout(tf_keras.layers.Dropout):
 
     Args:
       rate: probability of dropping a unit, ``0 <= rate < 1``.
-      noise_shape, seed: as in ``tf_keras.layers.Dropout``.
+      noise_shape, seed: as in ``tf_keras.layers.Dropout``. A ``noise_shape``
+        whose batch axis is 1 (one mask for all rows) gives, within
+        ``weight_draws``, one mask per draw: draw ``t`` is then one dropout
+        network for every input.
 
     Example:
 
@@ -86,11 +90,26 @@ class MCDropout(tf_keras.layers.Dropout):
         mode = sampling.current_mode()
         if mode.kind == "mean" or self.rate == 0:
             return tf.identity(inputs)
+        if mode.kind == "draws" and self.noise_shape is not None and self.noise_shape[0] == 1:
+            # A mask shared along the batch axis is shared by a draw's rows, not by the T draws:
+            # over the stacked [T * B] rows one mask would make all T networks the same one.
+            return self._dropout_per_draw(inputs, mode)
         noise_shape = self._get_noise_shape(inputs)
         seed = mode.next_seed(self) if mode.kind == "draws" else None
         if seed is not None:
             return tf.nn.experimental.stateless_dropout(inputs, self.rate, seed=seed, noise_shape=noise_shape)
         return self._random_generator.dropout(inputs, self.rate, noise_shape=noise_shape)
+
+    def _dropout_per_draw(self, inputs, mode):
+        """``inputs`` ``[T * B, ...]`` with one mask per draw ``t`` (``noise_shape`` with a batch axis of 1)."""
+        by_draw = tf.reshape(inputs, tf.concat([[mode.num_draws, -1], tf.shape(inputs)[1:]], axis=0))
+        noise_shape = tf.concat([[mode.num_draws], self._get_noise_shape(inputs)], axis=0)
+        seed = mode.next_seed(self)
+        if seed is not None:
+            outputs = tf.nn.experimental.stateless_dropout(by_draw, self.rate, seed=seed, noise_shape=noise_shape)
+        else:
+            outputs = self._random_generator.dropout(by_draw, self.rate, noise_shape=noise_shape)
+        return tf.reshape(outputs, tf.shape(inputs))
 
     def get_config(self):
         # Keras's Dropout takes it but leaves it out of its config: its loss term would

@@ -167,9 +167,19 @@ class Head(tfp.layers.DistributionLambda):
     integer_valued = False
 
     def __init__(self, units=1, **kwargs):
-        # Both are fixed by the subclass; from_config of older configs may carry them.
-        kwargs.pop("make_distribution_fn", None)
-        kwargs.pop("convert_to_tensor_fn", None)
+        """A head of ``units`` targets (classes); ``kwargs`` go to ``tf_keras.layers.Layer``.
+
+        Unlike ``tfp.layers.DistributionLambda`` a head takes no ``make_distribution_fn``
+        nor ``convert_to_tensor_fn``: the subclass fixes both (as a tensor, a head is its
+        mean, or its class probabilities; see the module docs).
+        """
+        fixed = [name for name in ("make_distribution_fn", "convert_to_tensor_fn") if name in kwargs]
+        if fixed:
+            raise TypeError(
+                f"{type(self).__name__} takes no {' nor '.join(fixed)}: the head fixes its distribution and "
+                "its tensor (the mean, or the class probabilities). For samples, draw them from the "
+                "distribution the head returns (model(x).sample()), or predict with tfp_bnn.predict."
+            )
         if kwargs.get("activity_regularizer") is not None:
             # DistributionLambda's call returns (distribution, tensor): Keras regularized both,
             # the penalty counted twice, and the head's config left it out (gone after a save).
@@ -225,6 +235,8 @@ class Head(tfp.layers.DistributionLambda):
 
     @classmethod
     def from_config(cls, config):
+        # Fixed by the subclass; configs of older versions may carry them.
+        config = {k: v for k, v in config.items() if k not in ("make_distribution_fn", "convert_to_tensor_fn")}
         return cls(**config)
 
 
@@ -733,6 +745,13 @@ class BetaNegativeLogLikelihood(tf_keras.losses.Loss):
         y = align_target(y_true, dist)
         # The per-target terms: the elementwise distribution inside Independent.
         elementwise = dist.distribution if isinstance(dist, tfd.Independent) else dist
+        if isinstance(elementwise, (tfd.Categorical, tfd.Bernoulli)):
+            # Their variance is that of the label's index (0..K-1): a weight with no meaning for a class.
+            raise TypeError(
+                f"BetaNegativeLogLikelihood weights each target by its predicted variance; "
+                f"{type(elementwise).__name__} predicts classes: use it with a regression head (NormalHead, "
+                "StudentTHead) and NegativeLogLikelihood for classifiers."
+            )
         nll, variance = -elementwise.log_prob(y), elementwise.variance()
         if nll.shape.rank is not None and nll.shape.rank != variance.shape.rank:
             raise TypeError(

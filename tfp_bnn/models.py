@@ -177,7 +177,8 @@ class BayesianModel(tf_keras.Model):
         faster); to use XLA for prediction only, set ``model.jit_compile =
         True`` after ``fit``.
 
-        The arguments are Keras's, in Keras's order. ``fit`` logs ``loss`` =
+        The arguments are Keras's, in Keras's order (the default optimizer is
+        ``"adam"``, not Keras's ``"rmsprop"``). ``fit`` logs ``loss`` =
         ``nll`` + ``kl``, where ``nll`` is the compiled loss (the head's NLL
         unless you pass another) and ``kl`` the sum of ``model.losses`` (for an
         ensemble of ``M`` networks, divided by ``M``). For an ensemble the loss
