@@ -65,6 +65,20 @@ def main(argv=None):
     return 0
 
 
+class _OneTarget(argparse.Action):
+    """``--target`` once: argparse keeps the last of repeated options, and ``--target b --target c``
+    fitted a model of ``c`` with ``b`` among its features, as if several targets were taken."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        previous = getattr(namespace, self.dest, None)
+        if previous is not None and previous != values:
+            parser.error(
+                f"{option_string} given twice ({previous!r}, then {values!r}): a model predicts one target "
+                "column; fit one model per target."
+            )
+        setattr(namespace, self.dest, values)
+
+
 def _parser():
     parser = argparse.ArgumentParser(
         prog="tfp-bnn", description="Bayesian neural networks with honest uncertainty, from CSV files."
@@ -79,7 +93,7 @@ def _parser():
         "1-D regression with a gap in x.",
     )
     fit.add_argument("--data", type=Path, help="CSV file with a header row (default: built-in data)")
-    fit.add_argument("--target", help="name of the target column (required with --data)")
+    fit.add_argument("--target", action=_OneTarget, help="name of the target column (required with --data)")
     fit.add_argument("--task", choices=("regression", "classification"), help="default: inferred from the target")
     fit.add_argument(
         "--inference", choices=tfp_bnn.INFERENCE_METHODS, default="variational",
@@ -125,7 +139,7 @@ def _parser():
     )
     evaluate.add_argument("--model", type=Path, required=True, help="folder written by tfp-bnn fit")
     evaluate.add_argument("--data", type=Path, required=True)
-    evaluate.add_argument("--target", required=True)
+    evaluate.add_argument("--target", action=_OneTarget, required=True)
     evaluate.add_argument("--samples", type=_positive_int, default=100)
     evaluate.add_argument("--seed", type=_non_negative_int, default=0)
     evaluate.add_argument("--json", type=Path, help="also write the metrics to this JSON file")

@@ -130,7 +130,16 @@ def _shape_str(shape):
 
 def _per_unit(value, units, name):
     """A float or one float per output unit, as a list (Keras-config friendly)."""
-    values = np.broadcast_to(np.asarray(value, dtype=np.float64), [units])
+    try:
+        values = np.broadcast_to(np.asarray(value, dtype=np.float64), [units])
+    except ValueError:  # NumPy's own message named neither the argument nor the fix
+        statistic = {"target_loc": "mean", "target_scale": "std"}.get(name, "mean")
+        alias = {"target_loc": " (make_regressor's target_mean)", "target_scale": " (make_regressor's target_std)"}
+        raise ValueError(
+            f"{name}{alias.get(name, '')} has shape {np.shape(value)}, but the head has units={units}: pass a "
+            f"float or one value per output, shape ({units},), e.g. y.{statistic}(axis=0) of targets of shape "
+            f"(N, {units})."
+        ) from None
     if not np.all(np.isfinite(values)):
         raise ValueError(f"{name} must be finite, got {value!r}.")
     return values.tolist() if np.ndim(value) else float(value)
@@ -213,6 +222,17 @@ class Head(tfp.layers.DistributionLambda):
         return dist.mean()
 
     def _check_params(self, params):
+        if params.shape.rank is not None and params.shape.rank != 2:
+            # A head over (N, L, params) made a distribution of batch shape (N, L): fit refused its
+            # (N, L) targets as not (N, units), and tfp_bnn.predict failed deep in its graph.
+            shown = "(N, " + ", ".join(str(d) for d in params.shape[1:]) + ")"
+            raise ValueError(
+                f"{type(self).__name__} takes one row of {self.params_size} parameters per example, inputs of "
+                f"shape (N, {self.params_size}); got {shown}. A head predicts one target vector per example: "
+                "flatten the other axes first (tf_keras.layers.Flatten()) and end in a layer of units="
+                "head.params_size (for L regression targets per example, a head of units=L); a target per time "
+                "step or pixel (a sequence or image of targets) is not supported."
+            )
         if params.shape[-1] is not None and params.shape[-1] != self.params_size:
             raise ValueError(
                 f"{type(self).__name__}(units={self.units}) takes {self.params_size} inputs per "

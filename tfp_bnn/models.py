@@ -129,10 +129,11 @@ class BayesianModel(tf_keras.Model):
     # and revive this class as a Functional model (get_config/from_config).
     def __init__(self, inputs, outputs, name=None, trainable=True, **kwargs):
         super().__init__(inputs=inputs, outputs=outputs, name=name, trainable=trainable, **kwargs)
-        if not isinstance(self.layers[-1], heads_lib.Head):
+        # Any output may be the head: with outputs [head, auxiliary Dense] the Dense is the last layer.
+        if not any(isinstance(layer, heads_lib.Head) for layer in self._output_layers):
             raise TypeError(
                 "A BayesianModel must end in a tfp_bnn head (tfp_bnn.heads), got "
-                f"{type(self.layers[-1]).__name__}."
+                f"{', '.join(dict.fromkeys(type(layer).__name__ for layer in self._output_layers))}."
             )
         self._create_trackers()
         self._traced_modes = {}
@@ -148,8 +149,10 @@ class BayesianModel(tf_keras.Model):
 
     @property
     def head(self):
-        """The model's last layer, a :class:`tfp_bnn.heads.Head`."""
-        return self.layers[-1]
+        """The model's last layer, a :class:`tfp_bnn.heads.Head` (with several outputs, the last head among them)."""
+        if isinstance(self.layers[-1], heads_lib.Head):
+            return self.layers[-1]
+        return [layer for layer in self._output_layers if isinstance(layer, heads_lib.Head)][-1]
 
     def compile(
         self,
@@ -186,6 +189,8 @@ class BayesianModel(tf_keras.Model):
         not scores of the ensemble's mixture (use
         :func:`tfp_bnn.predict` for those).
         """
+        if loss is None:
+            _check_all_outputs_are_heads(self)
         super().compile(
             optimizer=optimizer,
             loss=loss or heads_lib.NegativeLogLikelihood(),
@@ -315,7 +320,8 @@ class BayesianModel(tf_keras.Model):
         args = _arguments(tf_keras.Model.fit, self, x, y, *args, **kwargs)
         args["x"], args["y"] = self._checked(args["x"], args["y"])
         args["sample_weight"] = _checked_weights(args["sample_weight"], args["x"], len(self.outputs))
-        _check_class_weight(args["class_weight"], self.head, args["y"])
+        if len(self.outputs) == 1:  # several outputs: Keras refuses class_weight ("only ... a single output")
+            _check_class_weight(args["class_weight"], self.head, args["y"])
         validation_data = args["validation_data"]
         if isinstance(validation_data, (tuple, list)) and len(validation_data) >= 2:
             x_valid, y_valid = self._checked(*validation_data[:2])
@@ -503,36 +509,72 @@ def _check_class_weight(class_weight, head, y):
         )
 
 
+def _outputs_by_key(model):
+    """The model's output layers by the keys Keras matches a dict of targets (and losses) with.
+
+    For outputs given as a dict (``Model(inputs, {"price": head(...)})``) those are the dict's
+    keys; otherwise the output names (the layers' names).
+    """
+    nested = getattr(model, "_nested_outputs", None)
+    if isinstance(nested, dict):
+        return {key: tensor._keras_history.layer for key, tensor in nested.items()}
+    return dict(zip(model.output_names, model._output_layers))
+
+
+def _check_all_outputs_are_heads(model):
+    """The default loss, the heads' NLL, fits no other output: name them and the fix before fit traces it."""
+    outputs = _outputs_by_key(model)
+    others = [key for key, layer in outputs.items() if not isinstance(layer, heads_lib.Head)]
+    if others:
+        example = ", ".join(
+            f"{key!r}: " + ("'mse'" if key in others else "tfp_bnn.NegativeLogLikelihood()") for key in outputs
+        )
+        raise ValueError(
+            f"The output(s) {others} are not tfp_bnn heads, and the default loss (a head's negative "
+            f"log-likelihood) takes a distribution: pass a loss per output, e.g. loss={{{example}}}."
+        )
+
+
 def _checked_targets_by_output(model, y):
-    """Targets of a model with several heads, as Keras matches them: a dict by output name or a list in order."""
-    names = model.output_names
+    """Targets of a model with several heads, as Keras matches them: a dict by output key or a list in order."""
+    outputs = _outputs_by_key(model)
+    keys = list(outputs)
+    dict_outputs = isinstance(getattr(model, "_nested_outputs", None), dict)
     if isinstance(y, dict):
-        if sorted(y) != sorted(names):
-            raise ValueError(f"y has the keys {sorted(y)}; the model's outputs are named {names}.")
-        return {name: _checked_output_target(model, y[name], name) for name in names}
-    if isinstance(y, (list, tuple)) and len(y) == len(names):
-        return [_checked_output_target(model, t, name) for t, name in zip(y, names)]
+        if sorted(y) != sorted(keys):
+            described = f"have the keys {keys}" if dict_outputs else f"are named {keys}"
+            raise ValueError(f"y has the keys {sorted(y)}; the model's outputs {described}.")
+        return {key: _checked_output_target(outputs[key], y[key]) for key in keys}
+    if dict_outputs:
+        raise ValueError(
+            f"The model's outputs are a dict with the keys {keys}: pass the targets as a dict with the same "
+            "keys (Keras matches them to the outputs by key)."
+        )
+    if isinstance(y, (list, tuple)) and len(y) == len(keys):
+        return [_checked_output_target(outputs[key], t) for t, key in zip(y, keys)]
     raise ValueError(
-        f"The model has {len(names)} outputs {names}: pass one target per output, as a list in that order "
+        f"The model has {len(keys)} outputs {keys}: pass one target per output, as a list in that order "
         "or a dict by output name."
     )
 
 
-def _checked_output_target(model, y, name):
+def _checked_output_target(layer, y):
     """A head's target checked against that head; another output's (say an auxiliary Dense) as given."""
-    layer = model.get_layer(name)
     return validation.check_targets(y, layer) if isinstance(layer, heads_lib.Head) else y
 
 
 def _single_target(model, y):
-    """Keras's other spellings of one target, ``[y]`` and ``{output_name: y}``, as ``y``."""
+    """Keras's other spellings of one target, ``[y]`` and ``{output_key: y}``, as ``y``."""
     # An array in a list; not a nested list, which is one row of targets ([[y1, y2]]: shape (1, 2)).
     if isinstance(y, (list, tuple)) and len(y) == 1 and not isinstance(y[0], (list, tuple)) and np.ndim(y[0]) >= 1:
         return y[0]
     if isinstance(y, dict):
-        if list(y) != model.output_names:
-            raise ValueError(f"y has the keys {sorted(y)}; the model's one output is named {model.output_names[0]!r}.")
-        return y[model.output_names[0]]
+        # The output's key (dict outputs, as Keras matches them) or its name.
+        name, key = model.output_names[0], next(iter(_outputs_by_key(model)))
+        if len(y) != 1 or next(iter(y)) not in (name, key):
+            key_note = f" (key {key!r})" if key != name else ""
+            raise ValueError(f"y has the keys {sorted(y)}; the model's one output is named {name!r}{key_note}.")
+        return next(iter(y.values()))
     return y
 
 

@@ -362,7 +362,7 @@ def _draws(model, x, num_samples, seed, weights=None):
     body = _body(model)
     if body is None:
         with sampling.weight_draws(num_samples, seed, weights=weights):
-            return model(sampling.stack_draws(x, num_samples), training=False)
+            return _the_output(model(sampling.stack_draws(x, num_samples), training=False))
     if weights is None:
         weights = _recorded_weights(body, num_samples, seed)
 
@@ -388,6 +388,15 @@ def _draws(model, x, num_samples, seed, weights=None):
     features = tf.cond(tf.shape(x)[0] * num_samples < _LOOP_FROM_ROWS, stacked, looped)
     features.set_shape([None, *body.output.shape[1:]])
     return model.layers[-1](features, training=False)
+
+
+def _the_output(outputs):
+    """The head's distribution out of a one-output model's structure (``{key: dist}`` for dict outputs)."""
+    if isinstance(outputs, dict) and len(outputs) == 1:
+        (outputs,) = outputs.values()
+    elif isinstance(outputs, (list, tuple)) and len(outputs) == 1:
+        (outputs,) = outputs
+    return outputs
 
 
 def _body(model):

@@ -132,7 +132,14 @@ def _target_shape_message(shape, head):
     shown = "(N" + "".join(f", {d}" for d in target_shape) + (",)" if not target_shape else ")")
     message = f"y has shape {tuple(shape)} but {type(head).__name__} predicts targets of shape {shown}; reshape y to {shown}"
     if head.task == "classification" and len(shape) == 2 and shape[-1] not in (1, None):
-        message += " (one-hot labels? pass the class indices, y.argmax(axis=1))"
+        if tuple(head.target_shape) == (1,) and shape[-1] != 2:  # a label 0/1 per example (BernoulliHead)
+            # Several binary labels per example: argmax would make class indices 0..k-1, not labels 0/1.
+            message += (
+                f" (several binary labels per example? {type(head).__name__} predicts one: use one head per "
+                "label, a model with several outputs)"
+            )
+        else:
+            message += " (one-hot labels? pass the class indices, y.argmax(axis=1))"
     return message + "."
 
 

@@ -1,0 +1,132 @@
+"""Models whose outputs are not one list entry: dict outputs, outputs beside a head, heads over
+sequences, several binary labels, per-output target scaling."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras
+
+import tfp_bnn
+
+RNG = np.random.default_rng(0)
+X = RNG.normal(size=(64, 2)).astype(np.float32)
+Y = (X[:, :1] - 0.5 * X[:, 1:] + 0.1 * RNG.normal(size=(64, 1))).astype(np.float32)
+
+
+def _dict_output_model(layer, keys=("out",)):
+    inputs = tf_keras.Input((2,))
+    outputs = {key: tfp_bnn.NormalHead(1, name=f"head_{i}")(layer()(inputs)) for i, key in enumerate(keys)}
+    return tfp_bnn.BayesianModel(inputs, outputs)
+
+
+@pytest.mark.parametrize("layer", [
+    lambda: tf_keras.layers.Dense(2),
+    lambda: tfp_bnn.EnsembleDense(2, num_members=2),
+    lambda: tf_keras.Sequential([tfp_bnn.MCDropout(0.1), tf_keras.layers.Dense(2)]),
+], ids=["dense", "ensemble", "mc_dropout"])
+def test_a_head_given_as_a_dict_output_predicts_as_a_plain_one(layer, tmp_path):
+    model = _dict_output_model(layer)
+    result = tfp_bnn.predict(model, X[:5], num_samples=4, seed=0)  # AttributeError: 'dict' ... 'mean'
+    assert result.mean.shape == (5, 1)
+    assert tfp_bnn.log_likelihoods(model, X[:5], Y[:5], num_samples=4, seed=0).shape == (4, 5)
+    served = tf.saved_model.load(str(tfp_bnn.serving.export_for_serving(model, tmp_path / "m", num_samples=4)))
+    answer = served.signatures["seeded"](x=tf.constant(X[:5]), seed=tf.constant(0, tf.int64))
+    np.testing.assert_allclose(answer["mean"], result.mean, rtol=1e-6)
+
+
+def test_dict_outputs_take_targets_by_their_keys_as_in_keras():
+    model = _dict_output_model(lambda: tfp_bnn.BayesianDense(2, kl_weight=1 / len(X)), keys=("first", "second"))
+    model.compile(tf_keras.optimizers.Adam(1e-2))
+    logs = model.fit(X, {"first": Y, "second": Y + 1}, epochs=1, verbose=0).history  # refused before
+    assert np.isfinite(logs["loss"]).all()
+    assert np.isfinite(model.evaluate(X, {"first": Y, "second": Y + 1}, verbose=0)).all()
+    with pytest.raises(ValueError, match=r"outputs have the keys \['first', 'second'\]"):
+        model.fit(X, {"head_0": Y, "head_1": Y}, verbose=0)  # Keras itself fails on it, cryptically
+    with pytest.raises(ValueError, match=r"outputs are a dict with the keys \['first', 'second'\]: pass the targets"):
+        model.fit(X, [Y, Y], verbose=0)
+    with pytest.raises(ValueError, match=r"y has shape \(64, 3\) but NormalHead"):  # still checked per head
+        model.fit(X, {"first": Y, "second": np.zeros((64, 3))}, verbose=0)
+    single = _dict_output_model(lambda: tf_keras.layers.Dense(2))
+    single.compile(tf_keras.optimizers.Adam(1e-2))
+    for y in ({"out": Y}, {"head_0": Y}):
+        assert np.isfinite(single.fit(X, y, epochs=1, verbose=0).history["loss"]).all()
+
+
+def test_compile_names_outputs_that_the_default_loss_does_not_fit():
+    inputs = tf_keras.Input((2,))
+    auxiliary = tf_keras.layers.Dense(1, name="auxiliary")(inputs)
+    head = tfp_bnn.NormalHead(1, name="head")(tf_keras.layers.Dense(2)(inputs))
+    model = tfp_bnn.BayesianModel(inputs, [auxiliary, head])
+    with pytest.raises(ValueError, match=r"\['auxiliary'\] are not tfp_bnn heads.*pass a loss per output"):
+        model.compile("adam")  # was a TypeError inside fit's AutoGraph trace
+    model.compile("adam", loss={"auxiliary": "mse", "head": tfp_bnn.NegativeLogLikelihood()})
+    assert np.isfinite(model.fit(X, [Y, Y], epochs=1, verbose=0).history["loss"]).all()
+
+
+@pytest.mark.parametrize("head", [tfp_bnn.NormalHead(1), tfp_bnn.CategoricalHead(3)], ids=["normal", "categorical"])
+def test_a_head_over_a_sequence_is_refused_when_the_model_is_built(head):
+    inputs = tf_keras.Input((5, 3))
+    params = tfp_bnn.BayesianDense(head.params_size, kl_weight=0.01)(inputs)  # (N, 5, params)
+    # Was built: fit refused (N, 5) targets as "reshape y to (N, 1)", predict failed in its graph.
+    with pytest.raises(ValueError, match=r"takes one row of \d parameters per example.*got \(N, 5, \d\)"):
+        head(params)
+
+
+def test_several_binary_labels_are_not_told_to_take_argmax():
+    inputs = tf_keras.Input((2,))
+    model = tfp_bnn.BayesianModel(inputs, tfp_bnn.BernoulliHead()(tfp_bnn.BayesianDense(1, kl_weight=0.01)(inputs)))
+    model.compile("adam")
+    labels = (RNG.uniform(size=(64, 3)) < 0.5).astype(np.float32)
+    with pytest.raises(ValueError, match=r"several binary labels per example\? BernoulliHead predicts one") as error:
+        model.fit(X, labels, verbose=0)
+    assert "argmax" not in str(error.value)
+    with pytest.raises(ValueError, match=r"one-hot labels\? pass the class indices"):  # two columns: one-hot
+        model.fit(X, np.eye(2)[(X[:, 0] > 0).astype(int)], verbose=0)
+
+
+@pytest.mark.parametrize("argument, value, shape", [
+    ("target_mean", [0.0, 1.0], r"\(2,\)"), ("target_std", np.ones((1, 3)), r"\(1, 3\)"),
+])
+def test_per_output_target_scaling_of_another_length_is_named(argument, value, shape):
+    with pytest.raises(ValueError, match=rf"make_regressor's {argument}\) has shape {shape}, but the head has units=3"):
+        tfp_bnn.make_regressor((2,), units=3, train_size=10, **{argument: value})
+
+
+@pytest.mark.parametrize("command", ["fit", "evaluate"])
+def test_the_cli_refuses_a_second_target_column(command, capsys, tmp_path):
+    from tfp_bnn import cli
+
+    csv_file = tmp_path / "t.csv"
+    csv_file.write_text("a,b,c\n1,2,3\n4,5,6\n7,8,9\n")
+    extra = ["--out", str(tmp_path / "out")] if command == "fit" else ["--model", str(tmp_path / "m")]
+    with pytest.raises(SystemExit) as exit_info:  # was: a model of c, with b among its features
+        cli.main([command, "--data", str(csv_file), "--target", "b", "--target", "c", *extra])
+    assert exit_info.value.code == 2
+    assert "--target given twice ('b', then 'c'): a model predicts one target column" in capsys.readouterr().err
+
+
+def test_a_head_may_be_any_output_not_only_the_last():
+    inputs = tf_keras.Input((2,))
+    hidden = tfp_bnn.BayesianDense(8, activation="relu", kl_weight=1 / len(X))(inputs)
+    head = tfp_bnn.NormalHead(1, name="head")(tfp_bnn.BayesianDense(2, kl_weight=1 / len(X))(hidden))
+    auxiliary = tf_keras.layers.Dense(1, name="auxiliary")(hidden)
+    model = tfp_bnn.BayesianModel(inputs, [head, auxiliary])  # TypeError "must end in a head, got Dense"
+    assert model.head is head._keras_history.layer
+    model.compile("adam", loss={"head": tfp_bnn.NegativeLogLikelihood(), "auxiliary": "mse"})
+    assert np.isfinite(model.fit(X, [Y, Y], epochs=1, verbose=0).history["loss"]).all()
+    with pytest.raises(ValueError, match=r"y has shape \(64, 3\) but NormalHead"):
+        model.fit(X, [np.zeros((64, 3)), Y], verbose=0)
+    with pytest.raises(TypeError, match="must end in a tfp_bnn head .tfp_bnn.heads., got Dense"):
+        tfp_bnn.BayesianModel(inputs, [auxiliary])
+
+
+def test_class_weight_of_a_model_with_several_heads_gets_keras_own_message():
+    inputs = tf_keras.Input((2,))
+    classes = tfp_bnn.CategoricalHead(3, name="classes")(tf_keras.layers.Dense(3)(inputs))
+    value = tfp_bnn.NormalHead(1, name="value")(tf_keras.layers.Dense(2)(inputs))
+    model = tfp_bnn.BayesianModel(inputs, [classes, value])
+    model.compile("adam")
+    labels = RNG.integers(0, 3, len(X)).astype(np.float32)
+    # Was "NormalHead is a regression head": the model has a classifier head too.
+    with pytest.raises(ValueError, match="only supported for Models with a single output"):
+        model.fit(X, [labels, Y], class_weight={0: 1.0, 1: 2.0, 2: 1.0}, verbose=0)
