@@ -233,6 +233,15 @@ def _checked(model, x, num_samples, seed, batch_size):
     _refuse_tfp_variational_layers(model)
     if isinstance(x, tf.data.Dataset):
         x = validation.dataset_inputs(x, input_shape)
+    elif isinstance(x, tf_keras.utils.Sequence) or callable(getattr(x, "__next__", None)):
+        raise TypeError(
+            f"x is a {type(x).__name__}; tfp_bnn.predict and log_likelihoods take the inputs as an array "
+            "or a tf.data.Dataset (a generator's batches: np.concatenate([x for x, *_ in batches]))."
+        )
+    elif isinstance(x, dict) or (isinstance(x, (list, tuple)) and len(x) == 1 and np.ndim(x[0]) > 1):
+        from tfp_bnn.models import _single_input  # Keras's other spellings of one input, as fit takes them
+
+        x = _single_input(model, x)
     num_samples = validation.check_num_samples(num_samples, model)
     x = validation.check_inputs(x, input_shape)
     return x, num_samples, validation.check_seed(seed), validation.check_batch_size(batch_size)
@@ -259,7 +268,21 @@ def _input_shape(model, what="predict"):
             f"The model's input shape {tuple(shape)} has unknown dimensions besides the batch; {what} needs "
             "a fixed one (pad sequences to one length, e.g. tf_keras.Input((50, 3)))."
         )
+    _relax_inferred_batch(model, shape)
     return tuple(int(d) for d in shape[1:])
+
+
+def _relax_inferred_batch(model, shape):
+    """A Sequential without ``Input`` built on data: its graph network for any batch size, now.
+
+    Such a model takes its input shape from the first batch it met (``fit``'s 32 rows), and
+    the first call with another batch size rebuilds its graph network: Keras calls every
+    layer again on symbolic inputs in a scratch graph. Inside the graphs that predict, the
+    Bayesian layers drew (and recorded) weights there too, and tracing failed with an
+    InaccessibleTensorError. Rebuilt here, outside any sampling mode, for an unknown batch.
+    """
+    if isinstance(model, tf_keras.Sequential) and shape[0] is not None:
+        model._build_graph_network_for_inferred_shape((None, *shape[1:]), model.inputs[0].dtype)
 
 
 def _refuse_tfp_variational_layers(model):

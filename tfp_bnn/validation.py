@@ -160,12 +160,14 @@ def check_dataset(dataset, input_shape, head):
     if not isinstance(x_spec, tf.TensorSpec):
         return  # several inputs: for Keras to match against the model
     expected = tuple(input_shape)
-    if x_spec.shape.rank == len(expected):
+    if _single_examples(x_spec.shape, expected):
         raise ValueError(
             f"The dataset yields single examples (x of shape {tuple(x_spec.shape)}); the model takes "
             f"batches of shape (N, {', '.join(map(str, expected))}). Batch it: dataset.batch(32)."
         )
-    if x_spec.shape.rank is not None and not x_spec.shape[1:].is_compatible_with(expected):
+    if _batch_of_scalars(x_spec.shape, expected):
+        pass  # (N,) for one feature, as for arrays: Keras adds the feature axis
+    elif x_spec.shape.rank is not None and not x_spec.shape[1:].is_compatible_with(expected):
         raise ValueError(
             f"The dataset's x has shape {tuple(x_spec.shape)} but the model takes inputs of shape "
             f"(N, {', '.join(map(str, expected))}): {_describe(expected)} per example."
@@ -256,11 +258,30 @@ def dataset_inputs(dataset, input_shape):
             f"The dataset's inputs are {x_spec}; tfp_bnn models take one input tensor per example "
             "(elements x or (x, y))."
         )
+    if int(dataset.cardinality()) == tf.data.INFINITE_CARDINALITY:
+        raise ValueError(
+            "The dataset repeats forever (dataset.repeat()); pass one that ends, e.g. the dataset "
+            "before .repeat(), or dataset.take(num_batches)."
+        )
     elements = [element[0] if isinstance(element, tuple) else element for element in dataset.as_numpy_iterator()]
     if not elements:
         raise ValueError("The dataset is empty; pass at least one example.")
-    single_examples = elements[0].ndim == len(input_shape)
+    # By the spec: a batch (None,) of one feature and one example (1,) have the same rank.
+    shape = x_spec.shape if x_spec.shape.rank is not None else tf.TensorShape(elements[0].shape)
+    single_examples = _single_examples(shape, tuple(input_shape))
     return np.stack(elements) if single_examples else np.concatenate(elements, axis=0)
+
+
+def _batch_of_scalars(shape, input_shape):
+    """A batch ``(N,)`` of one-feature examples (``(None,)``, or a fixed batch size other than 1)."""
+    return input_shape == (1,) and shape.rank == 1 and shape[0] != 1
+
+
+def _single_examples(shape, input_shape):
+    """Whether elements of this ``x`` shape are single examples (a scalar too, for one feature)."""
+    if _batch_of_scalars(shape, input_shape):
+        return False
+    return shape.rank == len(input_shape) or (input_shape == (1,) and shape.rank == 0)
 
 
 def check_num_samples(num_samples, model=None):
