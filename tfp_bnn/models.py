@@ -40,6 +40,7 @@ Example:
 """
 
 import contextlib
+import dataclasses
 import inspect
 import warnings
 
@@ -335,7 +336,8 @@ class BayesianModel(tf_keras.Model):
         unknown = _unknown_length(args["x"], args["y"], args["steps_per_epoch"]) or (
             validation_xy[0] is not None and _unknown_length(*validation_xy, args["validation_steps"]))
         args["callbacks"] = _progbar_of_logs(args["callbacks"], args["verbose"])
-        with self._one_step_per_execution(self.make_train_function) if unknown else contextlib.nullcontext():
+        one_step = self._one_step_per_execution(self.make_train_function) if unknown else contextlib.nullcontext()
+        with self._seed_read_at_run_time(), one_step:
             return super().fit(**_untuned_arrays(self, args))
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
@@ -345,7 +347,8 @@ class BayesianModel(tf_keras.Model):
         extra = args.pop("kwargs", {})  # Keras's private ones, e.g. fit's _use_cached_eval_dataset
         unknown = _unknown_length(args["x"], args["y"], args["steps"])
         args["callbacks"] = _progbar_of_logs(args["callbacks"], args["verbose"])
-        with self._one_step_per_execution(self.make_test_function) if unknown else contextlib.nullcontext():
+        one_step = self._one_step_per_execution(self.make_test_function) if unknown else contextlib.nullcontext()
+        with self._seed_read_at_run_time(), one_step:
             return super().evaluate(**args, **extra)
 
     def predict(self, x, *args, **kwargs):
@@ -357,7 +360,8 @@ class BayesianModel(tf_keras.Model):
         """
         args = _arguments(tf_keras.Model.predict, self, x, *args, **kwargs)
         unknown = _unknown_length(args["x"], None, args["steps"])
-        with self._one_step_per_execution(self.make_predict_function) if unknown else contextlib.nullcontext():
+        one_step = self._one_step_per_execution(self.make_predict_function) if unknown else contextlib.nullcontext()
+        with self._seed_read_at_run_time(), one_step:
             return super().predict(**args)
 
     def predict_step(self, data):
@@ -393,15 +397,15 @@ class BayesianModel(tf_keras.Model):
     # time, so one step runs if it holds 1 for the call; building the function
     # first keeps it the multi-step one that fit needs afterwards.
     def train_on_batch(self, *args, **kwargs):
-        with self._one_step_per_execution(self.make_train_function):
+        with self._seed_read_at_run_time(), self._one_step_per_execution(self.make_train_function):
             return super().train_on_batch(*args, **kwargs)
 
     def test_on_batch(self, *args, **kwargs):
-        with self._one_step_per_execution(self.make_test_function):
+        with self._seed_read_at_run_time(), self._one_step_per_execution(self.make_test_function):
             return super().test_on_batch(*args, **kwargs)
 
     def predict_on_batch(self, *args, **kwargs):
-        with self._one_step_per_execution(self.make_predict_function):
+        with self._seed_read_at_run_time(), self._one_step_per_execution(self.make_predict_function):
             return super().predict_on_batch(*args, **kwargs)
 
     @contextlib.contextmanager
@@ -418,6 +422,53 @@ class BayesianModel(tf_keras.Model):
             yield
         finally:
             steps.assign(previous)
+
+    # -- a weight_draws seed read when the step runs ---------------------------
+    @contextlib.contextmanager
+    def _seed_read_at_run_time(self):
+        """Inside ``weight_draws(T, seed)``, the steps read the seed from a variable of the model.
+
+        A traced step holds a seed tensor as a constant, so each new seed value
+        retraced Keras's step functions (Mode.key holds the value): ~0.5 s per
+        ``model.predict`` and ~1.5 s per ``model.evaluate`` of a 1x16 network in
+        a loop over seeds, and memory kept per retrace. The value is assigned to
+        the model's own variable before the call instead, and the steps read it
+        when they run: one trace for all seeds, the same draws (the stateless
+        ops see the same value). A ``tf.Variable`` seed (read at run time
+        already), eager steps (``run_eagerly``: nothing traced) and a context
+        with a ``record`` (filled when a step is traced) are left as they are.
+        """
+        mode = sampling.current_mode()
+        seed = mode.seed
+        if (
+            mode.kind != "draws" or seed is None or isinstance(seed, tf.Variable) or self.run_eagerly
+            or not tf.executing_eagerly() or mode.record is not None  # a record is filled by a trace
+        ):
+            yield
+            return
+        try:
+            seed = tf.convert_to_tensor(seed)
+            seed.numpy()
+        except (AttributeError, TypeError, ValueError, NotImplementedError):  # symbolic: as it was
+            yield
+            return
+        if seed.dtype not in (tf.int32, tf.int64) or seed.shape != (2,):
+            yield  # refused by the stateless ops, with their own message, as before
+            return
+        variables = vars(self).setdefault("_tfp_bnn_seed_variables", {})  # untracked: not model state
+        variable = variables.get(seed.dtype)
+        if variable is None:
+            with tf.init_scope(), self.distribute_strategy.scope():
+                variable = variables[seed.dtype] = tf.Variable(
+                    tf.zeros([2], seed.dtype), trainable=False, name="weight_draws_seed"
+                )
+        previous = variable.read_value()  # a callback's own seeded predict inside fit: restored after it
+        variable.assign(seed)
+        try:
+            with sampling._entered(dataclasses.replace(mode, seed=variable)):
+                yield
+        finally:
+            variable.assign(previous)
 
     # -- retrace when the sampling mode changed ------------------------------
     def _mode_changed(self, function_name):

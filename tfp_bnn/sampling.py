@@ -69,8 +69,9 @@ class Mode:
 
         A traced graph holds the seed as a constant, so another seed is another
         graph: the seed's value is part of the key, not only whether there is one.
+        Likewise the ``weights`` it replays, by identity.
         """
-        return (self.kind, self.num_draws, _seed_key(self.seed))
+        return (self.kind, self.num_draws, _seed_key(self.seed), _weights_key(self.weights))
 
     def next_seed(self, layer=None):
         """A stateless seed for the next layer traced, or None (stateful draws).
@@ -152,6 +153,26 @@ def _seed_key(seed):
         return tuple(int(v) for v in tf.reshape(seed, [-1]).numpy())
     except (AttributeError, TypeError, NotImplementedError):  # a graph tensor: a new tensor, a new graph
         return ("tensor", id(seed))
+
+
+def _weights_key(weights):
+    """A hashable stand-in for the weight draws to use: the tensors themselves (a graph captures them)."""
+    if weights is None:
+        return None
+    return tuple(w.ref() if hasattr(w, "ref") else _ByIdentity(w) for w in weights)
+
+
+class _ByIdentity:
+    """Hashable by identity, holding its object (a NumPy array): its id cannot be reused meanwhile."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def __eq__(self, other):
+        return isinstance(other, _ByIdentity) and other.value is self.value
+
+    def __hash__(self):
+        return id(self.value)
 
 
 _DEFAULT = Mode()
