@@ -290,12 +290,13 @@ class BayesianModel(tf_keras.Model):
             return x, y  # streamed data is checked by Keras as it comes
         if len(self.outputs) > 1:  # several heads: each target is checked against its own head
             if not isinstance(self.input_shape, list):
-                x = validation.check_inputs(_single_input(self, x), self.input_shape[1:])
+                x = validation.check_inputs(
+                    _single_input(self, x), self.input_shape[1:], validation._model_input_dtype(self))
             return x, _checked_targets_by_output(self, y)
         if isinstance(self.input_shape, list):  # several inputs: Keras matches them to the model's
             y = _single_target(self, y)
             return x, y if y is None else validation.check_targets(y, self.head)
-        x = validation.check_inputs(_single_input(self, x), self.input_shape[1:])
+        x = validation.check_inputs(_single_input(self, x), self.input_shape[1:], validation._model_input_dtype(self))
         y = _single_target(self, y)
         if y is None:
             raise ValueError(

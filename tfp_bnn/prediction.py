@@ -243,7 +243,7 @@ def _checked(model, x, num_samples, seed, batch_size):
 
         x = _single_input(model, x)
     num_samples = validation.check_num_samples(num_samples, model)
-    x = validation.check_inputs(x, input_shape)
+    x = validation.check_inputs(x, input_shape, validation._model_input_dtype(model))
     return x, num_samples, validation.check_seed(seed), validation.check_batch_size(batch_size)
 
 
@@ -449,7 +449,8 @@ def _recorded_weights(body, num_samples, seed):
     """The ``[T, size]`` draws of every Bayesian layer for ``seed``, as a stacked batch would draw them."""
     record = []
     with sampling.weight_draws(num_samples, seed, record=record):
-        body(_zeros_of_unknown_batch([num_samples, *body.input_shape[1:]]), training=False)
+        zeros = _zeros_of_unknown_batch([num_samples, *body.input_shape[1:]], validation._model_input_dtype(body))
+        body(zeros, training=False)
     return record
 
 
@@ -566,13 +567,13 @@ def predictive_samples(model, x, *, num_samples, seed, weights=None):
     return {"samples": samples, "draw_means": stats["mean"], "draw_variances": stats["variance"]}
 
 
-def _zeros_of_unknown_batch(shape):
+def _zeros_of_unknown_batch(shape, dtype=tf.float32):
     """Zeros whose batch size the graph does not know, as in the graphs that predict.
 
     With a known batch Keras's ``TimeDistributed`` runs its layer in a while
     loop, and the weights a layer draws inside it cannot be read outside.
     """
-    return tf.compat.v1.placeholder_with_default(tf.zeros(shape), [None, *shape[1:]])
+    return tf.compat.v1.placeholder_with_default(tf.zeros(shape, dtype), [None, *shape[1:]])
 
 
 def _weights_fn(model, num_samples):
@@ -588,7 +589,7 @@ def _weights_fn(model, num_samples):
     def weights(seed):
         record = []
         with sampling.weight_draws(num_samples, seed, record=record):
-            model(_zeros_of_unknown_batch(one_input), training=False)
+            model(_zeros_of_unknown_batch(one_input, validation._model_input_dtype(model)), training=False)
         return record
 
     return weights
@@ -621,7 +622,7 @@ def _jit_compile(model):
 
 
 def _summary_fn(model, num_samples, level, jit_compile):
-    spec = tf.TensorSpec([None, *model.input_shape[1:]], tf.float32)
+    spec = tf.TensorSpec([None, *model.input_shape[1:]], validation._model_input_dtype(model))
 
     @_per_model_function([spec, _SEED_SPEC, _weight_specs(model, num_samples)], jit_compile)
     def summary(x, seed, weights):
@@ -631,7 +632,7 @@ def _summary_fn(model, num_samples, level, jit_compile):
 
 
 def _log_likelihood_fn(model, num_samples, jit_compile):
-    spec = tf.TensorSpec([None, *model.input_shape[1:]], tf.float32)
+    spec = tf.TensorSpec([None, *model.input_shape[1:]], validation._model_input_dtype(model))
     signature = [spec, tf.TensorSpec(None, tf.float32), _SEED_SPEC, _weight_specs(model, num_samples)]
 
     @_per_model_function(signature, jit_compile)

@@ -164,6 +164,12 @@ def export_for_serving(model, export_dir, *, num_samples=100, version=None, leve
     if not 0.0 < level < 1.0:
         raise ValueError(f"level must lie strictly between 0 and 1, got {level!r}.")
     input_shape = prediction._input_shape(model, "export_for_serving")
+    if validation._model_input_dtype(model) == tf.string:
+        raise TypeError(
+            "The model's input is a string tensor, but the served signatures take x as float32 numbers: "
+            "export a model without the text preprocessing (e.g. tf_keras.Model(lookup.output, "
+            "model.output) after the StringLookup) and encode the text in the client."
+        )
     export_dir = Path(export_dir)
     version = check_export_dir(export_dir, version)
     warmup = _warmup_requests(export_dir.name, input_shape)  # before any work: needs the serving protos
@@ -193,6 +199,9 @@ def export_for_serving(model, export_dir, *, num_samples=100, version=None, leve
     try:
         module = tf.Module()
         module.model_variables = list(model.variables)  # what the signatures read
+        # And the tables of preprocessing layers (StringLookup, IntegerLookup, ...), which are
+        # resources, not variables: untracked, saving failed with "untracked resource".
+        module.model_resources = _resources(model)
         # Without the gradients of TFP's custom-gradient ops, which a server never runs: a
         # StudentT head's quantiles (betainc) made a 7.4 MB graph of them, 1.5 MB without.
         options = tf.saved_model.SaveOptions(experimental_custom_gradients=False)
@@ -281,18 +290,19 @@ def _version():
 
 def _signatures(model, head, input_shape, num_samples, level):
     x_spec = tf.TensorSpec([None, *input_shape], tf.float32, name="x")
+    integer = validation._model_input_dtype(model).is_integer  # ids sent as float32: exact up to 2**24 only
     seed_spec = tf.TensorSpec([], tf.int64, name="seed")
 
     @tf.function(input_signature=[x_spec, seed_spec])
     def seeded(x, seed):
-        x, seed = _checked_inputs(x, seed, input_shape)
+        x, seed = _checked_inputs(x, seed, input_shape, integer)
         summary = prediction.predictive_summary(
             model, x, num_samples=num_samples, seed=sampling.stateless_seed(seed), level=level)
         return {**_summary_outputs(head, summary), "seed": _per_row(seed, x)}
 
     @tf.function(input_signature=[x_spec, seed_spec])
     def samples_seeded(x, seed):
-        x, seed = _checked_inputs(x, seed, input_shape)
+        x, seed = _checked_inputs(x, seed, input_shape, integer)
         draws = prediction.predictive_samples(model, x, num_samples=num_samples, seed=sampling.stateless_seed(seed))
         # [T, N, ...] -> [N, T, ...]: TF Serving's row format wants the batch first.
         draws = {k: tf.transpose(v, [1, 0, *range(2, v.shape.rank)]) for k, v in draws.items()}
@@ -316,12 +326,20 @@ def _signatures(model, head, input_shape, num_samples, level):
             "seeded": seeded, "samples_seeded": samples_seeded}
 
 
+def _resources(model):
+    """The resources (lookup tables) the model's layers hold, which ``model.variables`` leaves out."""
+    return [
+        obj for obj in tf.train.TrackableView(model).descendants()
+        if isinstance(obj, tf.saved_model.experimental.TrackableResource)
+    ]
+
+
 def _per_row(seed, x):
     """The seed the answer used, once per input row: TF Serving's row format wants the batch first."""
     return tf.fill(tf.shape(x)[:1], seed)
 
 
-def _checked_inputs(x, seed, input_shape):
+def _checked_inputs(x, seed, input_shape, integer=False):
     """``x`` checked at run time, and the request's seed (a fresh one if it was negative).
 
     TF Serving feeds request tensors without checking them against the
@@ -364,7 +382,16 @@ def _checked_inputs(x, seed, input_shape):
         ["tfp_bnn: seed must be an int64 scalar below 2**62 (negative: fresh draws); got", seed],
         name="check_seed",
     )
-    with tf.control_dependencies([finite_check, seed_check]):
+    checks = [finite_check, seed_check]
+    if integer:  # float32 holds every integer up to 2**24 exactly; larger ids would be rounded to others
+        with tf.control_dependencies([finite_check]):
+            checks.append(tf.debugging.Assert(
+                tf.reduce_all((tf.abs(x) <= 2.0**24) & (tf.round(x) == x)),
+                ["tfp_bnn: the model's input is integer (ids); x must hold whole numbers of at most 2**24 "
+                 "in absolute value, which float32 represents exactly."],
+                name="check_x_integers",
+            ))
+    with tf.control_dependencies(checks):
         x, seed = tf.identity(x), tf.identity(seed)
     # The only stateful random op: a fresh seed for requests without one. The
     # raw op with seed = seed2 = 0 is seeded from the OS, not from the global

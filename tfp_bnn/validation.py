@@ -56,8 +56,12 @@ def _check_finite(array, name):
         )
 
 
-def check_inputs(x, input_shape):
-    """``x`` as float32 of shape ``(N, *input_shape)``; ``(N,)`` is accepted for one feature.
+def check_inputs(x, input_shape, dtype=None):
+    """``x`` as float32 (or ``dtype``) of shape ``(N, *input_shape)``; ``(N,)`` is accepted for one feature.
+
+    ``dtype``: the model's input dtype. Integer inputs (token ids, categories for
+    ``Embedding``/``IntegerLookup``) keep their integers, cast to that dtype (float32
+    holds integers exactly only up to 2**24); string inputs (``StringLookup``) stay text.
 
     Example:
 
@@ -69,7 +73,11 @@ def check_inputs(x, input_shape):
     Traceback (most recent call last):
     TypeError: x has dtype <U1, not a number type; convert it to float32 (e.g. x.astype('float32')) after encoding any text columns.
     """
-    array = _as_numeric_array(x, "x")
+    dtype = tf.as_dtype(dtype or tf.float32)
+    if dtype == tf.string:
+        array = _as_text_array(x)
+    else:
+        array = _as_numeric_array(x, "x")
     expected = tuple(input_shape)
     if array.ndim == 1 and expected == (1,):
         array = array[:, np.newaxis]
@@ -79,10 +87,51 @@ def check_inputs(x, input_shape):
             f"{', '.join(map(str, expected))}): {_describe(expected)} per example. Pass the same "
             "features, in the same order, that the model was built for."
         )
+    if dtype == tf.string:
+        return array
+    if dtype.is_integer or dtype.is_bool:
+        return _as_integers(array, dtype)
     with np.errstate(over="ignore"):
         array = array.astype(np.float32, copy=False)
     _check_finite(array, "x")
     return array
+
+
+def _model_input_dtype(model):
+    """The dtype ``check_inputs`` gives a model's inputs: an integer, bool or string input's own, else float32."""
+    dtype = tf.as_dtype(model.inputs[0].dtype)
+    return dtype if dtype.is_integer or dtype.is_bool or dtype == tf.string else tf.float32
+
+
+def _as_text_array(x):
+    """The inputs of a model with a string input: text (str, bytes or objects of them), as given."""
+    try:
+        array = np.asarray(x)
+    except Exception as error:
+        raise TypeError(f"x could not be turned into an array ({error}); pass a rectangular array.")
+    if array.dtype.kind not in "USO":
+        raise TypeError(
+            f"x has dtype {array.dtype}, but the model's input is a string tensor "
+            "(tf_keras.Input(..., dtype='string')); pass the text itself, e.g. x.astype(str)."
+        )
+    if array.ndim == 0 or array.shape[0] == 0:
+        raise ValueError(f"x has no examples (shape {array.shape}); pass at least one row.")
+    return array
+
+
+def _as_integers(array, dtype):
+    """Numbers for an integer input, as ``dtype``: whole numbers within its range, or an error."""
+    info = np.iinfo(dtype.as_numpy_dtype) if dtype.is_integer else np.iinfo(np.uint8)
+    if array.dtype.kind == "f":
+        _check_finite(array, "x")
+        if not np.array_equal(array, np.round(array)):
+            raise TypeError(
+                f"x holds fractions, but the model's input is {dtype.name} (ids or categories); "
+                "pass whole numbers."
+            )
+    if array.size and (array.min() < info.min or array.max() > info.max):
+        raise ValueError(f"x holds values outside the range of the model's input dtype {dtype.name}.")
+    return array.astype(dtype.as_numpy_dtype, copy=False)
 
 
 def _describe(shape):
