@@ -63,13 +63,40 @@ def test_compile_names_outputs_that_the_default_loss_does_not_fit():
     assert np.isfinite(model.fit(X, [Y, Y], epochs=1, verbose=0).history["loss"]).all()
 
 
-@pytest.mark.parametrize("head", [tfp_bnn.NormalHead(1), tfp_bnn.CategoricalHead(3)], ids=["normal", "categorical"])
-def test_a_head_over_a_sequence_is_refused_when_the_model_is_built(head):
+@pytest.mark.parametrize("head", [tfp_bnn.NormalHead(1), tfp_bnn.PoissonHead(1)], ids=["normal", "poisson"])
+def test_a_regression_head_over_a_sequence_is_refused_when_the_model_is_built(head):
     inputs = tf_keras.Input((5, 3))
     params = tfp_bnn.BayesianDense(head.params_size, kl_weight=0.01)(inputs)  # (N, 5, params)
     # Was built: fit refused (N, 5) targets as "reshape y to (N, 1)", predict failed in its graph.
     with pytest.raises(ValueError, match=r"takes one row of \d parameters per example.*got \(N, 5, \d\)"):
         head(params)
+
+
+@pytest.mark.parametrize("head", [tfp_bnn.CategoricalHead(3), tfp_bnn.BernoulliHead()], ids=["categorical", "bernoulli"])
+def test_a_classifier_over_a_sequence_still_trains_predicts_and_exports(head, tmp_path):
+    # A label per time step: fit on a generator, tfp_bnn.predict and export worked before the
+    # rank check, and a model saved then must still load.
+    x = RNG.normal(size=(32, 5, 3)).astype(np.float32)
+    labels = RNG.integers(0, head.units if head.units > 1 else 2, size=(32, 5)).astype(np.float32)
+    labels = labels if head.units > 1 else labels[..., None]
+    inputs = tf_keras.Input((5, 3))
+    model = tfp_bnn.BayesianModel(inputs, head(tfp_bnn.BayesianDense(head.params_size, kl_weight=1 / 32)(inputs)))
+    model.compile("adam")
+
+    def batches():
+        while True:
+            yield x[:16], labels[:16]
+            yield x[16:], labels[16:]
+
+    assert np.isfinite(model.fit(batches(), steps_per_epoch=2, epochs=1, verbose=0).history["loss"]).all()
+    result = tfp_bnn.predict(model, x[:4], num_samples=4, seed=0)
+    assert result.probabilities.shape == (4, 5, max(head.units, 2))
+    assert result.mutual_information.shape == (4, 5)
+    model.save(tmp_path / "m.keras")
+    loaded = tf_keras.models.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(
+        tfp_bnn.predict(loaded, x[:4], num_samples=4, seed=0).probabilities, result.probabilities, rtol=1e-6)
+    tfp_bnn.serving.export_for_serving(model, tmp_path / "served", num_samples=4)
 
 
 def test_several_binary_labels_are_not_told_to_take_argmax():
@@ -90,6 +117,14 @@ def test_several_binary_labels_are_not_told_to_take_argmax():
 def test_per_output_target_scaling_of_another_length_is_named(argument, value, shape):
     with pytest.raises(ValueError, match=rf"make_regressor's {argument}\) has shape {shape}, but the head has units=3"):
         tfp_bnn.make_regressor((2,), units=3, train_size=10, **{argument: value})
+
+
+@pytest.mark.parametrize("value", ["abc", [1.0, "x", 2.0], [[1.0, 2.0], [3.0]]])
+def test_target_scaling_that_is_not_numbers_is_not_called_a_shape_mismatch(value):
+    # Was "has shape (3,), but the head has units=3: pass ... shape (3,)" for [1.0, "x", 2.0].
+    with pytest.raises(ValueError, match=r"target_loc \(make_regressor's target_mean\) must be a float or floats, got") as error:
+        tfp_bnn.make_regressor((2,), units=3, train_size=10, target_mean=value)
+    assert "has shape" not in str(error.value)
 
 
 @pytest.mark.parametrize("command", ["fit", "evaluate"])

@@ -130,13 +130,17 @@ def _shape_str(shape):
 
 def _per_unit(value, units, name):
     """A float or one float per output unit, as a list (Keras-config friendly)."""
+    alias = {"target_loc": " (make_regressor's target_mean)", "target_scale": " (make_regressor's target_std)"}
     try:
-        values = np.broadcast_to(np.asarray(value, dtype=np.float64), [units])
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as error:  # text, a ragged list: not a shape to name
+        raise ValueError(f"{name}{alias.get(name, '')} must be a float or floats, got {value!r} ({error}).") from None
+    try:
+        values = np.broadcast_to(array, [units])
     except ValueError:  # NumPy's own message named neither the argument nor the fix
         statistic = {"target_loc": "mean", "target_scale": "std"}.get(name, "mean")
-        alias = {"target_loc": " (make_regressor's target_mean)", "target_scale": " (make_regressor's target_std)"}
         raise ValueError(
-            f"{name}{alias.get(name, '')} has shape {np.shape(value)}, but the head has units={units}: pass a "
+            f"{name}{alias.get(name, '')} has shape {array.shape}, but the head has units={units}: pass a "
             f"float or one value per output, shape ({units},), e.g. y.{statistic}(axis=0) of targets of shape "
             f"(N, {units})."
         ) from None
@@ -222,9 +226,12 @@ class Head(tfp.layers.DistributionLambda):
         return dist.mean()
 
     def _check_params(self, params):
-        if params.shape.rank is not None and params.shape.rank != 2:
-            # A head over (N, L, params) made a distribution of batch shape (N, L): fit refused its
-            # (N, L) targets as not (N, units), and tfp_bnn.predict failed deep in its graph.
+        rank = params.shape.rank
+        if rank is not None and (rank < 2 or (rank > 2 and self.task != "classification")):
+            # A regression head over (N, L, params) made a distribution of batch shape (N, L): fit
+            # refused its (N, L) targets as not (N, units), and tfp_bnn.predict failed deep in its
+            # graph. A classifier over (N, L, K) logits (a label per time step or pixel) trains on
+            # generators, predicts (probabilities and entropies per step), exports and loads: kept.
             shown = "(N, " + ", ".join(str(d) for d in params.shape[1:]) + ")"
             raise ValueError(
                 f"{type(self).__name__} takes one row of {self.params_size} parameters per example, inputs of "
