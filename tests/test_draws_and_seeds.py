@@ -330,3 +330,19 @@ def test_other_recorded_weights_retrace_the_steps(inputs):
     assert np.max(np.abs(predicted[0] - predicted[1])) > 1e-3
     for p, e in zip(predicted, eager):
         np.testing.assert_allclose(p, e, rtol=1e-6, atol=1e-6)
+
+
+def test_seeded_steps_leave_tf_modules_view_of_the_model_as_it_was(inputs):
+    """Bug: the seed variables, a dict keyed by DType in the model's attributes, broke tf.Module's
+    walk (``model.submodules``: "'<' not supported between instances of 'DType' and 'DType'")
+    after seeds of both dtypes, and showed up in ``tf.Module.variables`` after one."""
+    model = _regressor()
+    model.compile(optimizer=tf_keras.optimizers.Adam(1e-3))
+    x = sampling.stack_draws(inputs, 2).numpy()
+    submodules = len(model.submodules)
+    variables = [v.ref() for v in tf.Module.variables.fget(model)]
+    for seed in ((1, 2), np.array([1, 2], np.int64)):
+        with sampling.weight_draws(2, seed=seed):
+            model.predict(x, verbose=0)
+        assert len(model.submodules) == submodules
+        assert [v.ref() for v in tf.Module.variables.fget(model)] == variables

@@ -456,7 +456,10 @@ class BayesianModel(tf_keras.Model):
         if seed.dtype not in (tf.int32, tf.int64) or seed.shape != (2,):
             yield  # refused by the stateless ops, with their own message, as before
             return
-        variables = vars(self).setdefault("_tfp_bnn_seed_variables", {})  # untracked: not model state
+        # Untracked (not model state), and out of tf.Module's walk over attributes
+        # (model.submodules, tf.Module.variables): a dict keyed by dtype there is
+        # sorted by nest, and DTypes do not sort ("'<' not supported").
+        variables = vars(self).setdefault("_tfp_bnn_seed_variables", _SeedVariables()).by_dtype
         variable = variables.get(seed.dtype)
         if variable is None:
             with tf.init_scope(), self.distribute_strategy.scope():
@@ -486,6 +489,13 @@ class BayesianModel(tf_keras.Model):
 
     def make_predict_function(self, force=False):
         return super().make_predict_function(force=force or self._mode_changed("predict"))
+
+
+class _SeedVariables:
+    """The seed variables of a model by dtype: a plain object, which tf.nest and tf.Module do not enter."""
+
+    def __init__(self):
+        self.by_dtype = {}
 
 
 def _single_input(model, x):
