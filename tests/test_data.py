@@ -249,6 +249,11 @@ CSV_ERRORS = [
      r"\(it looks like a missing value\); drop or impute rows with missing values\.$"),
     ("a,b,y\n1,2,3\n4,?,6\n7,8,9\n", {}, r"line 3, column 'b': '\?' is not a number \(it looks like a missing "
      r"value\); drop or impute rows with missing values\.$"),
+    # ... but a marker among other text is a category (or a class), as any other text.
+    ("a,g,y\n1,none,3\n2,attached,4\n3,detached,5\n", {}, r"line 2, column 'g': 'none' is not a number; encode text "
+     r"as numbers or drop the column\.$"),
+    ("a,y\n1,none\n2,1\n3,low\n4,2\n", {}, r"line 2, column 'y': 'none' is not a number, in a target of numbers: "
+     r"fix or drop that row, or if the values are classes pass task='classification'"),
     ("a,y\n1,low\n2,high\n3,high\n", dict(task="regression"), r"line 2, column 'y': 'low' is not a number"),
     ("a,y\n1,low\n2,\n3,high\n", {}, r"line 3, column 'y': empty cell"),
     # Among text labels "nan" is a missing value, named at its own cell (not at 'cat', as a number column).

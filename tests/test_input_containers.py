@@ -139,3 +139,16 @@ def test_a_sequential_built_on_its_first_batch_predicts_as_one_built_with_input(
     np.testing.assert_allclose(
         tfp_bnn.log_likelihoods(model, X2[:5], Y2[:5], num_samples=8, seed=3),
         tfp_bnn.log_likelihoods(reference, X2[:5], Y2[:5], num_samples=8, seed=3), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("as_list", [lambda ex: [ex], lambda ex: (ex,), lambda ex: [ex.tolist()]])
+def test_a_list_holding_one_example_is_a_batch_of_one_not_a_wrapped_input(as_list):
+    # [image] is one example, as np.asarray reads it; only [batch] is Keras's spelling of one input.
+    tf_keras.utils.set_random_seed(0)
+    inputs = tf_keras.Input((4, 3))
+    params = tfp_bnn.BayesianDense(2, kl_weight=0.01)(tf_keras.layers.Flatten()(inputs))
+    model = tfp_bnn.BayesianModel(inputs, tfp_bnn.NormalHead(1)(params))
+    example = RNG.normal(size=(4, 3)).astype(np.float32)
+    expected = tfp_bnn.predict(model, example[None], num_samples=4, seed=0).mean
+    np.testing.assert_array_equal(tfp_bnn.predict(model, as_list(example), num_samples=4, seed=0).mean, expected)
+    np.testing.assert_array_equal(tfp_bnn.predict(model, [example[None]], num_samples=4, seed=0).mean, expected)

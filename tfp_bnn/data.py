@@ -660,22 +660,24 @@ def _parse_cells(path, header, rows, lines, columns):
     except ValueError:
         pass
     # Slow path, only for a file with a bad cell: find and report the first one.
+    # A marker ("none", "-") is a missing value only if the column has no other text.
+    marks_missing = [_only_missing_markers(row[k] for row in block) for k in range(len(columns))]
     return np.array(
         [
-            [_parse_cell(path, text, line, header[j]) for text, j in zip(row, columns)]
+            [_parse_cell(path, text, line, header[j], marks) for text, j, marks in zip(row, columns, marks_missing)]
             for row, line in zip(block, lines)
         ]
     )
 
 
-def _parse_cell(path, text, line, column):
+def _parse_cell(path, text, line, column, marks_missing=True):
     where = f"{path}: line {line}, column {column!r}"
     if not text:
         raise DataError(f"{where}: empty cell; fill in or drop rows with missing values.")
     try:
         value = float(text)
     except ValueError:
-        if _is_missing_marker(text):
+        if marks_missing and _is_missing_marker(text):
             raise DataError(f"{where}: {text!r} is not a number{_MISSING_ADVICE}") from None
         raise DataError(f"{where}: {text!r} is not a number; encode text as numbers or drop the column.") from None
     if not math.isfinite(value):
@@ -704,6 +706,11 @@ def _is_missing_marker(text):
     return text.strip().lower() in _MISSING_MARKERS
 
 
+def _only_missing_markers(texts):
+    """Whether a column's cells that are not numbers are all missing-value markers (or empty)."""
+    return all(not text or _is_number(text) or _is_missing_marker(text) for text in texts)
+
+
 def _is_number(text):
     try:
         float(text)
@@ -727,7 +734,7 @@ def _encode_target(path, header, rows, lines, column, task):
     if task is None and not all(numeric):
         for text, line in zip(texts, lines):
             if text and not _is_number(text):  # numbers and text mixed: classes, or a stray note?
-                if _is_missing_marker(text):
+                if _is_missing_marker(text) and _only_missing_markers(texts):
                     raise DataError(
                         f"{path}: line {line}, column {header[column]!r}: {text!r} is not a number, in a target "
                         f"of numbers{_MISSING_ADVICE}"

@@ -500,13 +500,25 @@ class _SeedVariables:
 
 def _single_input(model, x):
     """Keras's other spellings of one input, ``[x]`` and ``{input_name: x}``, as ``x``."""
-    if isinstance(x, (list, tuple)) and len(x) == 1 and np.ndim(x[0]) > 1:
+    if _is_wrapped_batch(model, x):
         return x[0]
     if isinstance(x, dict):
         if list(x) != model.input_names:
             raise ValueError(f"x has the keys {sorted(x)}; the model's one input is named {model.input_names[0]!r}.")
         return x[model.input_names[0]]
     return x
+
+
+def _is_wrapped_batch(model, x):
+    """Whether ``x`` is ``[batch]``, one input in a list, not a list holding one example.
+
+    ``[image]`` (or a nested list of one example) is a batch of one example: its item has
+    one example's rank, a wrapped batch one more.
+    """
+    if not (isinstance(x, (list, tuple)) and len(x) == 1 and np.ndim(x[0]) > 1):
+        return False
+    shape = model.input_shape
+    return isinstance(shape, list) or np.ndim(x[0]) != len(shape) - 1
 
 
 def _progbar_of_logs(callbacks, verbose):

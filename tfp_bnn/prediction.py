@@ -238,7 +238,7 @@ def _checked(model, x, num_samples, seed, batch_size):
             f"x is a {type(x).__name__}; tfp_bnn.predict and log_likelihoods take the inputs as an array "
             "or a tf.data.Dataset (a generator's batches: np.concatenate([x for x, *_ in batches]))."
         )
-    elif isinstance(x, dict) or (isinstance(x, (list, tuple)) and len(x) == 1 and np.ndim(x[0]) > 1):
+    elif isinstance(x, (dict, list, tuple)):
         from tfp_bnn.models import _single_input  # Keras's other spellings of one input, as fit takes them
 
         x = _single_input(model, x)

@@ -277,6 +277,8 @@ def stack_draws(tensor, num_draws):
     if tensor is None:
         return None
     tensor = tf.convert_to_tensor(tensor)
+    if tensor.dtype == tf.uint16:  # TF has no Tile kernel for uint16 (16-bit pixels); int32 holds them all
+        return tf.cast(stack_draws(tf.cast(tensor, tf.int32), num_draws), tf.uint16)
     return tf.tile(tensor, tf.concat([[num_draws], tf.ones([tf.rank(tensor) - 1], tf.int32)], axis=0))
 
 

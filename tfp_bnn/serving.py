@@ -383,11 +383,11 @@ def _checked_inputs(x, seed, input_shape, integer=False):
         name="check_seed",
     )
     checks = [finite_check, seed_check]
-    if integer:  # float32 holds every integer up to 2**24 exactly; larger ids would be rounded to others
+    if integer:  # float32 holds every integer below 2**24 exactly; 2**24 itself is also 2**24 + 1 rounded
         with tf.control_dependencies([finite_check]):
             checks.append(tf.debugging.Assert(
-                tf.reduce_all((tf.abs(x) <= 2.0**24) & (tf.round(x) == x)),
-                ["tfp_bnn: the model's input is integer (ids); x must hold whole numbers of at most 2**24 "
+                tf.reduce_all((tf.abs(x) < 2.0**24) & (tf.round(x) == x)),
+                ["tfp_bnn: the model's input is integer (ids); x must hold whole numbers below 2**24 "
                  "in absolute value, which float32 represents exactly."],
                 name="check_x_integers",
             ))
