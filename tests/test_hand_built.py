@@ -94,8 +94,11 @@ def test_several_inputs_fit_from_arrays_as_a_functional_model_does():
     assert all(np.isfinite(h["loss"]).all() for h in (as_list, as_dict, listed_target, named_target))
     with pytest.raises(ValueError, match=r"y contains nan"):  # the targets are still checked
         model.fit([xa, xb], np.full(64, np.nan, np.float32), verbose=0)
-    with pytest.raises(TypeError, match=r"predict takes models with one input; this one has 2\."):
+    with pytest.raises(TypeError, match=r"predict takes models with one input; this one has 2\. Give the model one "
+                       r"input that holds them all \(e\.g\. np\.concatenate"):
         tfp_bnn.predict(model, [xa, xb], num_samples=5)
+    with pytest.raises(TypeError, match=r"^log_likelihoods takes models with one input"):
+        tfp_bnn.log_likelihoods(model, [xa, xb], y, num_samples=5)
 
 
 def test_variable_length_sequences_fit_and_predict_says_what_it_needs():

@@ -218,7 +218,7 @@ def log_likelihoods(model, x, y, *, num_samples=100, seed=None, batch_size=None)
     (50, 2)
     """
     head = _head(model)
-    x, num_samples, seed, batch_size = _checked(model, x, num_samples, seed, batch_size)
+    x, num_samples, seed, batch_size = _checked(model, x, num_samples, seed, batch_size, "log_likelihoods")
     y = validation.check_targets(y, head, num_examples=len(x))
     jit = _jit_compile(model)
     function = _cached(
@@ -227,9 +227,9 @@ def log_likelihoods(model, x, y, *, num_samples=100, seed=None, batch_size=None)
     return _run_chunks(model, function, (x, y), num_samples, seed, batch_size)["log_likelihoods"]
 
 
-def _checked(model, x, num_samples, seed, batch_size):
+def _checked(model, x, num_samples, seed, batch_size, what="predict"):
     """The arguments every entry point shares, checked before any graph runs."""
-    input_shape = _input_shape(model)
+    input_shape = _input_shape(model, what)
     _refuse_tfp_variational_layers(model)
     if isinstance(x, tf.data.Dataset):
         x = validation.dataset_inputs(x, input_shape)
@@ -262,7 +262,11 @@ def _input_shape(model, what="predict"):
             "Sequential model, e.g. tfp_bnn.BayesianModel(inputs, outputs) around the same layers."
         ) from None
     if isinstance(shape, list):
-        raise TypeError(f"{what} takes models with one input; this one has {len(shape)}.")
+        raise TypeError(
+            f"{what} takes models with one input; this one has {len(shape)}. Give the model one input "
+            "that holds them all (e.g. np.concatenate([x1, x2], axis=1)) and split it inside the model "
+            "(tf_keras.layers.Lambda(lambda x: tf.split(x, [d1, d2], axis=1)))."
+        )
     if any(d is None for d in shape[1:]):
         raise ValueError(
             f"The model's input shape {tuple(shape)} has unknown dimensions besides the batch; {what} needs "
