@@ -165,3 +165,37 @@ def test_class_weight_of_a_model_with_several_heads_gets_keras_own_message():
     # Was "NormalHead is a regression head": the model has a classifier head too.
     with pytest.raises(ValueError, match="only supported for Models with a single output"):
         model.fit(X, [labels, Y], class_weight={0: 1.0, 1: 2.0, 2: 1.0}, verbose=0)
+
+
+@pytest.mark.parametrize("steps", [5, None], ids=["fixed_length", "any_length"])
+@pytest.mark.parametrize("head", [tfp_bnn.CategoricalHead(3), tfp_bnn.BernoulliHead()], ids=["categorical", "bernoulli"])
+def test_a_classifier_over_a_sequence_takes_its_per_step_labels_as_arrays_and_datasets(head, steps):
+    # Was: fit/evaluate/log_likelihoods refused (N, 5) labels with "reshape y to (N,) (one-hot labels?
+    # pass ... y.argmax(axis=1))", advice that cannot work; only generators trained.
+    x = RNG.normal(size=(16, 5, 3)).astype(np.float32)
+    y = RNG.integers(0, 2, size=(16, 5)).astype(np.float32)
+    inputs = tf_keras.Input((steps, 3))
+    logits = tf_keras.layers.Dense(head.params_size)  # no weight uncertainty: every draw is the same
+    model = tfp_bnn.BayesianModel(inputs, head(logits(inputs)))
+    model.compile("adam")
+    assert np.isfinite(model.fit(x, y, epochs=1, verbose=0).history["loss"]).all()
+    assert np.isfinite(model.fit(tf.data.Dataset.from_tensor_slices((x, y)).batch(8), epochs=1, verbose=0)
+                       .history["loss"]).all()
+    assert np.isfinite(model.evaluate(x, y, verbose=0)).all()
+    if steps is None:
+        return  # prediction takes one length (its graph is built for fixed input shapes)
+
+    # One number per example and draw: the joint log-likelihood of its 5 labels.
+    ll = tfp_bnn.log_likelihoods(model, x[:4], y[:4], num_samples=3, seed=0)
+    z = logits(x[:4]).numpy().astype(np.float64)
+    if head.units > 1:
+        per_step = np.take_along_axis(z - np.log(np.exp(z).sum(-1, keepdims=True)), y[:4, :, None].astype(int), -1)
+    else:
+        per_step = y[:4, :, None] * z - np.log1p(np.exp(z))
+    np.testing.assert_allclose(ll, np.broadcast_to(per_step.sum(axis=(1, 2)), (3, 4)), rtol=1e-5)
+    with pytest.raises(ValueError, match=r"targets of shape \(N, 5") as error:
+        model.fit(x, y[:, :4], epochs=1, verbose=0)
+    assert "argmax" not in str(error.value)
+    if head.units > 1:
+        with pytest.raises(ValueError, match=r"one-hot labels\? pass the class index of each step, y.argmax\(axis=-1\)"):
+            model.fit(x, np.eye(3, dtype=np.float32)[y.astype(int)], epochs=1, verbose=0)

@@ -205,6 +205,7 @@ class Head(tfp.layers.DistributionLambda):
         )
         refuse_mixed_policy(self)
         self.units = check_positive_int(units, "units")  # 2.7 was 2 classes
+        self._step_shape = ()  # the axes between batch and parameters, set when the head is built
 
     @property
     def params_size(self):
@@ -240,6 +241,10 @@ class Head(tfp.layers.DistributionLambda):
                 "head.params_size (for L regression targets per example, a head of units=L); a target per time "
                 "step or pixel (a sequence or image of targets) is not supported."
             )
+        if rank is not None and rank > 2:
+            # A label per step or pixel: its targets are (N, *steps, *target_shape) (check_targets);
+            # None for a step axis of any length.
+            self._step_shape = tuple(params.shape[1:-1])
         if params.shape[-1] is not None and params.shape[-1] != self.params_size:
             raise ValueError(
                 f"{type(self).__name__}(units={self.units}) takes {self.params_size} inputs per "

@@ -204,8 +204,10 @@ def predict(model, x, *, num_samples=100, seed=None, level=0.95, batch_size=None
 def log_likelihoods(model, x, y, *, num_samples=100, seed=None, batch_size=None):
     """``log p(y_n | x_n, w_t)`` for ``T`` weight draws, shape ``(T, N)``.
 
-    Feed it to :func:`tfp_bnn.metrics.mixture_nll` for the negative
-    log-likelihood of the Monte Carlo predictive mixture. A
+    ``y_n`` is example n's whole target: for a classifier with a label per time
+    step (or pixel) it is the sum over the steps, the joint log-likelihood of the
+    sequence under draw t. Feed it to :func:`tfp_bnn.metrics.mixture_nll` for the
+    negative log-likelihood of the Monte Carlo predictive mixture. A
     ``PointClassHead`` is scored by each draw's softmax (its training
     likelihood), while :func:`predict` reports its draws' votes.
 
@@ -643,7 +645,13 @@ def _log_likelihood_fn(model, num_samples, jit_compile):
     def log_likelihood(x, y, seed, weights):
         dist = _draws(model, x, num_samples, seed, weights)
         stacked = sampling.stack_draws(y, num_samples)
-        return {"log_likelihoods": _by_draw(dist.log_prob(tf.cast(stacked, dist.dtype)), num_samples)}
+        log_prob = dist.log_prob(tf.cast(stacked, dist.dtype))
+        # A label per time step or pixel: the joint log-likelihood of the example's labels under one
+        # draw, so the predictive mixture is over whole sequences (as for a head of several units).
+        steps = len(_head(model, "log_likelihoods")._step_shape)
+        if steps:
+            log_prob = tf.reduce_sum(log_prob, axis=list(range(1, 1 + steps)))
+        return {"log_likelihoods": _by_draw(log_prob, num_samples)}
 
     return log_likelihood
 

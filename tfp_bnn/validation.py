@@ -160,13 +160,13 @@ def check_targets(y, head, num_examples=None):
         raise ValueError(
             f"x has {num_examples} examples but y has {array.shape[0]}; pass one target per example."
         )
-    target_shape = tuple(head.target_shape)
+    target_shape = _example_target_shape(head)
     expected = (array.shape[0], *target_shape)
     if array.ndim == len(expected) - 1 and target_shape[-1:] == (1,):
         array = array[..., np.newaxis]
     elif array.ndim == len(expected) + 1 and array.shape[-1] == 1:
         array = array[..., 0]
-    if array.shape != expected:
+    if not tf.TensorShape(array.shape).is_compatible_with(expected):
         raise ValueError(_target_shape_message(np.shape(y), head))
     # float32 is what the model computes in: a value that overflows it is as bad as inf.
     with np.errstate(over="ignore"):
@@ -176,11 +176,16 @@ def check_targets(y, head, num_examples=None):
     return array
 
 
+def _example_target_shape(head):
+    """One example's target: ``head.target_shape``, after the steps of a label per time step or pixel."""
+    return (*head._step_shape, *head.target_shape)
+
+
 def _target_shape_message(shape, head):
-    target_shape = tuple(head.target_shape)
-    shown = "(N" + "".join(f", {d}" for d in target_shape) + (",)" if not target_shape else ")")
+    target_shape = _example_target_shape(head)
+    shown = "(N" + "".join(f", {'L' if d is None else d}" for d in target_shape) + (",)" if not target_shape else ")")
     message = f"y has shape {tuple(shape)} but {type(head).__name__} predicts targets of shape {shown}; reshape y to {shown}"
-    if head.task == "classification" and len(shape) == 2 and shape[-1] not in (1, None):
+    if head.task == "classification" and not head._step_shape and len(shape) == 2 and shape[-1] not in (1, None):
         if tuple(head.target_shape) == (1,) and shape[-1] != 2:  # a label 0/1 per example (BernoulliHead)
             # Several binary labels per example: argmax would make class indices 0..k-1, not labels 0/1.
             message += (
@@ -189,6 +194,9 @@ def _target_shape_message(shape, head):
             )
         else:
             message += " (one-hot labels? pass the class indices, y.argmax(axis=1))"
+    elif head.task == "classification" and head._step_shape and len(shape) == len(target_shape) + 2 \
+            and head.units > 1 and shape[-1] == head.units:
+        message += " (one-hot labels? pass the class index of each step, y.argmax(axis=-1))"
     return message + "."
 
 
@@ -222,7 +230,7 @@ def check_dataset(dataset, input_shape, head):
             f"(N, {', '.join(map(str, expected))}): {_describe(expected)} per example."
         )
     if isinstance(y_spec, tf.TensorSpec) and y_spec.shape.rank is not None:
-        target_shape = tuple(head.target_shape)
+        target_shape = _example_target_shape(head)
         shape = y_spec.shape
         aligned = (
             shape[1:].is_compatible_with(target_shape)
