@@ -187,3 +187,42 @@ def test_the_beta_nll_refuses_classification_heads(head, y):
     dist = head(tf.constant([[0.0, 1.0, 5.0], [3.0, 0.0, 0.0], [0.0, 0.0, 0.0]])[:, : head.params_size])
     with pytest.raises(TypeError, match="regression head"):
         heads.BetaNegativeLogLikelihood(1.0)(tf.constant(y), dist)
+
+
+def test_the_beta_weights_average_over_the_examples_as_the_sample_weights_count_them(rng):
+    # Rows of sample_weight 0 (say, missing targets) rescaled the others by their own predicted variance.
+    params = np.c_[rng.normal(size=(8, 1)), rng.normal(size=(8, 1))].astype(np.float32)
+    y = rng.normal(size=(8, 1)).astype(np.float32)
+    loud = np.c_[np.zeros((8, 1)), np.full((8, 1), 5.0)].astype(np.float32)  # sigma ~5
+    head, loss = heads.NormalHead(1), heads.BetaNegativeLogLikelihood(1.0)
+    alone = float(loss(y, head(params)))
+    padded = float(loss(np.r_[y, y], head(np.r_[params, loud]), sample_weight=np.r_[np.ones(8), np.zeros(8)]))
+    np.testing.assert_allclose(padded, alone * 8 / 16, rtol=1e-5)  # Keras's mean over the 16 rows, as the NLL's
+    w = rng.uniform(0.1, 2.0, size=8).astype(np.float32)
+    dist = head(params)
+    nll, var = -dist.distribution.log_prob(y).numpy()[:, 0], dist.distribution.variance().numpy()[:, 0]
+    expected = np.sum(w * var / (np.sum(w * var) / np.sum(w)) * nll) / 8
+    np.testing.assert_allclose(float(loss(y, dist, sample_weight=w)), expected, rtol=1e-5)
+    assert np.isfinite(float(loss(y, dist, sample_weight=np.zeros(8, np.float32))))
+
+
+def test_an_ensemble_member_gets_the_beta_loss_of_its_own_predictions(rng):
+    # The weights were normalised over all members' stacked rows: a member's gradient
+    # changed with the variance another member predicts.
+    x = rng.normal(size=(32, 2)).astype(np.float32)
+    y = rng.normal(size=32).astype(np.float32)
+    tf_keras.utils.set_random_seed(0)
+    model = tfp_bnn.make_regressor((2,), hidden_units=(8,), inference="ensemble", num_members=3)
+    model.compile(optimizer=tf_keras.optimizers.SGD(0.0), loss=heads.BetaNegativeLogLikelihood(1.0))
+    last = [layer for layer in model.layers if isinstance(layer, tfp_bnn.EnsembleDense)][-1]
+
+    def member_1_gradient():
+        with tf.GradientTape() as tape:
+            loss = model._step((x, y), training=True)[-1]
+        return tape.gradient(loss, last.kernel).numpy()[1]
+
+    before = member_1_gradient()
+    bias = last.bias.numpy()
+    bias[0, 1] += 4.0  # member 0's predicted scale ~7x larger
+    last.bias.assign(bias)
+    np.testing.assert_allclose(member_1_gradient(), before, rtol=1e-5, atol=1e-8)

@@ -44,6 +44,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 import tf_keras
 
+from tfp_bnn import sampling
 from tfp_bnn._factory import float32_under_mixed_precision, refuse_mixed_policy, register, softplus_inverse
 from tfp_bnn.validation import check_positive_int
 
@@ -747,8 +748,9 @@ class BetaNegativeLogLikelihood(tf_keras.losses.Loss):
     data sets by 7-12 % RMSE). The weight rescales it to ``sigma^(2 beta - 2)
     (mu - y)``: ``beta = 0`` is the NLL, ``beta = 1`` fits the mean as the mean
     squared error does. The variance's optimum is unchanged (``sigma^2 = E[(y -
-    mu)^2 | x]``), and the weights have mean 1 over the batch (per target), so
-    the data term keeps the NLL's scale against the KL terms in ``model.losses``.
+    mu)^2 | x]``), and the weights have mean 1 over the batch (per target; weighted
+    by Keras's ``sample_weight``/``class_weight``, and per member in an ensemble's
+    step), so the data term keeps the NLL's scale against the KL terms in ``model.losses``.
     That normalisation makes the weighting act between the examples of one
     batch: at batch size 1 the loss is the NLL, and small batches weaken it
     (Seitzer et al. do not normalise); use batches of 32 or more.
@@ -772,6 +774,15 @@ class BetaNegativeLogLikelihood(tf_keras.losses.Loss):
             raise ValueError(f"beta must be in [0, 1], got {beta!r}.")
         self.beta = float(beta)
 
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        # The weights' mean is taken over the examples as the loss weighs them: with Keras's
+        # sample_weight (class_weight), so that rows of weight 0 do not rescale the others.
+        self._sample_weight = sample_weight
+        try:
+            return super().__call__(y_true, y_pred, sample_weight=sample_weight)
+        finally:
+            self._sample_weight = None
+
     def call(self, y_true, y_pred):
         dist = _distribution_of(y_pred, type(self).__name__)
         y = align_target(y_true, dist)
@@ -792,9 +803,34 @@ class BetaNegativeLogLikelihood(tf_keras.losses.Loss):
                 f"of shape {variance.shape}: use it with a regression head (NormalHead, StudentTHead)."
             )
         weight = tf.stop_gradient(variance**self.beta)
-        weight = weight / tf.reduce_mean(weight, axis=0)
+        weight = weight / _mean_over_examples(weight, getattr(self, "_sample_weight", None))
         terms = nll * weight
         return tf.reduce_sum(tf.reshape(terms, [tf.shape(terms)[0], -1]), axis=-1)
 
     def get_config(self):
         return {**super().get_config(), "beta": self.beta}
+
+
+def _mean_over_examples(weight, sample_weight=None):
+    """The mean of ``weight`` over the examples (axis 0), in ``weight``'s shape or broadcastable to it.
+
+    Weighted by ``sample_weight`` when given (a batch of weights all 0: the plain mean; the loss is 0
+    then). In an ensemble's step (``T`` stacked copies of the batch, one per member, inside
+    :func:`tfp_bnn.sampling.weight_draws`) each member's block has its own mean, so that a member's
+    loss does not depend on the variances the other members predict.
+    """
+    mode = sampling.current_mode()
+    draws = mode.num_draws if mode.kind == "draws" else 1
+    if sample_weight is None and draws == 1:
+        return tf.reduce_mean(weight, axis=0)
+    shape = tf.shape(weight)
+    blocks = tf.reshape(weight, tf.concat([[draws, -1], shape[1:]], axis=0))
+    if sample_weight is None:
+        mean = tf.reduce_mean(blocks, axis=1, keepdims=True)
+    else:
+        rows = tf.reshape(tf.cast(sample_weight, weight.dtype), [draws, -1])  # one weight per example
+        rows = tf.reshape(rows, tf.concat([tf.shape(rows), tf.ones([tf.rank(weight) - 1], tf.int32)], axis=0))
+        total = tf.reduce_sum(rows, axis=1, keepdims=True)
+        weighted = tf.math.divide_no_nan(tf.reduce_sum(rows * blocks, axis=1, keepdims=True), total)
+        mean = tf.where(total > 0, weighted, tf.reduce_mean(blocks, axis=1, keepdims=True))
+    return tf.reshape(tf.broadcast_to(mean, tf.shape(blocks)), shape)

@@ -252,7 +252,10 @@ class BayesianModel(tf_keras.Model):
             # The loss is the mean of the members' losses, and a member's own penalty
             # counts once in it: the regularizers sum over the members.
             kl = kl / self.num_members
-        loss = self.compiled_loss(y, y_pred, sample_weight, regularization_losses=[kl])
+        # An ensemble's losses see its members (weight_draws): a loss that normalises over the
+        # batch (BetaNegativeLogLikelihood) does so per member, as in a network of its own.
+        with sampling.weight_draws(self.num_members) if self.num_members > 1 else contextlib.nullcontext():
+            loss = self.compiled_loss(y, y_pred, sample_weight, regularization_losses=[kl])
         # compiled_loss sums in the widest dtype of the NLL and the KL (a float64 head, or
         # float64 layers, against the float32 zero of a model without KL terms).
         return x, y, sample_weight, y_pred, tf.cast(kl, loss.dtype), loss
