@@ -266,3 +266,60 @@ def test_the_progress_bar_shows_the_logged_nll_and_kl(capsys, callbacks):
     shown = capsys.readouterr().out
     for name in ("loss", "nll", "kl"):
         assert _shown_in_progbar(shown, name) == pytest.approx(logs[name], abs=1e-4), (name, shown[-300:])
+
+
+@pytest.mark.parametrize("inference", ["variational", "mc_dropout", "ensemble"])
+def test_a_fitted_model_wrapped_in_an_end_to_end_model_predicts_and_exports_as_itself(tmp_path, inference):
+    # Keras's end-to-end model: preprocessing layers, then the fitted model as a layer.
+    model = tfp_bnn.make_regressor(
+        (2,), hidden_units=(8,), train_size=len(X), inference=inference,
+        **({"num_members": 2} if inference == "ensemble" else {}),
+    )
+    model.compile(optimizer=tf_keras.optimizers.Adam(1e-2))
+    model.fit(X, Y, epochs=2, verbose=0)
+    raw = tf_keras.Input((2,))
+    end_to_end = tf_keras.Model(raw, model(tf_keras.layers.Rescaling(1.0)(raw)))
+    wrapped = tf_keras.Sequential([tf_keras.Input((2,)), model])
+    expected = tfp_bnn.predict(model, X[:5], num_samples=10, seed=0)
+    for outer in (end_to_end, wrapped):
+        result = tfp_bnn.predict(outer, X[:5], num_samples=10, seed=0)
+        np.testing.assert_allclose(result.draw_means, expected.draw_means, rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(result.lower, expected.lower, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(
+            tfp_bnn.log_likelihoods(outer, X[:5], Y[:5], num_samples=10, seed=0),
+            tfp_bnn.log_likelihoods(model, X[:5], Y[:5], num_samples=10, seed=0), rtol=1e-6, atol=1e-6)
+    path = tfp_bnn.serving.export_for_serving(end_to_end, tmp_path / "m", num_samples=10)
+    served = tf.saved_model.load(str(path)).signatures["seeded"](x=tf.constant(X[:5]), seed=tf.constant(0, tf.int64))
+    np.testing.assert_allclose(served["mean"], expected.mean, rtol=1e-5, atol=1e-6)
+
+
+def test_predict_follows_a_sequential_model_whose_head_was_replaced(tmp_path):
+    # Transfer learning the Sequential way: pop the old head, add a new one, recompile, fit.
+    model = tf_keras.Sequential([
+        tf_keras.Input((2,)),
+        tfp_bnn.BayesianDense(8, activation="relu", kl_weight=1 / len(X)),
+        tfp_bnn.BayesianDense(2, kl_weight=1 / len(X)),
+        tfp_bnn.NormalHead(1),
+    ])
+    model.compile(optimizer="adam", loss=tfp_bnn.NegativeLogLikelihood())
+    before = tfp_bnn.predict(model, X[:4], num_samples=10, seed=0)
+    tfp_bnn.serving.export_for_serving(model, tmp_path / "old", num_samples=10)
+    model.pop()
+    model.pop()
+    model.add(tfp_bnn.BayesianDense(2, kl_weight=1 / len(X)))
+    model.add(tfp_bnn.NormalHead(1, target_loc=100.0))  # the new head's predictions are near 100
+    model.compile(optimizer="adam", loss=tfp_bnn.NegativeLogLikelihood())
+    with sampling.posterior_mean():
+        expected = model(X[:4]).mean().numpy()
+    after = tfp_bnn.predict(model, X[:4], num_samples=10, seed=0)
+    assert np.abs(before.mean).max() < 50
+    np.testing.assert_allclose(after.mean, expected, atol=0.1)
+    path = tfp_bnn.serving.export_for_serving(model, tmp_path / "new", num_samples=10)
+    served = tf.saved_model.load(str(path)).signatures["seeded"](x=tf.constant(X[:4]), seed=tf.constant(0, tf.int64))
+    np.testing.assert_allclose(served["mean"], after.mean, rtol=1e-5, atol=1e-5)
+    model.pop()
+    model.pop()
+    model.add(tfp_bnn.BayesianDense(3, kl_weight=1 / len(X)))
+    model.add(tfp_bnn.CategoricalHead(3))  # now a classifier
+    result = tfp_bnn.predict(model, X[:4], num_samples=10, seed=0)
+    assert result.probabilities.shape == (4, 3)

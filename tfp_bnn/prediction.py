@@ -320,7 +320,14 @@ def _functions(model):
     ``__dict__`` directly, out of Keras's attribute tracking (and the saved
     file); the model <-> functions cycle is collected with the model.
     """
-    return vars(model).setdefault("_tfp_bnn_functions", {})
+    # Traced for the layers the model has now: a Sequential model changes them with pop()
+    # and add() (a new head for transfer learning), and its old graphs would go on
+    # predicting with the layers it had (Keras's own step functions are reset by compile).
+    layers = tuple(model._flatten_layers(include_self=False))
+    if vars(model).get("_tfp_bnn_functions_layers") != layers:
+        vars(model)["_tfp_bnn_functions"] = {}
+        vars(model)["_tfp_bnn_functions_layers"] = layers
+    return vars(model)["_tfp_bnn_functions"]
 
 
 def _cached(model, key, make):
@@ -369,6 +376,10 @@ def _head(model, what="predict"):
             "Predict each head from a model of its own: tf_keras.Model(model.inputs, model.outputs[i])."
         )
     head = model.layers[-1] if getattr(model, "layers", None) else None
+    if isinstance(head, tf_keras.Model) and not isinstance(head, Head):
+        # A model around a model that ends in a head (Keras's end-to-end model: preprocessing
+        # layers, then the fitted model): its output is that head's distribution.
+        return _head(head, what)
     if not isinstance(head, Head):
         raise TypeError(
             f"{what} needs a model that ends in a tfp_bnn head (tfp_bnn.heads); the last layer is "
@@ -444,6 +455,8 @@ def _network_below_head(model):
     if any(isinstance(layer, (MCDropout, EnsembleDense)) for layer in inner):
         return None
     if not any(isinstance(layer, _BayesianLayer) for layer in inner):
+        return None
+    if not isinstance(model.layers[-1], Head):  # the head is inside a nested model: the stacked batch
         return None
     try:
         return tf_keras.Model(model.inputs, model.layers[-1].input)
