@@ -290,11 +290,14 @@ class _StandardizedRegressionHead(Head):
         if np.any(np.asarray(self.target_scale) <= 0):
             raise ValueError(f"target_scale must be positive, got {target_scale!r}.")
         scale = np.asarray(self.target_scale)
-        if np.any(scale < MIN_TARGET_SCALE) or np.any(scale > MAX_TARGET_SCALE):
+        outside = scale[(scale < MIN_TARGET_SCALE) | (scale > MAX_TARGET_SCALE)]
+        if outside.size:
+            # The factor that brings the scale to about 1: down for huge scales, up for tiny ones.
+            factor = f"1e{-int(np.round(np.log10(outside[0])))}"
             raise ValueError(
                 f"target_scale {target_scale!r} is outside [{MIN_TARGET_SCALE:g}, {MAX_TARGET_SCALE:g}]: the "
                 "predicted variances, its square times the network's, would leave float32's range (0 or inf). "
-                "Rescale the targets first (e.g. y * 1e-20) and the predictions back."
+                f"Rescale the targets first (e.g. y * {factor}) and the predictions back."
             )
         # Predictions are float32 in target units: float32 resolves |loc| to about 1.2e-7 * |loc|,
         # so beyond MAX_TARGET_OFFSET scales a prediction and its spread are not resolved (draws

@@ -238,6 +238,7 @@ class BayesianModel(tf_keras.Model):
 
     def _step(self, data, training):
         x, y, sample_weight = tf_keras.utils.unpack_x_y_sample_weight(data)
+        x = _conformed_input(self, x)
         if self.num_members > 1:
             # One stacked copy per member (draw t is member t mod M), targets alike.
             x, y, sample_weight = tf.nest.map_structure(
@@ -492,6 +493,28 @@ class BayesianModel(tf_keras.Model):
 
     def make_predict_function(self, force=False):
         return super().make_predict_function(force=force or self._mode_changed("predict"))
+
+
+def _conformed_input(model, x):
+    """One input tensor of unknown rank given the model's input rank, as Keras does when it knows it.
+
+    Keras's step functions relax their trace to an unknown rank when batches of two ranks
+    come in (a one-feature dataset's ``(N,)`` batches, which ``fit`` accepts, after ``(N, 1)``
+    arrays), and ``tf.py_function`` in a ``tf.data`` map gives one; the Functional model then
+    neither adds the feature axis nor knows the rank, which the Bayesian layers need.
+    """
+    if not isinstance(x, tf.Tensor) or x.shape.rank is not None:
+        return x
+    try:
+        input_shape = model.input_shape
+    except AttributeError:  # a subclassed model: no input shape to conform to
+        return x
+    if isinstance(input_shape, list):
+        return x
+    expected = tuple(input_shape[1:])
+    if expected[-1:] == (1,):  # (N,) for one feature (or (N, L) for (L, 1)): the axis Keras adds
+        x = tf.cond(tf.equal(tf.rank(x), len(expected)), lambda: tf.expand_dims(x, -1), lambda: x)
+    return tf.ensure_shape(x, [None, *expected])
 
 
 class _SeedVariables:
@@ -1024,6 +1047,11 @@ def _check_own_head(head, units, target_mean, target_std):
         raise ValueError(
             f"units={units} but the head predicts {head.units} target(s); pass units={head.units}, or a head "
             f"of {units} units."
+        )
+    if (target_mean, target_std) != (0.0, 1.0) and not hasattr(head, "target_loc"):
+        raise ValueError(
+            f"target_mean and target_std configure the default head; {type(head).__name__} takes no "
+            "target_loc/target_scale (it predicts in the targets' own units): leave them out."
         )
     if (target_mean, target_std) != (0.0, 1.0):
         raise ValueError(

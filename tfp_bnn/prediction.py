@@ -238,7 +238,8 @@ def _checked(model, x, num_samples, seed, batch_size, what="predict"):
     elif isinstance(x, tf_keras.utils.Sequence) or callable(getattr(x, "__next__", None)):
         raise TypeError(
             f"x is a {type(x).__name__}; tfp_bnn.predict and log_likelihoods take the inputs as an array "
-            "or a tf.data.Dataset (a generator's batches: np.concatenate([x for x, *_ in batches]))."
+            "or a tf.data.Dataset (a generator's batches, (x, ...) tuples or x alone: "
+            "np.concatenate([b[0] if isinstance(b, (tuple, list)) else b for b in batches]))."
         )
     elif isinstance(x, (dict, list, tuple)):
         from tfp_bnn.models import _single_input  # Keras's other spellings of one input, as fit takes them
