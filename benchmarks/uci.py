@@ -135,6 +135,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -779,6 +780,9 @@ def dataset_folders(data_dir, names):
 
 def main(argv=None):
     args = parse_args(argv)
+    # kl_scale weighs the KL by kl_scale / N on purpose (a tempered posterior, see build): fit's
+    # warning of a kl_weight for another number of rows than it trains on is expected there.
+    warnings.filterwarnings("ignore", message="kl_weight", category=UserWarning)
     if args.run_split:
         _run_split_request(*args.run_split)
         return 0

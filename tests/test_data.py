@@ -1,6 +1,7 @@
 """tfp_bnn.data: synthetic generators, Dataset, scikit-learn sets, CSV files and the UCI benchmark layout."""
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -254,6 +255,12 @@ CSV_ERRORS = [
      r"as numbers or drop the column\.$"),
     ("a,y\n1,none\n2,1\n3,low\n4,2\n", {}, r"line 2, column 'y': 'none' is not a number, in a target of numbers: "
      r"fix or drop that row, or if the values are classes pass task='classification'"),
+    # Labels of numbers and markers only: a missing value whatever the task (with task='classification'
+    # 'NA' was a third class beside '0' and '1').
+    ("a,y\n1,0\n2,1\n3,NA\n4,1\n", dict(task="classification"), r"line 4, column 'y': 'NA' is not a number, in a "
+     r"target of numbers \(it looks like a missing value\); drop or impute rows with missing values\.$"),
+    ("a,y\n1,NA\n2,none\n3,NA\n", {}, r"line 2, column 'y': 'NA' is not a class label \(it looks like a missing "
+     r"value\); drop or impute rows with missing values\.$"),
     ("a,y\n1,low\n2,high\n3,high\n", dict(task="regression"), r"line 2, column 'y': 'low' is not a number"),
     ("a,y\n1,low\n2,\n3,high\n", {}, r"line 3, column 'y': empty cell"),
     # Among text labels "nan" is a missing value, named at its own cell (not at 'cat', as a number column).
@@ -598,3 +605,18 @@ def test_corrupt_images_breaks_a_classifier_trained_on_clean_digits(digit_images
 def test_corrupt_images_refuses_bad_input(images, kwargs, message):
     with pytest.raises(ValueError, match=message):
         data.corrupt_images(images, **kwargs)
+
+
+def test_a_marker_among_text_labels_is_a_class_and_named_in_a_warning(tmp_path):
+    """Bug: 'NA' among text labels became a class silently (R writes missing labels so), while 'nan' is
+    refused. A marker among other text stays a class ('none' of none/mild/severe), with a warning."""
+    path = write(tmp_path, "a,y\n1,cat\n2,dog\n3,NA\n4,cat\n5,NA\n")
+    with pytest.warns(UserWarning, match=r"column 'y': the label\(s\) 'NA' \(2 row\(s\), first at line 4\) look "
+                      r"like missing values; they are kept as classes, as other text\. If they mark missing labels, "
+                      r"drop or impute those rows\.$") as caught:
+        dataset = data.load_csv(path, target="y")
+    assert caught[0].filename == __file__  # points at the caller's load_csv
+    assert dataset.class_names == ("NA", "cat", "dog")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        data.load_csv(write(tmp_path, "a,y\n1,cat\n2,dog\n3,cat\n", name="plain.csv"), target="y")

@@ -346,3 +346,30 @@ def test_seeded_steps_leave_tf_modules_view_of_the_model_as_it_was(inputs):
             model.predict(x, verbose=0)
         assert len(model.submodules) == submodules
         assert [v.ref() for v in tf.Module.variables.fget(model)] == variables
+
+
+def test_seeds_of_one_value_in_either_integer_dtype_share_one_trace(inputs):
+    """Bug: one seed variable per dtype (models.py ``_SeedVariables``): Mode.key holds the variable, so
+    seeds alternating int32/int64 (``stateless_seed`` gives int32, a NumPy seed int64) retraced
+    Keras's predict/test steps at each switch. One int64 variable: the same numbers for the same values."""
+    model = _regressor()
+    model.compile(optimizer=tf_keras.optimizers.Adam(1e-3))
+    num_draws = 4
+    x = sampling.stack_draws(inputs, num_draws).numpy()
+    y = np.zeros((len(x), 1), np.float32)
+    functions, outputs = set(), []
+    big = tf.constant([2**40 + 1, -(2**35)], tf.int64)  # beyond int32: reaches the ops as it is
+    for seed in (tf.constant([1, 2], tf.int32), np.array([1, 2], np.int64), (1, 2), tf.constant([1, 2], tf.int64), big):
+        with sampling.weight_draws(num_draws, seed=seed):
+            means = model.predict(x, batch_size=len(x), verbose=0)
+            nll = model.evaluate(x, y, batch_size=len(x), verbose=0, return_dict=True)["nll"]
+        functions.add((id(model.predict_function), id(model.test_function)))
+        outputs.append((means, nll))
+    assert len(functions) == 1
+    for means, nll in outputs[1:-1]:
+        np.testing.assert_array_equal(means, outputs[0][0])
+        assert nll == outputs[0][1]
+    assert np.max(np.abs(outputs[-1][0] - outputs[0][0])) > 1e-3
+    for seed, (means, _) in ((tf.constant([1, 2], tf.int32), outputs[0]), (big, outputs[-1])):
+        with sampling.weight_draws(num_draws, seed=seed, record=[]):  # a record: the seed traced as a constant
+            np.testing.assert_array_equal(model.predict(x, batch_size=len(x), verbose=0), means)

@@ -103,8 +103,8 @@ def test_several_inputs_fit_from_arrays_as_a_functional_model_does():
 
 def test_variable_length_sequences_fit_and_predict_says_what_it_needs():
     inputs = tf_keras.Input((None, 3))
-    pooled = tf_keras.layers.GlobalAveragePooling1D()(tfp_bnn.BayesianDense(4, kl_weight=0.01)(inputs))
-    model = tfp_bnn.BayesianModel(inputs, tfp_bnn.NormalHead(1)(tfp_bnn.BayesianDense(2, kl_weight=0.01)(pooled)))
+    pooled = tf_keras.layers.GlobalAveragePooling1D()(tfp_bnn.BayesianDense(4, kl_weight=1 / 6)(inputs))
+    model = tfp_bnn.BayesianModel(inputs, tfp_bnn.NormalHead(1)(tfp_bnn.BayesianDense(2, kl_weight=1 / 6)(pooled)))
     model.compile(optimizer=tf_keras.optimizers.Adam(1e-2))
     history = model.fit(np.zeros((6, 5, 3), np.float32), np.zeros(6, np.float32), verbose=0).history
     assert np.isfinite(history["loss"]).all()

@@ -256,9 +256,9 @@ def test_model_losses_hold_kl_weight_times_kl_per_layer(rng):
 
     before = check()
     # After training the losses are recomputed from the new variables, not stale graph tensors.
-    x = rng.normal(size=(64, IN)).astype(np.float32)
+    x = rng.normal(size=(n_train, IN)).astype(np.float32)
     model.compile(optimizer=tf_keras.optimizers.Adam(0.05))
-    model.fit(x, x.sum(axis=1), epochs=3, batch_size=16, verbose=0)
+    model.fit(x, x.sum(axis=1), epochs=3, batch_size=125, verbose=0)
     after = check()
     assert not np.allclose(before, after)
 

@@ -6,6 +6,8 @@ unchanged, the optimizer took no step and Keras never built a train/test
 function.
 """
 
+import warnings
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -739,3 +741,76 @@ def test_make_regressor_standardizes_inputs_of_several_axes(per, tmp_path):
 def test_make_regressor_keeps_the_normalization_axis_of_1d_inputs():
     model = tfp_bnn.make_regressor((3,), hidden_units=(4,), train_size=10, input_mean=[1.0, 2.0, 3.0], input_std=2.0)
     assert model.get_layer("standardize").get_config()["axis"] == (-1,)
+
+
+# -- train_size against the rows fit trains on ----------------------------------------
+
+
+def _kl_weight_warnings(model, x, y=None, **kwargs):
+    """The messages of fit's train_size warning (other warnings, such as Keras's, ignored)."""
+    model.compile(optimizer="adam")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(x, y, epochs=1, verbose=0, **kwargs)
+    return [str(w.message) for w in caught if str(w.message).startswith("kl_weight")]
+
+
+def _rows(n):
+    x = np.random.default_rng(0).normal(size=(n, NUM_FEATURES)).astype(np.float32)
+    return x, x[:, :1] + 0.1
+
+
+def _regressor(train_size, **kwargs):
+    return tfp_bnn.make_regressor((NUM_FEATURES,), hidden_units=(4,), train_size=train_size, **kwargs)
+
+
+def test_fit_warns_when_the_kl_weight_is_for_another_number_of_rows():
+    """Bug: train_size (kl_weight 1/N) was never compared with the rows fit trains on: train_size=50
+    for 600 rows weighed every step's KL 12x too strongly, silently (numbers unchanged by the check)."""
+    x, y = _rows(600)
+    [message] = _kl_weight_warnings(_regressor(50), x, y, batch_size=100)
+    assert "training set of 50 rows" in message and "fit trains on 600 rows" in message
+    assert "12x too strongly" in message and "train_size=600" in message
+    [message] = _kl_weight_warnings(_regressor(6000), x, y, batch_size=100)
+    assert "10x too weakly" in message
+    [message] = _kl_weight_warnings(_regressor(1000), x, y, batch_size=100, validation_split=0.75)
+    assert "fit trains on 150 of the 600 rows (validation_split=0.75)" in message and "train_size=150" in message
+    batches = tf.data.Dataset.from_tensor_slices((x, y)).batch(100, drop_remainder=True)
+    [message] = _kl_weight_warnings(_regressor(50), batches)
+    assert "600 rows (6 batches of 100)" in message
+    # Layers built by hand with the default kl_weight 1 (a training set of one row); a model rebuilt from its
+    # config (as load_model rebuilds one).
+    inputs = tf_keras.Input((NUM_FEATURES,))
+    hand_built = tfp_bnn.BayesianModel(inputs, heads.NormalHead(1)(tfp_bnn.BayesianDense(2)(inputs)))
+    [message] = _kl_weight_warnings(hand_built, x, y, batch_size=100)
+    assert message.startswith("kl_weight 1 of the Bayesian layers") and "600x too strongly" in message
+    loaded = tf_keras.models.clone_model(_regressor(50))
+    assert len(_kl_weight_warnings(loaded, x, y, batch_size=100)) == 1
+
+
+def test_fit_does_not_warn_within_a_factor_of_two_or_where_the_rows_are_not_known():
+    x, y = _rows(601)
+    for train_size, kwargs in (
+        (601, {}),
+        (601, {"validation_split": 0.2}),  # len(x) before the split, as often passed
+        (601, {"validation_split": 0.5}),  # 300 rows: 601 / 300.5 is a factor of 2
+        (480, {"validation_split": 0.2}),
+        (601, {"validation_data": (x[:50], y[:50])}),
+        (2 * 601, {}),  # a KL tempered by 1/2
+    ):
+        assert _kl_weight_warnings(_regressor(train_size), x, y, batch_size=100, **kwargs) == [], kwargs
+    # No KL weight to read (MC dropout's is a plain L2; an ensemble has none), or a warm-up at 0.
+    assert _kl_weight_warnings(_regressor(10, inference="mc_dropout"), x, y, batch_size=100) == []
+    assert _kl_weight_warnings(_regressor(None, inference="ensemble", num_members=2), x, y, batch_size=100) == []
+    warm_up = _regressor(10)
+    for layer in warm_up.layers:
+        if isinstance(layer, tfp_bnn.BayesianDense):
+            layer.kl_weight = 0.0
+    assert _kl_weight_warnings(warm_up, x, y, batch_size=100) == []
+    # Data whose number of rows is not known without reading them.
+    ragged_last_batch = tf.data.Dataset.from_tensor_slices((x, y)).batch(100)
+    assert _kl_weight_warnings(_regressor(10), ragged_last_batch) == []
+    repeated = tf.data.Dataset.from_tensor_slices((x, y)).batch(100, drop_remainder=True).repeat()
+    assert _kl_weight_warnings(_regressor(10), repeated, steps_per_epoch=3) == []
+    three_times = tf.data.Dataset.from_tensor_slices((x, y)).batch(100, drop_remainder=True).repeat(3)
+    assert _kl_weight_warnings(_regressor(600), three_times) == []  # 600 rows, each seen 3 times an epoch

@@ -36,6 +36,7 @@ import csv
 import dataclasses
 import math
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -726,10 +727,17 @@ def _encode_target(path, header, rows, lines, column, task):
     # they are missing values, refused below at their own cell.
     numeric = [_is_number(text) and math.isfinite(float(text)) for text in texts]
     if (task == "classification" and not all(numeric)) or (task is None and not any(numeric)):
+        # As in every column: a marker ("NA", "none") is a missing value where the labels hold no other
+        # text (numbers and markers), and a class, as any text, among text labels ("none", "mild").
+        markers_missing = _only_missing_markers(texts)
         for text, line in zip(texts, lines):
             if not text or _is_number(text):
                 _parse_cell(path, text, line, header[column])  # raises: empty or non-finite label
+            elif markers_missing and _is_missing_marker(text):
+                kind = "not a number, in a target of numbers" if any(numeric) else "not a class label"
+                raise DataError(f"{path}: line {line}, column {header[column]!r}: {text!r} is {kind}{_MISSING_ADVICE}")
         classes, labels = np.unique(np.array(texts), return_inverse=True)
+        _warn_of_marker_classes(path, header[column], texts, lines)
         return _labels(path, header[column], labels, [str(name) for name in classes])
     if task is None and not all(numeric):
         for text, line in zip(texts, lines):
@@ -756,6 +764,22 @@ def _encode_target(path, header, rows, lines, column, task):
         return _labels(path, header[column], np.array([index[v] for v in exact]), [str(c) for c in classes])
     classes, labels = np.unique(values, return_inverse=True)
     return _labels(path, header[column], labels, [_number_text(value) for value in classes])
+
+
+def _warn_of_marker_classes(path, name, texts, lines):
+    """A ``UserWarning`` naming text labels that are missing-value markers, kept as classes."""
+    found = {}
+    for text, line in zip(texts, lines):
+        if _is_missing_marker(text):
+            found.setdefault(text, []).append(line)
+    if found:
+        named = ", ".join(f"{text!r} ({len(at)} row(s), first at line {at[0]})" for text, at in found.items())
+        warnings.warn(
+            f"{path}: column {name!r}: the label(s) {named} look like missing values; they are kept as classes, as "
+            "other text. If they mark missing labels, drop or impute those rows.",
+            UserWarning,
+            stacklevel=4,
+        )
 
 
 _INTEGER = re.compile(r"-?\d+")

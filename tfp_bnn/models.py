@@ -42,6 +42,7 @@ Example:
 import contextlib
 import dataclasses
 import inspect
+import math
 import warnings
 
 import numpy as np
@@ -54,7 +55,7 @@ from tfp_bnn import heads as heads_lib
 from tfp_bnn import sampling, validation
 from tfp_bnn._factory import register
 from tfp_bnn.baselines import EnsembleDense, MCDropout, checked_rate
-from tfp_bnn.layers import BayesianDense
+from tfp_bnn.layers import BayesianDense, _BayesianLayer
 
 __all__ = ["BayesianModel", "make_regressor", "make_classifier", "REGIMES", "INFERENCE_METHODS"]
 
@@ -101,6 +102,9 @@ class BayesianModel(tf_keras.Model):
     * ``compile`` defaults the loss to :class:`tfp_bnn.heads.NegativeLogLikelihood`;
     * ``fit``/``evaluate`` check NumPy inputs first (NaN, shapes, dtypes,
       labels outside the head's support) with :mod:`tfp_bnn.validation`;
+    * ``fit`` warns when the Bayesian layers' ``kl_weight`` (``1 / train_size``)
+      is for a training set more than twice larger or smaller than the rows it
+      trains on (arrays after ``validation_split``; datasets of fixed-size batches);
     * the logs hold ``loss = nll + kl``, where ``kl`` is the sum of
       ``model.losses`` (the 1/N-scaled KL of the Bayesian layers and any other
       regularizer);
@@ -340,6 +344,7 @@ class BayesianModel(tf_keras.Model):
             validation_xy = (validation_xy, None)
         unknown = _unknown_length(args["x"], args["y"], args["steps_per_epoch"]) or (
             validation_xy[0] is not None and _unknown_length(*validation_xy, args["validation_steps"]))
+        _warn_of_another_train_size(self, args)
         args["callbacks"] = _progbar_of_logs(args["callbacks"], args["verbose"])
         one_step = self._one_step_per_execution(self.make_train_function) if unknown else contextlib.nullcontext()
         with self._seed_read_at_run_time(), one_step:
@@ -460,18 +465,20 @@ class BayesianModel(tf_keras.Model):
         if seed.dtype not in (tf.int32, tf.int64) or seed.shape != (2,):
             yield  # refused by the stateless ops, with their own message, as before
             return
-        # Untracked (not model state), and out of tf.Module's walk over attributes
-        # (model.submodules, tf.Module.variables): a dict keyed by dtype there is
-        # sorted by nest, and DTypes do not sort ("'<' not supported").
-        variables = vars(self).setdefault("_tfp_bnn_seed_variables", _SeedVariables()).by_dtype
-        variable = variables.get(seed.dtype)
+        # One int64 variable for seeds of either dtype: the stateless ops derive their key from the
+        # seed's values (an int32 seed and the int64 seed of the same values draw the same numbers),
+        # and a variable per dtype retraced Keras's steps at each switch (Mode.key holds the variable).
+        # Untracked (not model state), and out of tf.Module's walk over attributes (model.submodules,
+        # tf.Module.variables): a plain object there is not entered.
+        holder = vars(self).setdefault("_tfp_bnn_seed_variable", _SeedVariable())
+        variable = holder.variable
         if variable is None:
             with tf.init_scope(), self.distribute_strategy.scope():
-                variable = variables[seed.dtype] = tf.Variable(
-                    tf.zeros([2], seed.dtype), trainable=False, name="weight_draws_seed"
+                variable = holder.variable = tf.Variable(
+                    tf.zeros([2], tf.int64), trainable=False, name="weight_draws_seed"
                 )
         previous = variable.read_value()  # a callback's own seeded predict inside fit: restored after it
-        variable.assign(seed)
+        variable.assign(tf.cast(seed, tf.int64))
         try:
             with sampling._entered(dataclasses.replace(mode, seed=variable)):
                 yield
@@ -517,11 +524,11 @@ def _conformed_input(model, x):
     return tf.ensure_shape(x, [None, *expected])
 
 
-class _SeedVariables:
-    """The seed variables of a model by dtype: a plain object, which tf.nest and tf.Module do not enter."""
+class _SeedVariable:
+    """The seed variable of a model: a plain object, which tf.nest and tf.Module do not enter."""
 
     def __init__(self):
-        self.by_dtype = {}
+        self.variable = None
 
 
 def _single_input(model, x):
@@ -564,6 +571,93 @@ def _progbar_of_logs(callbacks, verbose):
         return callbacks
     # Where Keras puts its own (first), with Keras's arguments.
     return [tf_keras.callbacks.ProgbarLogger(count_mode="steps", stateful_metrics=names), *given]
+
+
+# fit warns when the layers' kl_weight is for a training set more than this factor larger or smaller than
+# the rows it trains on. Within it: train_size=len(x) beside a validation_split up to 0.5, and a KL
+# tempered by up to 2 on purpose; the slips it is for are off by an order of magnitude or more (a
+# train_size left from other data, a subset fitted, the batch count, the layers' default kl_weight 1).
+TRAIN_SIZE_TOLERANCE = 2.0
+
+
+def _warn_of_another_train_size(model, args):
+    """A ``UserWarning`` if the Bayesian layers' ``kl_weight`` (``1 / N``) is for another ``N`` than fit's rows.
+
+    ``N`` is read from the layers (``kl_weight``, in their config: loaded models too) when all of
+    them with a KL term share one weight; MC dropout's weight decay is a plain Keras ``L2``, which
+    does not tell ``N`` from a user's own factor, and is not checked. The rows are those of arrays
+    (after ``validation_split``) and of a finite ``tf.data.Dataset`` of a fixed batch size
+    (``drop_remainder=True``) without ``steps_per_epoch``; other data are not checked.
+    """
+    weights = {
+        layer.kl_weight for layer in model._flatten_layers(include_self=False)
+        if isinstance(layer, _BayesianLayer) and layer.kl_weight > 0  # 0: the start of a KL warm-up
+    }
+    if len(weights) != 1:  # none, or set per layer on purpose
+        return
+    kl_weight = weights.pop()
+    rows, described = _training_rows(args)
+    if rows is None or rows <= 0:
+        return
+    size = 1.0 / kl_weight
+    ratio = max(size, rows) / min(size, rows)
+    if ratio <= TRAIN_SIZE_TOLERANCE:
+        return
+    exact = math.floor(rows)
+    warnings.warn(
+        f"kl_weight {kl_weight:.3g} of the Bayesian layers weighs the KL for a training set of {size:.6g} "
+        f"rows (kl_weight = 1/train_size), but fit trains on {described}: each step weighs the KL "
+        f"{ratio:.3g}x too {'strongly' if size < rows else 'weakly'} against the NLL per example. Build the "
+        f"model with train_size={exact} (or set layer.kl_weight = 1 / {exact} on every Bayesian layer). If the "
+        "weight is meant (a tempered posterior, a part of the training set per fit call), silence this with "
+        "warnings.filterwarnings('ignore', message='kl_weight').",
+        UserWarning,
+        stacklevel=3,
+    )
+
+
+def _training_rows(args):
+    """``(rows, description)`` of the examples ``fit`` trains on, or ``(None, None)`` where not known cheaply."""
+    x, y = args["x"], args["y"]
+    if isinstance(x, tf.data.Dataset):
+        if args["steps_per_epoch"] is not None:
+            return None, None
+        batches = int(x.cardinality())
+        batch_size = tf.nest.flatten(x.element_spec)[0].shape
+        batch_size = batch_size[0] if batch_size.rank else None
+        if batches <= 0 or batch_size is None or _repeats(x):  # infinite or unknown; batches of varying
+            return None, None  # size; or rows counted more than once (.repeat(3): 3 epochs of one set)
+        return batches * batch_size, f"{batches * batch_size} rows ({batches} batches of {batch_size})"
+    try:
+        if data_adapter.select_data_adapter(x, y) is not data_adapter.TensorLikeDataAdapter:
+            return None, None
+        length = tf.nest.flatten(x)[0].shape[0]
+    except (ValueError, TypeError, AttributeError, IndexError):
+        return None, None
+    if length is None:
+        return None, None
+    split = args["validation_split"] if args["validation_data"] is None else 0
+    if not split:
+        return length, f"{length} rows"
+    # Keras trains on the first floor(n (1 - split)) rows; compared unrounded, so that
+    # train_size=len(x) beside validation_split=0.5 is within the tolerance for any n.
+    return length * (1.0 - split), (
+        f"{math.floor(length * (1.0 - split))} of the {length} rows (validation_split={split:g})"
+    )
+
+
+def _repeats(dataset):
+    """Whether ``dataset``'s pipeline holds a ``repeat`` (read through tf.data's private ``_inputs``)."""
+    try:
+        pending = [dataset]
+        while pending:
+            current = pending.pop()
+            if type(current).__name__ == "_RepeatDataset":
+                return True
+            pending.extend(current._inputs())
+    except (AttributeError, TypeError, NotImplementedError):  # a dataset tf.data cannot walk: rows not known
+        return True
+    return False
 
 
 def _arguments(method, model, *args, **kwargs):
@@ -911,7 +1005,10 @@ def make_regressor(
         rows ``fit`` trains on (after ``validation_split``): every
         Bayesian layer gets ``kl_weight = 1 / N`` (MC dropout: weight decay
         ``l^2 (1 - p) / (2 N)`` with ``l = MC_DROPOUT_LENGTH_SCALE``; an
-        ensemble does not need it).
+        ensemble does not need it). ``fit`` warns when the layers'
+        ``kl_weight`` is for more than :data:`TRAIN_SIZE_TOLERANCE` times more
+        or fewer rows than it trains on (arrays, and datasets of fixed-size
+        batches).
       inference: ``"variational"`` (default), ``"mc_dropout"`` or
         ``"ensemble"``, for the Bayesian regimes (module docs).
       estimator, kernel_prior, kernel_posterior: passed to every
