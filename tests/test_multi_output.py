@@ -4,6 +4,7 @@ sequences, several binary labels, per-output target scaling."""
 import numpy as np
 import pytest
 import tensorflow as tf
+import tensorflow_probability as tfp
 import tf_keras
 
 import tfp_bnn
@@ -199,3 +200,31 @@ def test_a_classifier_over_a_sequence_takes_its_per_step_labels_as_arrays_and_da
     if head.units > 1:
         with pytest.raises(ValueError, match=r"one-hot labels\? pass the class index of each step, y.argmax\(axis=-1\)"):
             model.fit(x, np.eye(3, dtype=np.float32)[y.astype(int)], epochs=1, verbose=0)
+
+
+@pytest.mark.parametrize("head", [tfp_bnn.CategoricalHead(3), tfp_bnn.BernoulliHead()], ids=["categorical", "bernoulli"])
+def test_calling_a_classifiers_head_on_stacked_draws_leaves_the_models_targets_alone(head):
+    # A user's predictive mixture over T draws, the model's own head on [N, T, K] logits: the
+    # model then asked fit, evaluate and log_likelihoods for (N, T) labels.
+    x = RNG.normal(size=(6, 3)).astype(np.float32)
+    y = RNG.integers(0, 2, size=6).astype(np.float32)
+    inputs = tf_keras.Input((3,))
+    logits = tf_keras.layers.Dense(head.params_size)
+    model = tfp_bnn.BayesianModel(inputs, head(logits(inputs)))
+    model.compile("adam")
+    stacked = tf.stack([logits(x)] * 5, axis=1)  # [N, T, params], every draw the same
+    mixture = tfp.distributions.MixtureSameFamily(
+        tfp.distributions.Categorical(logits=tf.zeros([6, 5])), model.head(stacked))
+    z = logits(x).numpy().astype(np.float64)
+    if head.units > 1:
+        expected = (z - np.log(np.exp(z).sum(-1, keepdims=True)))[np.arange(6), y.astype(int)]
+    else:
+        expected = y * z[:, 0] - np.log1p(np.exp(z[:, 0]))
+    np.testing.assert_allclose(mixture.log_prob(y if head.units > 1 else y[:, None]), expected, rtol=1e-5)
+    assert np.isfinite(model.fit(x, y, epochs=1, verbose=0).history["loss"]).all()
+    assert np.isfinite(model.evaluate(x, y, verbose=0)).all()
+    assert tfp_bnn.log_likelihoods(model, x, y, num_samples=2, seed=0).shape == (2, 6)
+
+
+def test_a_head_still_takes_numpy_parameters():
+    np.testing.assert_array_equal(tfp_bnn.NormalHead(1)(np.zeros([2, 2], np.float32)).mean(), np.zeros([2, 1]))

@@ -123,6 +123,13 @@ def align_target(y, dist):
     return tf.cast(y, dist.dtype)
 
 
+def _is_keras_tensor(value):
+    try:
+        return tf_keras.backend.is_keras_tensor(value)
+    except ValueError:  # NumPy arrays, lists: not symbolic
+        return False
+
+
 def _shape_str(shape):
     return "(" + ", ".join("N" if i == 0 else str(d) for i, d in enumerate(shape.as_list())) + (
         ",)" if shape.rank == 1 else ")"
@@ -208,6 +215,26 @@ class Head(tfp.layers.DistributionLambda):
         self.units = check_positive_int(units, "units")  # 2.7 was 2 classes
         self._step_shape = ()  # the axes between batch and parameters, set when the head is built
 
+    def build(self, input_shape):
+        self._set_step_shape(input_shape)  # a subclassed model's head: its first call
+        super().build(input_shape)
+
+    def __call__(self, inputs, *args, **kwargs):
+        if _is_keras_tensor(inputs):  # a model's graph: the targets it takes
+            self._set_step_shape(inputs.shape)
+        return super().__call__(inputs, *args, **kwargs)
+
+    def _set_step_shape(self, input_shape):
+        # A label per step or pixel: its targets are (N, *steps, *target_shape) (check_targets);
+        # None for a step axis of any length. Set by the model's graph (or the first call), not
+        # by every call: a user's head(logits) over a [N, T, K] stack of draws (a mixture on top)
+        # made the model ask fit, evaluate and log_likelihoods for (N, T) targets.
+        shape = tf.TensorShape(input_shape)
+        if shape.rank is not None and shape.rank > 2 and self.task == "classification":
+            self._step_shape = tuple(shape[1:-1])
+        elif shape.rank is not None:
+            self._step_shape = ()
+
     @property
     def params_size(self):
         """How many inputs the head takes from the layer before it."""
@@ -242,10 +269,6 @@ class Head(tfp.layers.DistributionLambda):
                 "head.params_size (for L regression targets per example, a head of units=L); a target per time "
                 "step or pixel (a sequence or image of targets) is not supported."
             )
-        if rank is not None and rank > 2:
-            # A label per step or pixel: its targets are (N, *steps, *target_shape) (check_targets);
-            # None for a step axis of any length.
-            self._step_shape = tuple(params.shape[1:-1])
         if params.shape[-1] is not None and params.shape[-1] != self.params_size:
             raise ValueError(
                 f"{type(self).__name__}(units={self.units}) takes {self.params_size} inputs per "
