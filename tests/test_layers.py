@@ -1,6 +1,7 @@
 """Priors, posteriors, Bayesian layers and heads, checked against closed forms and sampling theory."""
 
 import inspect
+import warnings
 
 import numpy as np
 import pytest
@@ -195,6 +196,39 @@ def test_mean_field_normal_as_make_posterior_fn_of_dense_variational(x):
     loc = _weight(layer, "posterior_loc")
     scale = _softplus(_weight(layer, "posterior_untransformed_scale")) + 1e-8
     np.testing.assert_allclose(float(layer.losses[0]), 0.1 * _gaussian_kl(loc, scale, 0.5), rtol=1e-5)
+
+
+def test_dense_variational_without_bias_warns_that_its_posterior_cannot_see_the_fans():
+    # DenseVariational(use_bias=False) passes the flat size only: Glorot took fan_in = fan_out =
+    # in * units and started the means ~9x narrower than Dense's, silently.
+    layer = tfp.layers.DenseVariational(
+        50, make_posterior_fn=tfp_bnn.MeanFieldNormal(), make_prior_fn=tfp_bnn.NormalPrior(), use_bias=False)
+    with pytest.warns(UserWarning, match="fan_in = fan_out = 10000"):
+        layer(tf.ones([1, 200]))
+
+
+def test_dense_variational_with_a_bias_or_fan_free_initializer_does_not_warn():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        layer = tfp.layers.DenseVariational(
+            50, make_posterior_fn=tfp_bnn.MeanFieldNormal(), make_prior_fn=tfp_bnn.NormalPrior())
+        layer(tf.ones([1, 200]))
+        limit = np.sqrt(6.0 / (200 + 50))  # Dense's Glorot limit: the kernel's shape was recovered
+        assert 0.9 * limit < np.abs(_weight(layer, "posterior_loc")[: 200 * 50]).max() <= limit
+        tfp.layers.DenseVariational(
+            50, make_posterior_fn=tfp_bnn.MeanFieldNormal(loc_initializer=tf_keras.initializers.RandomNormal(0, 0.1)),
+            make_prior_fn=tfp_bnn.NormalPrior(), use_bias=False)(tf.ones([1, 200]))
+        tfp_bnn.BayesianDense(50, use_bias=False)(tf.ones([1, 200]))
+
+
+def test_normal_prior_scale_is_exact_in_float64():
+    # tf.cast(0.7, float64) went through float32: 0.699999988.
+    prior = tfp_bnn.NormalPrior(scale=0.7)
+    assert prior.distribution(3, tf.float64).stddev().numpy()[0] == 0.7
+    assert prior(tf.float64, [2, 2], "k", True, None).stddev().numpy()[0, 0] == 0.7
+    layer = tfp_bnn.BayesianDense(2, kernel_prior=prior, dtype="float64")
+    layer(tf.ones([1, 3], tf.float64))
+    assert layer.prior.distribution().stddev().numpy()[0] == 0.7
 
 
 # -- BayesianDense: the KL term ------------------------------------------------------------

@@ -79,7 +79,7 @@ class NormalPrior(DistributionFactory):
     def distribution(self, size, dtype=tf.float32):
         """``MultivariateNormalDiag`` over a flat vector of ``size`` weights."""
         return tfd.MultivariateNormalDiag(
-            loc=tf.zeros([size], dtype), scale_diag=tf.fill([size], tf.cast(self.scale, dtype))
+            loc=tf.zeros([size], dtype), scale_diag=tf.fill([size], tf.constant(self.scale, dtype))
         )
 
     def make_layer(self, kernel_size, bias_size=0, dtype=None, kernel_shape=None):
@@ -87,7 +87,7 @@ class NormalPrior(DistributionFactory):
 
     def kernel_fn(self, dtype, shape, name, trainable, add_variable_fn):
         return tfd.Independent(
-            tfd.Normal(loc=tf.zeros(shape, dtype), scale=tf.cast(self.scale, dtype)),
+            tfd.Normal(loc=tf.zeros(shape, dtype), scale=tf.constant(self.scale, dtype)),
             reinterpreted_batch_ndims=len(shape),
         )
 
