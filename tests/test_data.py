@@ -620,3 +620,13 @@ def test_a_marker_among_text_labels_is_a_class_and_named_in_a_warning(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         data.load_csv(write(tmp_path, "a,y\n1,cat\n2,dog\n3,cat\n", name="plain.csv"), target="y")
+
+
+def test_labels_that_are_all_symbols_are_classes_without_a_missing_value_warning(tmp_path):
+    # UCI's credit approval data labels its classes "+" and "-": "-" is the negative class.
+    path = write(tmp_path, "a,y\n1,+\n2,-\n3,-\n4,+\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert data.load_csv(path, target="y").class_names == ("+", "-")
+    with pytest.warns(UserWarning, match=r"the label\(s\) '\?' \(1 row\(s\)"):  # a lone "?" among words: still named
+        data.load_csv(write(tmp_path, "a,y\n1,cat\n2,?\n3,dog\n", name="q.csv"), target="y")

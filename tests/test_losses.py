@@ -1,5 +1,7 @@
 """The training losses of the heads: the NLL and the beta-weighted NLL (Seitzer et al. 2022)."""
 
+import threading
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -226,3 +228,26 @@ def test_an_ensemble_member_gets_the_beta_loss_of_its_own_predictions(rng):
     bias[0, 1] += 4.0  # member 0's predicted scale ~7x larger
     last.bias.assign(bias)
     np.testing.assert_allclose(member_1_gradient(), before, rtol=1e-5, atol=1e-8)
+
+
+def test_one_beta_loss_called_from_two_threads_weighs_each_call_by_its_own_sample_weight(rng, monkeypatch):
+    # The sample_weight of a call was kept on the loss object: another thread's call in the
+    # meantime (models sharing the loss, fitted in threads) replaced it (or reset it to None).
+    params = np.c_[rng.normal(size=(16, 1)), np.r_[np.zeros(8), np.full(8, 5.0)]].astype(np.float32)
+    y = rng.normal(size=(16, 1)).astype(np.float32)
+    w = np.r_[np.ones(8), np.zeros(8)].astype(np.float32)
+    loss = heads.BetaNegativeLogLikelihood(1.0)
+    dist = heads.NormalHead(1)(params)
+    weighted, plain = float(loss(y, dist, sample_weight=w)), float(loss(y, dist))
+    original, other = heads._distribution_of, {}
+
+    def another_thread_calls_meanwhile(y_pred, name):
+        if threading.current_thread() is threading.main_thread() and not other:
+            thread = threading.Thread(target=lambda: other.setdefault("plain", float(loss(y, dist))))
+            thread.start()
+            thread.join()
+        return original(y_pred, name)
+
+    monkeypatch.setattr(heads, "_distribution_of", another_thread_calls_meanwhile)
+    assert float(loss(y, dist, sample_weight=w)) == pytest.approx(weighted, rel=1e-6)
+    assert other["plain"] == pytest.approx(plain, rel=1e-6)

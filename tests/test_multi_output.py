@@ -228,3 +228,19 @@ def test_calling_a_classifiers_head_on_stacked_draws_leaves_the_models_targets_a
 
 def test_a_head_still_takes_numpy_parameters():
     np.testing.assert_array_equal(tfp_bnn.NormalHead(1)(np.zeros([2, 2], np.float32)).mean(), np.zeros([2, 1]))
+
+
+def test_a_classifier_over_sequences_of_any_length_takes_labels_of_each_length():
+    # The head's step shape was overwritten by each traced call: after a fit on sequences of
+    # length 5, labels of length 7 were refused ("predicts targets of shape (N, 5)").
+    head = tfp_bnn.CategoricalHead(3)
+    inputs = tf_keras.Input((None, 3))
+    model = tfp_bnn.BayesianModel(inputs, head(tf_keras.layers.Dense(head.params_size)(inputs)))
+    model.compile("adam")
+    for length in (5, 7, 5):
+        x = RNG.normal(size=(16, length, 3)).astype(np.float32)
+        y = RNG.integers(0, 3, size=(16, length)).astype(np.float32)
+        assert np.isfinite(model.fit(x, y, epochs=1, verbose=0).history["loss"]).all()
+        assert np.isfinite(model.fit(tf.data.Dataset.from_tensor_slices((x, y)).batch(8), epochs=1, verbose=0)
+                           .history["loss"]).all()
+        assert np.isfinite(model.evaluate(x, y, verbose=0)).all()

@@ -814,3 +814,20 @@ def test_fit_does_not_warn_within_a_factor_of_two_or_where_the_rows_are_not_know
     assert _kl_weight_warnings(_regressor(10), repeated, steps_per_epoch=3) == []
     three_times = tf.data.Dataset.from_tensor_slices((x, y)).batch(100, drop_remainder=True).repeat(3)
     assert _kl_weight_warnings(_regressor(600), three_times) == []  # 600 rows, each seen 3 times an epoch
+
+
+def test_fit_does_not_warn_of_the_kl_weight_of_frozen_layers_nor_of_a_shuffled_sample_per_epoch():
+    x, y = _rows(600)
+    # Transfer learning: a Bayesian body pretrained on 6000 rows, frozen, under a new deterministic head.
+    inputs = tf_keras.Input((NUM_FEATURES,))
+    body = tfp_bnn.BayesianDense(8, activation="relu", kl_weight=1 / 6000)
+    body.trainable = False
+    model = tfp_bnn.BayesianModel(inputs, heads.NormalHead(1)(tf_keras.layers.Dense(2)(body(inputs))))
+    assert _kl_weight_warnings(model, x, y, batch_size=100) == []
+    # 2 batches drawn afresh each epoch from the 600 rows (take after shuffle, as steps_per_epoch).
+    sample = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(600).batch(100, drop_remainder=True).take(2)
+    assert _kl_weight_warnings(_regressor(600), sample) == []
+    # Still warned: a trainable layer, and a fixed subset taken before any shuffle.
+    assert len(_kl_weight_warnings(_regressor(6000), x, y, batch_size=100)) == 1
+    subset = tf.data.Dataset.from_tensor_slices((x, y)).take(200).shuffle(200).batch(100, drop_remainder=True)
+    assert len(_kl_weight_warnings(_regressor(6000), subset)) == 1

@@ -769,8 +769,11 @@ def _encode_target(path, header, rows, lines, column, task):
 def _warn_of_marker_classes(path, name, texts, lines):
     """A ``UserWarning`` naming text labels that are missing-value markers, kept as classes."""
     found = {}
+    # Labels that are all symbols ("+" and "-", as in UCI's credit approval data) are classes: a "-"
+    # among them is the negative class, not a missing value.
+    symbols = {text for text in texts if text.strip() and not any(ch.isalnum() for ch in text)}
     for text, line in zip(texts, lines):
-        if _is_missing_marker(text):
+        if _is_missing_marker(text) and not (text in symbols and len(symbols) > 1):
             found.setdefault(text, []).append(line)
     if found:
         named = ", ".join(f"{text!r} ({len(at)} row(s), first at line {at[0]})" for text, at in found.items())

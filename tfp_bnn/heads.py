@@ -39,6 +39,8 @@ Example:
 (TensorShape([5]), TensorShape([1]))
 """
 
+import threading
+
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
@@ -803,11 +805,16 @@ class BetaNegativeLogLikelihood(tf_keras.losses.Loss):
     def __call__(self, y_true, y_pred, sample_weight=None):
         # The weights' mean is taken over the examples as the loss weighs them: with Keras's
         # sample_weight (class_weight), so that rows of weight 0 do not rescale the others.
-        self._sample_weight = sample_weight
+        # Per thread, not on the loss object: one loss object may be called by several threads at
+        # once (models sharing it, fitted in threads), and each call must see its own weights.
+        calls = _BETA_SAMPLE_WEIGHTS.__dict__.setdefault("by_loss", {})
+        calls.setdefault(id(self), []).append(sample_weight)
         try:
             return super().__call__(y_true, y_pred, sample_weight=sample_weight)
         finally:
-            self._sample_weight = None
+            calls[id(self)].pop()
+            if not calls[id(self)]:
+                del calls[id(self)]
 
     def call(self, y_true, y_pred):
         dist = _distribution_of(y_pred, type(self).__name__)
@@ -829,12 +836,17 @@ class BetaNegativeLogLikelihood(tf_keras.losses.Loss):
                 f"of shape {variance.shape}: use it with a regression head (NormalHead, StudentTHead)."
             )
         weight = tf.stop_gradient(variance**self.beta)
-        weight = weight / _mean_over_examples(weight, getattr(self, "_sample_weight", None))
+        calls = getattr(_BETA_SAMPLE_WEIGHTS, "by_loss", {}).get(id(self))
+        weight = weight / _mean_over_examples(weight, calls[-1] if calls else None)
         terms = nll * weight
         return tf.reduce_sum(tf.reshape(terms, [tf.shape(terms)[0], -1]), axis=-1)
 
     def get_config(self):
         return {**super().get_config(), "beta": self.beta}
+
+
+# The sample_weight of each BetaNegativeLogLikelihood call in progress, per thread (by id of the loss).
+_BETA_SAMPLE_WEIGHTS = threading.local()
 
 
 def _mean_over_examples(weight, sample_weight=None):

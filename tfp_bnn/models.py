@@ -592,6 +592,9 @@ def _warn_of_another_train_size(model, args):
     weights = {
         layer.kl_weight for layer in model._flatten_layers(include_self=False)
         if isinstance(layer, _BayesianLayer) and layer.kl_weight > 0  # 0: the start of a KL warm-up
+        # A frozen layer's KL is a constant of the loss (no gradient): its weight, for the set it was
+        # trained on, does not act on this fit (a pretrained Bayesian body under a new head).
+        and layer.trainable
     }
     if len(weights) != 1:  # none, or set per layer on purpose
         return
@@ -647,14 +650,17 @@ def _training_rows(args):
 
 
 def _repeats(dataset):
-    """Whether ``dataset``'s pipeline holds a ``repeat`` (read through tf.data's private ``_inputs``)."""
+    """Whether ``dataset``'s pipeline holds a ``repeat``, or a ``take`` after a ``shuffle`` (an epoch of
+    batches drawn afresh from a larger set each epoch, as ``steps_per_epoch`` does); read through
+    tf.data's private ``_inputs``."""
     try:
-        pending = [dataset]
+        pending = [(dataset, False)]
         while pending:
-            current = pending.pop()
-            if type(current).__name__ == "_RepeatDataset":
+            current, taken = pending.pop()
+            kind = type(current).__name__
+            if kind == "_RepeatDataset" or (taken and kind == "_ShuffleDataset"):
                 return True
-            pending.extend(current._inputs())
+            pending.extend((source, taken or kind == "_TakeDataset") for source in current._inputs())
     except (AttributeError, TypeError, NotImplementedError):  # a dataset tf.data cannot walk: rows not known
         return True
     return False

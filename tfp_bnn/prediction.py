@@ -324,11 +324,23 @@ def _functions(model):
     # Traced for the layers the model has now: a Sequential model changes them with pop()
     # and add() (a new head for transfer learning), and its old graphs would go on
     # predicting with the layers it had (Keras's own step functions are reset by compile).
-    layers = tuple(model._flatten_layers(include_self=False))
+    layers = _layer_structure(model)
     if vars(model).get("_tfp_bnn_functions_layers") != layers:
         vars(model)["_tfp_bnn_functions"] = {}
         vars(model)["_tfp_bnn_functions_layers"] = layers
     return vars(model)["_tfp_bnn_functions"]
+
+
+def _layer_structure(model):
+    """The layers of ``model`` and of the models nested in it, as a tuple (what pop/add and a new head change).
+
+    Not every sublayer (``_flatten_layers``): that walk costs ~2 us per tracked layer, on each call of
+    predict (a 60-layer network: ~1 ms, 10 % of a small batch's predict).
+    """
+    return tuple(
+        (layer, _layer_structure(layer)) if isinstance(layer, tf_keras.Model) else layer
+        for layer in getattr(model, "layers", None) or ()
+    )
 
 
 def _cached(model, key, make):
