@@ -244,3 +244,23 @@ def test_a_classifier_over_sequences_of_any_length_takes_labels_of_each_length()
         assert np.isfinite(model.fit(tf.data.Dataset.from_tensor_slices((x, y)).batch(8), epochs=1, verbose=0)
                            .history["loss"]).all()
         assert np.isfinite(model.evaluate(x, y, verbose=0)).all()
+
+
+def test_a_head_shared_with_another_model_keeps_each_models_targets():
+    # The same layers in a second Functional model (a predictive mixture over 4 stacked draws):
+    # the head's last Keras-tensor call set its step shape, and the first model asked for (N, 4, 5).
+    x = RNG.normal(size=(16, 5, 3)).astype(np.float32)
+    y = RNG.integers(0, 3, size=(16, 5)).astype(np.float32)
+    inputs = tf_keras.Input((5, 3))
+    body, head = tf_keras.layers.Dense(3), tfp_bnn.CategoricalHead(3)
+    model = tfp_bnn.BayesianModel(inputs, head(body(inputs)))
+    model.compile("adam")
+    tf_keras.Model(inputs, head(tf_keras.layers.Lambda(lambda z: tf.stack([z] * 4, axis=1))(body(inputs))))
+    assert np.isfinite(model.fit(x, y, epochs=1, verbose=0).history["loss"]).all()
+    assert np.isfinite(model.evaluate(tf.data.Dataset.from_tensor_slices((x, y)).batch(8), verbose=0)).all()
+    assert tfp_bnn.log_likelihoods(model, x, y, num_samples=2, seed=0).shape == (2, 16)
+    flat_inputs = tf_keras.Input((4,))
+    flat = tfp_bnn.BayesianModel(flat_inputs, head(tf_keras.layers.Dense(3)(flat_inputs)))
+    flat.compile("adam")
+    assert np.isfinite(model.fit(x, y, epochs=1, verbose=0).history["loss"]).all()
+    assert np.isfinite(flat.fit(x[:, 0, :].repeat(2, 1)[:, :4], y[:, 0], epochs=1, verbose=0).history["loss"]).all()

@@ -132,6 +132,24 @@ def _is_keras_tensor(value):
         return False
 
 
+def _sync_step_shapes(model):
+    """Set the step shape of ``model``'s heads from their calls in ``model``'s own graph.
+
+    A head's step shape is that of its last call on a Keras tensor: a head shared by another
+    model (the same layers over another length, a predictive mixture over stacked draws)
+    otherwise made this model ask for that model's targets.
+    """
+    nodes = getattr(model, "_network_nodes", None) or ()
+    for layer in getattr(model, "layers", ()):
+        if isinstance(layer, tf_keras.Model):
+            _sync_step_shapes(layer)
+        elif isinstance(layer, Head):
+            for index, node in enumerate(layer._inbound_nodes):
+                if f"{layer.name}_ib-{index}" in nodes:  # Keras's key of the layer's node in this model
+                    layer._set_step_shape(node.input_shapes)
+                    break
+
+
 def _shape_str(shape):
     return "(" + ", ".join("N" if i == 0 else str(d) for i, d in enumerate(shape.as_list())) + (
         ",)" if shape.rank == 1 else ")"

@@ -291,6 +291,7 @@ class BayesianModel(tf_keras.Model):
 
     # -- checks before training --------------------------------------------
     def _checked(self, x, y):
+        heads_lib._sync_step_shapes(self)
         if isinstance(x, tf.data.Dataset):
             validation.check_dataset(x, self.input_shape[1:], self.head)
             return x, y

@@ -53,6 +53,7 @@ import tf_keras
 from tensorflow_probability.python.layers.conv_variational import _ConvVariational
 from tensorflow_probability.python.layers.dense_variational import _DenseVariational
 
+from tfp_bnn import heads as heads_lib
 from tfp_bnn import sampling, validation
 from tfp_bnn.baselines import EnsembleDense, MCDropout
 from tfp_bnn.heads import Head
@@ -221,6 +222,7 @@ def log_likelihoods(model, x, y, *, num_samples=100, seed=None, batch_size=None)
     """
     head = _head(model)
     x, num_samples, seed, batch_size = _checked(model, x, num_samples, seed, batch_size, "log_likelihoods")
+    heads_lib._sync_step_shapes(model)
     y = validation.check_targets(y, head, num_examples=len(x))
     jit = _jit_compile(model)
     function = _cached(
