@@ -264,3 +264,39 @@ def test_a_head_shared_with_another_model_keeps_each_models_targets():
     flat.compile("adam")
     assert np.isfinite(model.fit(x, y, epochs=1, verbose=0).history["loss"]).all()
     assert np.isfinite(flat.fit(x[:, 0, :].repeat(2, 1)[:, :4], y[:, 0], epochs=1, verbose=0).history["loss"]).all()
+
+
+def _sequence_classifier(steps, classes):
+    inputs = tf_keras.Input((steps, 3))
+    logits = tf_keras.layers.Dense(classes)  # no weight uncertainty: every draw is the same
+    model = tfp_bnn.BayesianModel(inputs, tfp_bnn.CategoricalHead(classes)(logits(inputs)))
+    model.compile(tf_keras.optimizers.SGD(0.0), steps_per_execution=1)
+    return model, logits
+
+
+def test_class_weight_of_a_per_step_classifier_is_refused_not_taken_from_the_argmax_over_steps():
+    # Keras turned (N, L) labels into one class per example, argmax over the steps (a position):
+    # with L <= K the loss was weighted silently by class_weight[position of the largest label].
+    model, _ = _sequence_classifier(steps=2, classes=3)
+    x = RNG.normal(size=(16, 2, 3)).astype(np.float32)
+    y = RNG.integers(0, 3, size=(16, 2)).astype(np.float32)
+    with pytest.raises(ValueError, match=r"class_weight weighs one class per example.*label per step"):
+        model.fit(x, y, class_weight={0: 1.0, 1: 5.0, 2: 0.1}, epochs=1, verbose=0)
+
+
+def test_a_per_step_classifiers_nll_is_the_examples_joint_nll_as_log_likelihoods_reports():
+    # The data term against KL / N must be the per-example NLL (sum over its L labels), as for a head
+    # of several units; it was the mean per label, L times too small beside the KL.
+    model, logits = _sequence_classifier(steps=5, classes=3)
+    x = RNG.normal(size=(16, 5, 3)).astype(np.float32)
+    y = RNG.integers(0, 3, size=(16, 5)).astype(np.float32)
+    z = logits(x).numpy().astype(np.float64)
+    per_step = -np.take_along_axis(z - np.log(np.exp(z).sum(-1, keepdims=True)), y[..., None].astype(int), -1)[..., 0]
+    logs = model.evaluate(x, y, verbose=0, return_dict=True)
+    np.testing.assert_allclose(logs["nll"], per_step.sum(axis=1).mean(), rtol=1e-5)
+    ll = tfp_bnn.log_likelihoods(model, x, y, num_samples=2, seed=0)
+    np.testing.assert_allclose(logs["nll"], tfp_bnn.metrics.mixture_nll(ll), rtol=1e-5)
+    weights = RNG.uniform(size=(16, 5)).astype(np.float32)  # Keras's temporal weights, through a dataset
+    weighted = model.evaluate(tf.data.Dataset.from_tensor_slices((x, y, weights)).batch(8), verbose=0,
+                              return_dict=True)
+    np.testing.assert_allclose(weighted["nll"], (weights * per_step).sum(axis=1).mean(), rtol=1e-5)

@@ -287,3 +287,14 @@ def test_importing_tfp_bnn_does_not_import_plots():
     code = "import sys, tfp_bnn; print('tfp_bnn.plots' in sys.modules)"
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert output.strip() == "False"
+
+
+def test_class_probability_bars_of_a_per_step_result_names_the_index_and_takes_one_per_axis():
+    inputs = tf_keras.Input((3, 2))
+    model = tfp_bnn.BayesianModel(
+        inputs, tfp_bnn.CategoricalHead(3)(tfp_bnn.BayesianDense(3, kl_weight=0.25)(inputs)))
+    result = tfp_bnn.predict(model, np.random.default_rng(0).normal(size=(4, 3, 2)).astype(np.float32), num_samples=4, seed=0)
+    with pytest.raises(ValueError, match=r"a label per step or pixel.*index=\(0, 3\)"):  # was a TypeError from format
+        plots.class_probability_bars(result, 0)
+    fig = plots.class_probability_bars(result, (0, 2))
+    assert len(fig.axes[0].patches) == 3

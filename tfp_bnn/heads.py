@@ -765,7 +765,16 @@ class NegativeLogLikelihood(tf_keras.losses.Loss):
 
     def call(self, y_true, y_pred):
         dist = _distribution_of(y_pred, type(self).__name__)
-        return -dist.log_prob(align_target(y_true, dist))
+        log_prob = dist.log_prob(align_target(y_true, dist))
+        if log_prob.shape.rank is not None and log_prob.shape.rank > 1:
+            # A label per time step or pixel: Keras averages the loss over all N * L values, which
+            # made the data term the mean per label while the KL terms are scaled by 1 / N per
+            # example (an ELBO with the KL weighted L times too much). Times L, the mean is the
+            # example's joint NLL (the sum over its labels, as log_likelihoods reports), also
+            # under Keras's temporal (N, L) sample weights.
+            steps = tf.reduce_prod(tf.shape(log_prob)[1:])
+            log_prob = log_prob * tf.cast(steps, log_prob.dtype)
+        return -log_prob
 
 
 def _distribution_of(y_pred, loss_name):

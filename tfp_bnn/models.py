@@ -696,6 +696,16 @@ def _check_class_weight(class_weight, head, y):
             f"class_weight weighs the classes of a classifier; {type(head).__name__} is a regression head. "
             "Pass sample_weight (one weight per example) instead."
         )
+    if head._step_shape:
+        # Keras maps class_weight to one weight per example: for (N, L) labels it took the argmax
+        # over the steps (a position, not a class) as the example's class, silently or as an
+        # out-of-range gather inside the graph.
+        raise ValueError(
+            f"class_weight weighs one class per example, but {type(head).__name__} predicts a label per step "
+            f"or pixel (targets of shape (N, {', '.join(str(d) for d in head._step_shape)})): Keras would weigh "
+            "each example by the argmax over its steps. Weigh the steps yourself: fit a tf.data.Dataset of "
+            "(x, y, w) with w = np.asarray([class_weight[k] for k in range(K)])[y.astype(int)], shape of y."
+        )
     num_classes = getattr(head, "num_classes", head.units)
     keys = sorted(class_weight)
     if keys != list(range(num_classes)):

@@ -377,7 +377,16 @@ def class_probability_bars(result, index, class_names=None, ax=None):
     >>> fig = plots.class_probability_bars(result, 0, class_names=iris.class_names)
     """
     probabilities = np.asarray(result.probabilities)[index]
-    low, high = np.percentile(np.asarray(result.draw_probabilities)[:, index], [2.5, 97.5], axis=0)
+    if probabilities.ndim != 1:
+        # A label per step or pixel: probabilities (N, L, K). Was a NumPy broadcast error from
+        # matplotlib's bar, or (L = K) a TypeError from formatting the title.
+        raise ValueError(
+            f"result has probabilities of shape {np.shape(result.probabilities)} (a label per step or pixel); "
+            f"index {index!r} selects {probabilities.shape}, not one distribution over classes: pass an index "
+            "per axis, e.g. index=(0, 3) for example 0, step 3."
+        )
+    draws = np.asarray(result.draw_probabilities)[(slice(None), *np.index_exp[index])]
+    low, high = np.percentile(draws, [2.5, 97.5], axis=0)
     positions = np.arange(len(probabilities))
     class_names = [str(k) for k in positions] if class_names is None else list(class_names)
     if len(class_names) != len(probabilities):
