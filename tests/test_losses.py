@@ -251,3 +251,23 @@ def test_one_beta_loss_called_from_two_threads_weighs_each_call_by_its_own_sampl
     monkeypatch.setattr(heads, "_distribution_of", another_thread_calls_meanwhile)
     assert float(loss(y, dist, sample_weight=w)) == pytest.approx(weighted, rel=1e-6)
     assert other["plain"] == pytest.approx(plain, rel=1e-6)
+
+
+def test_a_per_step_nll_with_reduction_sum_or_none_is_not_scaled_by_the_steps():
+    # The factor L makes Keras's mean over N * L labels the mean joint NLL; reduction "sum" and
+    # "none" (tf.nn.compute_average_loss in a custom loop) sum over the labels already.
+    import tensorflow as tf
+    import tf_keras
+    x = np.random.default_rng(0).normal(size=(8, 5, 3)).astype(np.float32)
+    y = np.random.default_rng(1).integers(0, 3, size=(8, 5)).astype(np.float32)
+    inputs = tf_keras.Input((5, 3))
+    model = tfp_bnn.BayesianModel(inputs, tfp_bnn.CategoricalHead(3)(tf_keras.layers.Dense(3)(inputs)))
+    dist = model(x)
+    per_step = -dist.tensor_distribution.log_prob(y).numpy()
+    joint = per_step.sum(axis=1)
+    np.testing.assert_allclose(float(tfp_bnn.NegativeLogLikelihood()(y, dist)), joint.mean(), rtol=1e-5)
+    np.testing.assert_allclose(
+        float(tfp_bnn.NegativeLogLikelihood(reduction="sum")(y, dist)), joint.sum(), rtol=1e-5)
+    none = tfp_bnn.NegativeLogLikelihood(reduction="none")(y, dist)
+    np.testing.assert_allclose(none.numpy(), per_step, rtol=1e-5)
+    np.testing.assert_allclose(float(tf.nn.compute_average_loss(none, global_batch_size=8)), joint.mean(), rtol=1e-5)

@@ -300,3 +300,15 @@ def test_a_per_step_classifiers_nll_is_the_examples_joint_nll_as_log_likelihoods
     weighted = model.evaluate(tf.data.Dataset.from_tensor_slices((x, y, weights)).batch(8), verbose=0,
                               return_dict=True)
     np.testing.assert_allclose(weighted["nll"], (weights * per_step).sum(axis=1).mean(), rtol=1e-5)
+
+
+def test_class_weight_of_a_one_step_classifier_weighs_the_example_by_its_label():
+    # (N, 1) labels: Keras takes the example's one label as its class, as sample_weight would.
+    model, _ = _sequence_classifier(steps=1, classes=3)
+    x = RNG.normal(size=(16, 1, 3)).astype(np.float32)
+    y = RNG.integers(0, 3, size=(16, 1)).astype(np.float32)
+    class_weight = {0: 1.0, 1: 5.0, 2: 0.1}
+    weights = np.asarray([class_weight[k] for k in range(3)])[y[:, 0].astype(int)]
+    by_class = model.fit(x, y, class_weight=class_weight, epochs=1, batch_size=16, verbose=0).history["loss"]
+    by_sample = model.fit(x, y, sample_weight=weights, epochs=1, batch_size=16, verbose=0).history["loss"]
+    np.testing.assert_allclose(by_class, by_sample, rtol=1e-6)

@@ -125,19 +125,14 @@ def align_target(y, dist):
     return tf.cast(y, dist.dtype)
 
 
-def _is_keras_tensor(value):
-    try:
-        return tf_keras.backend.is_keras_tensor(value)
-    except ValueError:  # NumPy arrays, lists: not symbolic
-        return False
-
-
 def _sync_step_shapes(model):
     """Set the step shape of ``model``'s heads from their calls in ``model``'s own graph.
 
-    A head's step shape is that of its last call on a Keras tensor: a head shared by another
-    model (the same layers over another length, a predictive mixture over stacked draws)
-    otherwise made this model ask for that model's targets.
+    A head's own step shape is that of its first call (``build``): a head shared by another
+    model (the same layers over another length, a predictive mixture over stacked draws), or
+    built outside this model, would otherwise make this model ask for another model's targets.
+    Read from the graph when targets are checked, not set in an override of ``__call__``:
+    overriding ``DistributionLambda.__call__`` kept every model and its graphs alive.
     """
     nodes = getattr(model, "_network_nodes", None) or ()
     for layer in getattr(model, "layers", ()):
@@ -239,16 +234,11 @@ class Head(tfp.layers.DistributionLambda):
         self._set_step_shape(input_shape)  # a subclassed model's head: its first call
         super().build(input_shape)
 
-    def __call__(self, inputs, *args, **kwargs):
-        if _is_keras_tensor(inputs):  # a model's graph: the targets it takes
-            self._set_step_shape(inputs.shape)
-        return super().__call__(inputs, *args, **kwargs)
-
     def _set_step_shape(self, input_shape):
         # A label per step or pixel: its targets are (N, *steps, *target_shape) (check_targets);
-        # None for a step axis of any length. Set by the model's graph (or the first call), not
-        # by every call: a user's head(logits) over a [N, T, K] stack of draws (a mixture on top)
-        # made the model ask fit, evaluate and log_likelihoods for (N, T) targets.
+        # None for a step axis of any length. Set by the first call and by each model's graph
+        # (_sync_step_shapes), not by every call: a user's head(logits) over a [N, T, K] stack of
+        # draws (a mixture on top) made the model ask fit, evaluate and log_likelihoods for (N, T).
         shape = tf.TensorShape(input_shape)
         if shape.rank is not None and shape.rank > 2 and self.task == "classification":
             self._step_shape = tuple(shape[1:-1])
@@ -751,6 +741,12 @@ class NegativeLogLikelihood(tf_keras.losses.Loss):
     The target is aligned to the distribution with :func:`align_target`
     first, so ``(N,)`` against ``(N, 1)`` cannot silently broadcast.
 
+    A ``log_prob`` with more than one value per example, ``(N, L)`` (a label
+    per time step or pixel, or a distribution without ``tfd.Independent`` over
+    an example's targets), is the example's joint NLL under Keras's mean over
+    the batch: the sum over its L values, as the KL terms' ``1 / N`` per example
+    expects (with ``reduction="sum"`` or ``"none"`` the values are left as they are).
+
     Example: ``-log N(y = 1 | 0, 1) = 0.5 + log(2 pi) / 2``.
 
     >>> import tensorflow_probability as tfp
@@ -766,7 +762,11 @@ class NegativeLogLikelihood(tf_keras.losses.Loss):
     def call(self, y_true, y_pred):
         dist = _distribution_of(y_pred, type(self).__name__)
         log_prob = dist.log_prob(align_target(y_true, dist))
-        if log_prob.shape.rank is not None and log_prob.shape.rank > 1:
+        # Only under Keras's mean over the batch (compile's default): with reduction="sum", or "none"
+        # and a custom loop's tf.nn.compute_average_loss, the (N, L) values are summed as they are.
+        mean_over_batch = self.reduction in (
+            tf_keras.losses.Reduction.AUTO, tf_keras.losses.Reduction.SUM_OVER_BATCH_SIZE)
+        if mean_over_batch and log_prob.shape.rank is not None and log_prob.shape.rank > 1:
             # A label per time step or pixel: Keras averages the loss over all N * L values, which
             # made the data term the mean per label while the KL terms are scaled by 1 / N per
             # example (an ELBO with the KL weighted L times too much). Times L, the mean is the

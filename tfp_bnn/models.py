@@ -696,7 +696,7 @@ def _check_class_weight(class_weight, head, y):
             f"class_weight weighs the classes of a classifier; {type(head).__name__} is a regression head. "
             "Pass sample_weight (one weight per example) instead."
         )
-    if head._step_shape:
+    if head._step_shape and head._step_shape != (1,):  # one step: (N, 1) labels, Keras's one class per example
         # Keras maps class_weight to one weight per example: for (N, L) labels it took the argmax
         # over the steps (a position, not a class) as the example's class, silently or as an
         # out-of-range gather inside the graph.
