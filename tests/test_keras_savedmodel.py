@@ -1,6 +1,7 @@
 """Keras's TF SavedModel format: ``model.save("dir")`` (no extension) and ``tf_keras.models.load_model``."""
 
 import numpy as np
+import pytest
 import tensorflow as tf
 import tf_keras
 
@@ -67,6 +68,28 @@ def test_an_overridden_train_step_does_not_log_a_kl_of_zero():
     assert list(logs) == ["loss", "nll", "kl"] and logs["kl"] > 0
     assert model.metrics_names == ["loss", "nll", "kl"]
     np.testing.assert_allclose(model.evaluate(x, x[:, 0], verbose=0)[2], float(model.kl_divergence()), rtol=1e-6)
+
+
+def test_get_metrics_result_holds_the_nll_and_kl_that_fit_and_evaluate_logged():
+    # They were only in the steps' logs: model.get_metrics_result() (and compute_metrics) had loss and
+    # the compiled metrics only.
+    x = np.random.default_rng(0).normal(size=(64, 3)).astype("float32")
+    model = tfp_bnn.make_regressor((3,), hidden_units=(4,), train_size=64)
+    model.compile(tf_keras.optimizers.SGD(0.01), metrics=["mae"])
+    history = model.fit(x, x[:, 0], epochs=1, verbose=0).history
+    assert {name: float(value) for name, value in model.get_metrics_result().items()} == pytest.approx(
+        {name: values[-1] for name, values in history.items()}, rel=1e-6)
+    logs = model.evaluate(x, x[:, 0], verbose=0, return_dict=True)
+    results = model.get_metrics_result()
+    assert list(results) == list(logs) == ["loss", "mae", "nll", "kl"]
+    assert {name: float(value) for name, value in results.items()} == pytest.approx(logs, rel=1e-6)
+    computed = model.compute_metrics(x, tf.constant(x[:, :1]), model(x), None)
+    assert float(computed["nll"]) == pytest.approx(logs["nll"], rel=1e-6)
+    # The guide's train_step never updates them: still not logged, nor reported as 0.0.
+    guide = _GuideTrainStep(model.inputs, model.outputs)
+    guide.compile(tf_keras.optimizers.SGD(0.01))
+    guide.fit(x, x[:, 0], epochs=1, verbose=0)
+    assert list(guide.get_metrics_result()) == ["loss"]
 
 
 def test_load_weights_of_a_savedmodel_folder_leaves_kl_weight_as_configured(tmp_path):

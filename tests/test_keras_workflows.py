@@ -268,15 +268,20 @@ def test_the_progress_bar_shows_the_logged_nll_and_kl(capsys, callbacks):
         assert _shown_in_progbar(shown, name) == pytest.approx(logs[name], abs=1e-4), (name, shown[-300:])
 
 
-@pytest.mark.parametrize("inference", ["variational", "mc_dropout", "ensemble"])
-def test_a_fitted_model_wrapped_in_an_end_to_end_model_predicts_and_exports_as_itself(tmp_path, inference):
-    # Keras's end-to-end model: preprocessing layers, then the fitted model as a layer.
+def _fitted_regressor(inference, epochs):
     model = tfp_bnn.make_regressor(
         (2,), hidden_units=(8,), train_size=len(X), inference=inference,
         **({"num_members": 2} if inference == "ensemble" else {}),
     )
     model.compile(optimizer=tf_keras.optimizers.Adam(1e-2))
-    model.fit(X, Y, epochs=2, verbose=0)
+    model.fit(X, Y, epochs=epochs, verbose=0)
+    return model
+
+
+@pytest.mark.parametrize("inference", ["variational", "mc_dropout", "ensemble"])
+def test_a_fitted_model_wrapped_in_an_end_to_end_model_predicts_and_exports_as_itself(tmp_path, inference):
+    # Keras's end-to-end model: preprocessing layers, then the fitted model as a layer.
+    model = _fitted_regressor(inference, epochs=2)
     raw = tf_keras.Input((2,))
     end_to_end = tf_keras.Model(raw, model(tf_keras.layers.Rescaling(1.0)(raw)))
     wrapped = tf_keras.Sequential([tf_keras.Input((2,)), model])
@@ -340,3 +345,65 @@ def test_a_cached_predict_does_not_walk_every_sublayer_again(monkeypatch):
     monkeypatch.setattr(type(model), "_flatten_layers", counted)
     np.testing.assert_array_equal(tfp_bnn.predict(model, X[:4], num_samples=4, seed=0).mean, expected)
     assert len(walks) <= 2  # _checked's own checks (TFP's variational layers), as before the cache check
+
+
+@pytest.mark.parametrize("inference", ["variational", "ensemble"])
+def test_a_bayesian_model_around_a_fitted_model_predicts_exports_and_fits_as_it(tmp_path, inference):
+    # Keras's end-to-end model as a BayesianModel: was "A BayesianModel must end in a tfp_bnn head
+    # (tfp_bnn.heads), got BayesianModel" at construction, while tf_keras.Model(raw, ...) worked.
+    model = _fitted_regressor(inference, epochs=1)
+    raw = tf_keras.Input((2,))
+    end_to_end = tfp_bnn.BayesianModel(raw, model(tf_keras.layers.Rescaling(1.0)(raw)))
+    assert end_to_end.head is model.head and end_to_end.num_members == model.num_members
+    expected = tfp_bnn.predict(model, X[:5], num_samples=10, seed=0)
+    result = tfp_bnn.predict(end_to_end, X[:5], num_samples=10, seed=0)
+    np.testing.assert_array_equal(result.draw_means, expected.draw_means)
+    np.testing.assert_array_equal(result.lower, expected.lower)
+    np.testing.assert_array_equal(
+        tfp_bnn.log_likelihoods(end_to_end, X[:5], Y[:5], num_samples=10, seed=0),
+        tfp_bnn.log_likelihoods(model, X[:5], Y[:5], num_samples=10, seed=0))
+    path = tfp_bnn.serving.export_for_serving(end_to_end, tmp_path / "m", num_samples=10)
+    served = tf.saved_model.load(str(path)).signatures["seeded"](x=tf.constant(X[:5]), seed=tf.constant(0, tf.int64))
+    np.testing.assert_allclose(served["mean"], expected.mean, rtol=1e-6, atol=1e-6)
+    end_to_end.compile(optimizer=tf_keras.optimizers.Adam(1e-2))  # the inner head's NLL by default
+    history = end_to_end.fit(X, Y, epochs=1, verbose=0).history
+    assert np.isfinite([history["loss"], history["nll"], history["kl"]]).all()
+    with pytest.raises(ValueError, match=r"NormalHead predicts targets of shape \(N, 1\)"):
+        end_to_end.fit(X, np.repeat(Y.reshape(-1, 1), 2, axis=1), epochs=1, verbose=0)
+    with pytest.raises(TypeError, match="must end in a tfp_bnn head .tfp_bnn.heads., got Functional"):
+        tfp_bnn.BayesianModel(raw, tf_keras.Model(raw, tf_keras.layers.Dense(2)(raw))(raw))
+
+
+@pytest.mark.parametrize("names", [("nll",), ("kl",), ("nll", "kl")])
+def test_a_metric_named_as_the_nll_or_kl_log_is_refused(names):
+    # A metric named "nll" vanished behind the model's NLL log; named "nll" and "kl", Keras
+    # logged the metrics in place of the model's NLL and KL (loss no longer nll + kl).
+    def mae(y_true, y_pred):
+        return tf_keras.metrics.mean_absolute_error(tf_keras.backend.reshape(y_true, [-1, 1]), y_pred)
+
+    model = tfp_bnn.make_regressor((2,), hidden_units=(4,), train_size=10)
+    metrics = [tf_keras.metrics.MeanMetricWrapper(mae, name=name) for name in names]
+    with pytest.raises(ValueError, match="another name"):
+        model.compile(metrics=metrics)
+    model.compile(metrics=[tf_keras.metrics.MeanMetricWrapper(mae, name="my_nll")])  # other names work
+
+
+def test_a_bayesian_model_around_a_fitted_model_of_two_heads_checks_each_target_against_its_head():
+    # Was "A BayesianModel must end in a tfp_bnn head (tfp_bnn.heads), got BayesianModel" at construction
+    # (the wrapper was accepted for fitted models of one output only), while tf_keras.Model(raw, ...) worked.
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(32, 2)).astype(np.float32)
+    inputs = tf_keras.Input((2,))
+    hidden = tfp_bnn.BayesianDense(4, activation="relu", kl_weight=1 / 32)(inputs)
+    fitted = tfp_bnn.BayesianModel(inputs, [
+        tfp_bnn.NormalHead(1, name="price")(tfp_bnn.BayesianDense(2, kl_weight=1 / 32)(hidden)),
+        tfp_bnn.CategoricalHead(3, name="kind")(tfp_bnn.BayesianDense(3, kl_weight=1 / 32)(hidden)),
+    ])
+    raw = tf_keras.Input((2,))
+    end_to_end = tfp_bnn.BayesianModel(raw, fitted(tf_keras.layers.Rescaling(1.0)(raw)))
+    assert isinstance(end_to_end.head, tfp_bnn.CategoricalHead)
+    end_to_end.compile("adam")
+    history = end_to_end.fit(x, [x[:, 0], rng.integers(0, 3, 32)], epochs=1, verbose=0).history
+    assert np.isfinite(history["loss"]).all()
+    with pytest.raises(ValueError, match=r"y\[0\] = 7, but labels must be integers 0..2"):
+        end_to_end.fit(x, [x[:, 0], np.full(32, 7)], epochs=1, verbose=0)

@@ -298,3 +298,45 @@ def test_class_probability_bars_of_a_per_step_result_names_the_index_and_takes_o
         plots.class_probability_bars(result, 0)
     fig = plots.class_probability_bars(result, (0, 2))
     assert len(fig.axes[0].patches) == 3
+
+
+@pytest.mark.parametrize("head", [tfp_bnn.CategoricalHead(3), tfp_bnn.BernoulliHead()], ids=["categorical", "bernoulli"])
+def test_classification_figures_of_a_per_step_result_pool_the_labels_of_all_steps(head, tmp_path):
+    # Was "Got 12 labels for 4 predictions" for labels (N, L), and for labels (N,) "probabilities must
+    # have shape (N, K) with N = 4 labels, got (4, 3, 3)": neither said what to pass.
+    inputs = tf_keras.Input((3, 2))
+    model = tfp_bnn.BayesianModel(inputs, head(tfp_bnn.BayesianDense(head.params_size, kl_weight=0.25)(inputs)))
+    rng = np.random.default_rng(0)
+    result = tfp_bnn.predict(model, rng.normal(size=(40, 3, 2)).astype(np.float32), num_samples=4, seed=0)
+    labels = rng.integers(0, 2, size=(40, 3))
+    num_classes = result.probabilities.shape[-1]
+    flat = result.probabilities.reshape(-1, num_classes)
+
+    fig = plots.uncertainty_histograms(labels, result)
+    correct = int((flat.argmax(axis=1) == labels.reshape(-1)).sum())
+    legend = [text.get_text() for text in fig.axes[0].get_legend().get_texts()]
+    assert legend == [f"correct (n = {correct})", f"wrong (n = {120 - correct})"]
+    _saved(fig, tmp_path, "per_step_histograms")
+
+    fig = plots.reliability_diagram(labels, result, num_bins=5)
+    ece = metrics.expected_calibration_error(labels.reshape(-1), flat, 5)
+    assert f"ECE = {ece:.3f}" in fig.axes[0].get_title()
+    _saved(fig, tmp_path, "per_step_reliability")
+
+    for wrong in (labels[:, 0], labels.reshape(-1), np.eye(num_classes)[labels]):
+        with pytest.raises(ValueError, match=r"a distribution per step or pixel: pass one label per step, labels "
+                                             r"of shape \(40, 3\)"):
+            plots.uncertainty_histograms(wrong, result)
+        with pytest.raises(ValueError, match=r"labels of shape \(40, 3\)"):
+            plots.reliability_diagram(wrong, result.probabilities)
+
+
+def test_classification_figures_of_a_one_step_result_take_labels_n_or_n_by_1(classification, tmp_path):
+    labels, result = classification
+    one_step = tfp_bnn.ClassificationPrediction(
+        *(np.asarray(getattr(result, name))[:, None] for name in
+          ("probabilities", "predictive_entropy", "expected_entropy", "mutual_information")),
+        np.asarray(result.draw_probabilities)[:, :, None])
+    for given in (labels, labels[:, None]):
+        _saved(plots.uncertainty_histograms(given, one_step), tmp_path, "one_step_histograms")
+        _saved(plots.reliability_diagram(given, one_step), tmp_path, "one_step_reliability")

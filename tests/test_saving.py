@@ -22,10 +22,11 @@ import zipfile
 
 import numpy as np
 import pytest
+import tensorflow as tf
 import tf_keras
 
 import tfp_bnn
-from tfp_bnn import baselines, heads, layers, posteriors, priors
+from tfp_bnn import baselines, heads, layers, models, posteriors, priors
 
 NUM_TRAIN = 64
 BATCH_SIZE = 32
@@ -621,3 +622,41 @@ def test_a_posteriors_initializer_class_serializes_as_dense_s(tmp_path):
     model.save(tmp_path / "m.keras")
     tf_keras.models.load_model(tmp_path / "m.keras")
     tf_keras.models.clone_model(model)
+
+
+def test_a_model_compiled_with_a_legacy_optimizer_loads_from_a_keras_file(tmp_path):
+    # compile_from_config built the optimizer unconditionally; Keras exempts legacy optimizers,
+    # and load_model failed with "'Adam' object has no attribute 'build'".
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(32, 2)).astype(np.float32)
+    y = x.sum(axis=1)
+    model = tfp_bnn.make_regressor((2,), hidden_units=(4,), train_size=32)
+    model.compile(tf_keras.optimizers.legacy.Adam(0.01))
+    model.fit(x, y, epochs=1, verbose=0)
+    model.save(tmp_path / "m.keras")
+    loaded = tf_keras.models.load_model(tmp_path / "m.keras")
+    assert isinstance(loaded.optimizer, tf_keras.optimizers.legacy.Adam)
+    assert np.isfinite(loaded.fit(x, y, epochs=1, verbose=0).history["loss"][0])
+
+
+def _nll_metric(y_true, y_pred):
+    return tf.reduce_mean(tf.abs(tf.reshape(y_true, [-1, 1]) - y_pred))
+
+
+def test_a_file_saved_with_a_metric_named_nll_still_loads(tmp_path, monkeypatch):
+    # Files saved before compile refused the name: load_model (.keras, SavedModel folder) raised the
+    # compile-time ValueError, so the model could not even be loaded for prediction.
+    x = np.random.default_rng(0).normal(size=(32, 2)).astype(np.float32)
+    model = tfp_bnn.make_regressor((2,), hidden_units=(4,), train_size=32)
+    with monkeypatch.context() as patch:  # compiled as before the check
+        patch.setattr(models, "_check_metric_names", lambda *args, **kwargs: None)
+        model.compile("adam", metrics=[tf_keras.metrics.MeanMetricWrapper(_nll_metric, name="nll")])
+    model.fit(x, x[:, 0], epochs=1, verbose=0)
+    model.save(tmp_path / "m.keras")
+    model.save(tmp_path / "m_dir")
+    for path in ("m.keras", "m_dir"):
+        with pytest.warns(UserWarning, match="A metric named 'nll'"):
+            loaded = tf_keras.models.load_model(tmp_path / path, custom_objects={"_nll_metric": _nll_metric})
+        np.testing.assert_allclose(loaded.get_layer(index=-2).get_weights()[0], model.get_layer(index=-2).get_weights()[0])
+    with pytest.raises(ValueError, match="another name"):  # a compile of the user's still refuses it
+        loaded.compile("adam", metrics=[tf_keras.metrics.MeanMetricWrapper(_nll_metric, name="nll")])

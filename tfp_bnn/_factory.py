@@ -35,7 +35,7 @@ def register(cls):
 
 
 def float32_under_mixed_precision(layer_kwargs):
-    """Layer kwargs with ``dtype="float32"`` if none is given and the global policy is mixed.
+    """Layer kwargs with ``dtype="float32"`` if none is given and the global policy is mixed or half.
 
     Under ``mixed_float16``/``mixed_bfloat16`` a layer computes in half precision.
     Sampling weights, their KL and a distribution's log-density need float32 (as
@@ -43,7 +43,12 @@ def float32_under_mixed_precision(layer_kwargs):
     mix dtypes: tfp_bnn's Bayesian layers and heads stay float32, the plain layers
     between them follow the policy.
     """
-    if layer_kwargs.get("dtype") is None and tf_keras.mixed_precision.global_policy().name.startswith("mixed_"):
+    policy = tf_keras.mixed_precision.global_policy()
+    # A half-precision global policy ("float16", "bfloat16") too: its layers compute in half
+    # precision as a mixed policy's do (a Normal head's intervals failed in TFP's ndtr).
+    if layer_kwargs.get("dtype") is None and (
+        policy.name.startswith("mixed_") or policy.compute_dtype in ("float16", "bfloat16")
+    ):
         return {**layer_kwargs, "dtype": "float32"}
     return layer_kwargs
 

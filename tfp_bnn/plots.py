@@ -100,11 +100,29 @@ def _training_data(ax, x_train, y_train):
     ax.scatter(x_train, y_train, s=6, color="black", alpha=0.3, linewidths=0, label="training data", zorder=3)
 
 
+def _pooled(labels, probabilities):
+    """Labels and probabilities of a label per step or pixel, ``(N, *steps)`` and
+    ``(N, *steps, K)``, pooled as ``(N * steps,)`` and ``(N * steps, K)``; others unchanged."""
+    labels, probabilities = np.asarray(labels), np.asarray(probabilities)
+    if probabilities.ndim <= 2:
+        return labels, probabilities
+    # (N, 1) labels of one step, as (N,): the same values in the same order.
+    if metrics._squeezed_shape(labels.shape) != metrics._squeezed_shape(probabilities.shape[:-1]):
+        hint = " (one-hot? pass labels.argmax(axis=-1))" if labels.shape == probabilities.shape else ""
+        raise ValueError(
+            f"probabilities of shape {probabilities.shape} hold a distribution per step or pixel: pass one "
+            f"label per step, labels of shape {probabilities.shape[:-1]}, got {labels.shape}{hint}. The "
+            "figure pools the labels of all steps."
+        )
+    return labels.reshape(-1), probabilities.reshape(-1, probabilities.shape[-1])
+
+
 def _labels(labels, result):
-    labels = np.asarray(labels).reshape(-1)
-    if labels.size != len(result.probabilities):
-        raise ValueError(f"Got {labels.size} labels for {len(result.probabilities)} predictions.")
-    return metrics._labels_and_probs(labels, result.probabilities)[0]  # integers 0..K-1, or a clear error
+    labels, probabilities = _pooled(labels, result.probabilities)
+    labels = labels.reshape(-1)
+    if labels.size != len(probabilities):
+        raise ValueError(f"Got {labels.size} labels for {len(probabilities)} predictions.")
+    return metrics._labels_and_probs(labels, probabilities)[0]  # integers 0..K-1, or a clear error
 
 
 # -- regression ---------------------------------------------------------------------
@@ -282,8 +300,9 @@ def reliability_diagram(labels, probabilities, num_bins=10, ax=None):
     (:func:`tfp_bnn.metrics.expected_calibration_error`, same bins) in the title.
 
     Args:
-      labels: integer labels ``(N,)``.
-      probabilities: ``(N, K)`` class probabilities, or a
+      labels: integer labels ``(N,)``; ``(N, *steps)`` for a label per step or
+        pixel (all labels pooled).
+      probabilities: ``(N, K)`` class probabilities (``(N, *steps, K)``), or a
         :class:`tfp_bnn.ClassificationPrediction`.
       num_bins: number of confidence bins over [0, 1].
       ax: matplotlib ``Axes`` for the bars; the count panel is split off its
@@ -295,6 +314,7 @@ def reliability_diagram(labels, probabilities, num_bins=10, ax=None):
     >>> fig = plots.reliability_diagram(iris.y, result.probabilities)
     """
     probabilities = np.asarray(getattr(probabilities, "probabilities", probabilities), np.float64)
+    labels, probabilities = _pooled(labels, probabilities)
     counts, accuracy, _ = metrics.calibration_bins(labels, probabilities, num_bins)  # also checks the inputs
     ece = metrics.expected_calibration_error(labels, probabilities, num_bins)
     edges = np.linspace(0.0, 1.0, int(num_bins) + 1)
@@ -323,7 +343,8 @@ def uncertainty_histograms(labels, result, axes=None):
     useful uncertainty puts the wrongly classified inputs further right.
 
     Args:
-      labels: integer labels ``(N,)``.
+      labels: integer labels ``(N,)``; ``(N, *steps)`` for a label per step or
+        pixel (all labels pooled).
       result: :class:`tfp_bnn.ClassificationPrediction` at the same inputs.
       axes: two matplotlib ``Axes``; a new figure with two panels if ``None``.
 
@@ -337,13 +358,13 @@ def uncertainty_histograms(labels, result, axes=None):
     axes = np.ravel(axes)
     if axes.size != 2:
         raise ValueError(f"axes must be two Axes, got {axes.size}.")
-    correct = result.predicted_class == labels
+    correct = np.reshape(result.predicted_class, -1) == labels
     panels = (
         (result.predictive_entropy, "predictive entropy (total)"),
         (result.mutual_information, "mutual information (epistemic)"),
     )
     for ax, (values, title) in zip(axes, panels):
-        values = np.asarray(values, np.float64)
+        values = np.asarray(values, np.float64).reshape(-1)
         bins = np.histogram_bin_edges(values, bins=30)
         for mask, name, color in ((correct, "correct", "tab:blue"), (~correct, "wrong", "tab:red")):
             if mask.any():

@@ -155,6 +155,12 @@ def check_targets(y, head, num_examples=None):
     Traceback (most recent call last):
     ValueError: x has 3 examples but y has 2; pass one target per example.
     """
+    if head.task == "classification" and _is_text(y):
+        top = head.units - 1 if head.units > 1 else 1  # BernoulliHead: one unit, labels 0/1
+        raise TypeError(
+            f"y holds text labels, but {type(head).__name__} takes class indices 0..{top}; encode them: "
+            "classes, y = np.unique(y, return_inverse=True) (classes[k] is the label of class k)."
+        )
     array = _as_numeric_array(y, "y")
     if num_examples is not None and array.shape[0] != num_examples:
         raise ValueError(
@@ -174,6 +180,17 @@ def check_targets(y, head, num_examples=None):
     _check_finite(array, "y")
     head.check_support(array)
     return array
+
+
+def _is_text(data):
+    """Whether ``data`` is an array (or list) of strings or bytes."""
+    try:
+        array = np.asarray(data)
+    except Exception:  # ragged: _as_numeric_array says so
+        return False
+    if array.dtype.kind in "US":
+        return True
+    return array.dtype.kind == "O" and array.size > 0 and isinstance(array.flat[0], (str, bytes))
 
 
 def _example_target_shape(head):
