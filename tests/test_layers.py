@@ -820,3 +820,25 @@ def test_configs_that_carry_them_still_load():
     assert np.array_equal(tf.convert_to_tensor(head(tf.zeros([2, 2]))), np.zeros((2, 1)))
     clone = tf_keras.models.clone_model(tfp_bnn.make_regressor((1,), regime="probabilistic"))
     assert isinstance(clone.layers[-1], heads.NormalHead)
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(kernel_prior=tfp_bnn.MeanFieldNormal()),
+    dict(kernel_prior=tfp_bnn.FullCovarianceNormal()),
+    dict(kernel_posterior=tfp_bnn.NormalPrior()),
+    dict(kernel_posterior=tfp_bnn.ScaleMixturePrior()),
+    dict(kernel_posterior=tfp_bnn.TrainableNormalPrior()),
+])
+@pytest.mark.parametrize("layer", [lambda **kw: tfp_bnn.BayesianDense(2, **kw),
+                                   lambda **kw: tfp_bnn.BayesianConv2D(2, 3, **kw)])
+def test_swapped_prior_and_posterior_are_refused(layer, kwargs):
+    with pytest.raises(ValueError, match="swapped"):
+        layer(**kwargs)
+    with pytest.raises(ValueError, match="swapped"):
+        tfp_bnn.make_regressor((1,), hidden_units=(4,), train_size=10, **kwargs)
+
+
+def test_each_kind_in_its_place_is_accepted():
+    for prior in (tfp_bnn.NormalPrior(), tfp_bnn.ScaleMixturePrior(), tfp_bnn.TrainableNormalPrior()):
+        for posterior in (tfp_bnn.MeanFieldNormal(), tfp_bnn.FullCovarianceNormal()):
+            tfp_bnn.BayesianDense(2, estimator="variational", kernel_prior=prior, kernel_posterior=posterior)

@@ -66,7 +66,7 @@ from tfp_bnn._factory import (
     serialize,
 )
 from tfp_bnn.posteriors import FullCovarianceNormal, MeanFieldNormal
-from tfp_bnn.priors import NormalPrior
+from tfp_bnn.priors import NormalPrior, ScaleMixturePrior, TrainableNormalPrior
 from tfp_bnn.validation import check_positive_int, is_positive_int
 
 tfd = tfp.distributions
@@ -108,9 +108,21 @@ def _flipout_sign_shape(tensor):
     return tf.concat([shape[:2], tf.ones([tensor.shape.rank - 3], tf.int32), shape[-1:]], axis=0)
 
 
-def _factory(value, default, argument, accepted):
-    """A prior/posterior factory (or its Keras config); a TFP function or a name gets a clear error."""
+def _factory(value, default, argument, accepted, other_kind=()):
+    """A prior/posterior factory (or its Keras config); a TFP function, a name or the other kind gets a clear error.
+
+    ``other_kind``: the factories of the other argument. A posterior taken as the prior is a
+    trainable per-weight prior that copies the posterior (the KL vanishes); a prior taken as the
+    posterior has no variables (or one scale), so the layer never learns its weights. Both trained
+    without a word.
+    """
     factory = default() if value is None else deserialize(value)
+    if isinstance(factory, other_kind):
+        raise ValueError(
+            f"{argument} must be one of {accepted}, got {factory!r}, which is a "
+            f"{'posterior' if argument == 'kernel_prior' else 'prior'}: were kernel_prior and kernel_posterior "
+            "swapped?"
+        )
     if not isinstance(factory, DistributionFactory):
         # tfp.layers.default_mean_field_normal_fn() failed later as "'function' object has no attribute 'make_layer'".
         raise ValueError(
@@ -146,9 +158,10 @@ class _BayesianLayer(tf_keras.layers.Layer):
         self.activation = tf_keras.activations.get(activation)
         self.use_bias = bool(use_bias)
         self.kernel_prior = _factory(kernel_prior, NormalPrior, "kernel_prior", "NormalPrior, ScaleMixturePrior or "
-                                     "TrainableNormalPrior from tfp_bnn.priors")
+                                     "TrainableNormalPrior from tfp_bnn.priors", other_kind=(MeanFieldNormal,))
         self.kernel_posterior = _factory(kernel_posterior, MeanFieldNormal, "kernel_posterior",
-                                         "MeanFieldNormal or FullCovarianceNormal from tfp_bnn.posteriors")
+                                         "MeanFieldNormal or FullCovarianceNormal from tfp_bnn.posteriors",
+                                         other_kind=(NormalPrior, ScaleMixturePrior, TrainableNormalPrior))
         if isinstance(self.kernel_posterior, FullCovarianceNormal) and estimator not in _SINGLE_DRAW:
             raise ValueError(
                 f"The {estimator!r} estimator needs independent weights; use a MeanFieldNormal "
@@ -365,6 +378,15 @@ class BayesianDense(_BayesianLayer):
 
     Input shape ``(batch, ..., input_dim)``; output ``(batch, ..., units)``.
 
+    Once built, ``layer.posterior.distribution()`` and
+    ``layer.prior.distribution()`` are ``q`` and ``p`` as TFP distributions
+    over the flat vector ``[W.ravel(), b]`` (event shape
+    ``(input_dim * units + units,)``, ``W`` row-major ``(input_dim, units)``),
+    the weights this layer samples; ``layer.kl_divergence()`` is
+    ``KL(q || p)`` unscaled, in nats (the model's loss adds ``kl_weight``
+    times it). The same holds for the convolutions, with the kernel of shape
+    ``(*kernel_size, input_channels, filters)``.
+
     Example:
 
     >>> import tensorflow as tf
@@ -372,6 +394,10 @@ class BayesianDense(_BayesianLayer):
     >>> layer = BayesianDense(8, activation="relu", kl_weight=1 / 1000)
     >>> layer(tf.zeros([4, 3])).shape
     TensorShape([4, 8])
+    >>> q = layer.posterior.distribution()
+    >>> q.event_shape  # the 3 x 8 kernel, then the 8 biases
+    TensorShape([32])
+    >>> W = tf.reshape(q.mean()[: 3 * 8], (3, 8))  # the posterior mean of the kernel
     """
 
     def __init__(self, units, activation=None, estimator="flipout", **kwargs):
