@@ -133,6 +133,7 @@ class BayesianModel(tf_keras.Model):
     # The same arguments as Functional.__init__, which is what lets Keras save
     # and revive this class as a Functional model (get_config/from_config).
     def __init__(self, inputs, outputs, name=None, trainable=True, **kwargs):
+        validation.check_eager_outside_functions("tfp_bnn.BayesianModel")
         super().__init__(inputs=inputs, outputs=outputs, name=name, trainable=trainable, **kwargs)
         # Any output may be the head: with outputs [head, auxiliary Dense] the Dense is the last layer.
         # A model ending in a head counts as its head (Keras's end-to-end model: preprocessing layers,
@@ -519,13 +520,37 @@ class BayesianModel(tf_keras.Model):
         return changed
 
     def make_train_function(self, force=False):
-        return super().make_train_function(force=force or self._mode_changed("train"))
+        changed = self._mode_changed("train")
+        return _per_model_step(super().make_train_function(force=force or changed), rebuilt=changed)
 
     def make_test_function(self, force=False):
-        return super().make_test_function(force=force or self._mode_changed("test"))
+        changed = self._mode_changed("test")
+        return _per_model_step(super().make_test_function(force=force or changed), rebuilt=changed)
 
     def make_predict_function(self, force=False):
-        return super().make_predict_function(force=force or self._mode_changed("predict"))
+        changed = self._mode_changed("predict")
+        return _per_model_step(super().make_predict_function(force=force or changed), rebuilt=changed)
+
+
+def _per_model_step(function, rebuilt=False):
+    """Keras's step function, without TensorFlow's warning of frequent retracing.
+
+    TensorFlow counts traces per Python code object, across models: each model's first
+    ``fit`` traces its step twice (the first call creates the optimizer's variables), and
+    with ``steps_per_execution=32`` an epoch is a call or two, so a search loop over a
+    few models warned "5 out of the last 9 calls to <function
+    Model.make_train_function.<locals>.train_function> triggered tf.function retracing"
+    from the fourth model on (as :func:`tfp_bnn.prediction._per_model_function` for
+    predict's graphs).
+
+    A step rebuilt because the sampling mode changed (``rebuilt``) keeps the warning: alternating
+    modes between calls (``weight_draws`` with another ``num_draws``) retraces at every call.
+    """
+    if rebuilt:
+        return function
+    if hasattr(function, "experimental_get_tracing_count"):  # a tf.function (not run_eagerly)
+        function._omit_frequent_tracing_warning = True
+    return function
 
 
 def _conformed_input(model, x):

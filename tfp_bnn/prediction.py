@@ -233,6 +233,7 @@ def log_likelihoods(model, x, y, *, num_samples=100, seed=None, batch_size=None)
 
 def _checked(model, x, num_samples, seed, batch_size, what="predict"):
     """The arguments every entry point shares, checked before any graph runs."""
+    validation.check_eager_outside_functions(f"tfp_bnn.{what}")
     input_shape = _input_shape(model, what)
     _refuse_tfp_variational_layers(model)
     if isinstance(x, tf.data.Dataset):
@@ -416,13 +417,13 @@ def _draws(model, x, num_samples, seed, weights=None):
     """The output distribution for ``T`` independent weight draws, batch ``[T * B]``."""
     body = _body(model)
     if body is None:
-        with sampling.weight_draws(num_samples, seed, weights=weights):
+        with sampling._one_pass_draws(num_samples, seed, weights=weights):
             return _the_output(model(sampling.stack_draws(x, num_samples), training=False))
     if weights is None:
         weights = _recorded_weights(body, num_samples, seed)
 
     def stacked():
-        with sampling.weight_draws(num_samples, seed, weights=weights):
+        with sampling._one_pass_draws(num_samples, seed, weights=weights):
             return body(sampling.stack_draws(x, num_samples), training=False)
 
     # One draw at a time in a graph loop: a 2-D matmul of all B rows per draw is
@@ -433,7 +434,7 @@ def _draws(model, x, num_samples, seed, weights=None):
     # ~20 us each (2x50, T = 100, served batch of 1: 7.7 ms looped, 3.5 ms stacked).
     def looped():
         def one_draw(t):
-            with sampling.weight_draws(1, seed, weights=[w[t][tf.newaxis] for w in weights]):
+            with sampling._one_pass_draws(1, seed, weights=[w[t][tf.newaxis] for w in weights]):
                 return body(x, training=False)
 
         spec = tf.TensorSpec(body.output.shape, body.output.dtype)
@@ -482,7 +483,7 @@ def _network_below_head(model):
 def _recorded_weights(body, num_samples, seed):
     """The ``[T, size]`` draws of every Bayesian layer for ``seed``, as a stacked batch would draw them."""
     record = []
-    with sampling.weight_draws(num_samples, seed, record=record):
+    with sampling._one_pass_draws(num_samples, seed, record=record):
         zeros = _zeros_of_unknown_batch([num_samples, *body.input_shape[1:]], validation._model_input_dtype(body))
         body(zeros, training=False)
     return record
@@ -622,7 +623,7 @@ def _weights_fn(model, num_samples):
     @_per_model_function([_SEED_SPEC])
     def weights(seed):
         record = []
-        with sampling.weight_draws(num_samples, seed, record=record):
+        with sampling._one_pass_draws(num_samples, seed, record=record):
             model(_zeros_of_unknown_batch(one_input, validation._model_input_dtype(model)), training=False)
         return record
 

@@ -58,6 +58,9 @@ class Mode:
     # Bayesian layer, in call order), and a list that collects the draws the layers make.
     weights: list | None = None
     record: list | None = None
+    # The context holds one forward pass (tfp_bnn's own prediction graphs): eagerly too, as
+    # under tf.config.run_functions_eagerly(True), a layer called again is the same pass.
+    one_pass: bool = False
     # Per function being traced (its outermost graph; None eagerly): the number each
     # layer got, in order of first call, for its seed and its entry of ``weights``.
     _numbers: dict = dataclasses.field(default_factory=dict)
@@ -90,7 +93,7 @@ class Mode:
 
     def _number(self, kind, layer):
         """``layer``'s number (1, 2, ... in order of first call) in the function being traced."""
-        graph = _outermost_function_graph()
+        graph = self._pass(_outermost_function_graph())
         entry = self._numbers.get((kind, id(graph)))
         if entry is None or entry[0] is not graph:  # the graph is kept, so its id cannot be reused meanwhile
             entry = self._numbers[(kind, id(graph))] = (graph, {}, [0])
@@ -110,11 +113,13 @@ class Mode:
         paying for the random numbers again). Appended to ``record`` if set.
         A ``layer`` called again in the graph being built (shared weights: a
         Siamese network, tied layers) gets its first draws back, so that draw
-        ``t`` stays one network; it is recorded once. Eager calls always draw.
+        ``t`` stays one network; it is recorded once. Eager calls always draw, except in a
+        one-pass context (tfp_bnn's own prediction functions, run eagerly by
+        ``tf.config.run_functions_eagerly(True)``).
         """
         # Only while a graph is built: there a second call is the same forward pass. Eagerly,
         # each call is a new pass (a new step under GradientTape) and must draw afresh.
-        graph = tf.compat.v1.get_default_graph() if tf.inside_function() else None
+        graph = self._pass(tf.compat.v1.get_default_graph() if tf.inside_function() else None)
         key = None if layer is None or graph is None else (id(layer), id(graph))
         if key in self._drawn_by_layer and self._drawn_by_layer[key][0] is graph:
             return self._drawn_by_layer[key][1]
@@ -127,6 +132,21 @@ class Mode:
         if key is not None:  # the graph itself is kept, so its id cannot be reused meanwhile
             self._drawn_by_layer[key] = (graph, params)
         return params
+
+    def _pass(self, graph):
+        """The graph being built, or eagerly in a one-pass context a stand-in for it (the context itself).
+
+        With ``tf.config.run_functions_eagerly(True)`` tfp_bnn's prediction functions run
+        eagerly: a shared Bayesian layer's second call drew new weights there, so draw ``t``
+        was not one network and ``tfp_bnn.predict`` gave other numbers than in graph mode.
+        """
+        if graph is None and self.one_pass:
+            return _EAGER_PASS
+        return graph
+
+
+# Stands in for the graph of an eager one-pass context (kept alive as a module constant).
+_EAGER_PASS = object()
 
 
 def _outermost_function_graph():
@@ -260,6 +280,12 @@ def weight_draws(num_draws, seed=None, *, weights=None, record=None):
     """
     num_draws = validation.check_positive_int(num_draws, "num_draws")
     return _entered(Mode("draws", num_draws, seed, weights=weights, record=record))
+
+
+def _one_pass_draws(num_draws, seed=None, *, weights=None, record=None):
+    """:func:`weight_draws` around one forward pass: eagerly too, a layer called again reuses its draws."""
+    num_draws = validation.check_positive_int(num_draws, "num_draws")
+    return _entered(Mode("draws", num_draws, seed, weights=weights, record=record, one_pass=True))
 
 
 def stack_draws(tensor, num_draws):

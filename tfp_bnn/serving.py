@@ -48,6 +48,13 @@ goes in the columnar format (``{"signature_name": "seeded", "inputs": {"x":
 [[0.5]], "seed": 0}}``) to a server without batching, whose batching session
 refuses any input without a batch dimension.
 
+A process that requires determinism (``TF_DETERMINISTIC_OPS=1``,
+``tf.config.experimental.enable_op_determinism()``) answers the seeded
+signatures and refuses the unseeded ones, whose fresh seed is a random op
+without a seed. TF Serving's warm-up replays unseeded requests, and a
+server fails a version whose warm-up fails: do not run the server that way
+(untested here, without a server binary).
+
 Layout, the one TF Serving watches::
 
     BASE/NAME/1/saved_model.pb, variables/, assets.extra/tf_serving_warmup_requests
@@ -85,6 +92,7 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
+from tensorflow.core.framework import attr_value_pb2
 
 from tfp_bnn import prediction, sampling, validation
 
@@ -158,6 +166,7 @@ def export_for_serving(model, export_dir, *, num_samples=100, version=None, leve
     >>> info["signatures"]["serving_default"]["probabilities"], info["signatures"]["samples"]["samples"]
     ('float32 (N, 3)', 'int64 (N, 10)')
     """
+    validation.check_eager_outside_functions("tfp_bnn.serving.export_for_serving")
     head = prediction._head(model, "export_for_serving")
     prediction._refuse_tfp_variational_layers(model)
     num_samples = validation.check_num_samples(num_samples, model)
@@ -396,14 +405,27 @@ def _checked_inputs(x, seed, input_shape, integer=False):
     # The only stateful random op: a fresh seed for requests without one. The
     # raw op with seed = seed2 = 0 is seeded from the OS, not from the global
     # seed of the exporting process (which would repeat across server restarts).
-    fresh = tf.raw_ops.RandomUniformInt(
-        shape=tf.constant([], tf.int32),
-        minval=tf.constant(0, tf.int64),
-        maxval=tf.constant(_SEED_RANGE, tf.int64),
-        seed=0,
-        seed2=0,
-    )
-    return x, tf.where(seed < 0, fresh, seed)
+    # Drawn in a branch taken only without a seed, and kept a functional If (not lowered to
+    # Switch/Merge, whose kernels are all created up front): a process that requires
+    # determinism (TF_DETERMINISTIC_OPS=1, tf.config.experimental.enable_op_determinism())
+    # refuses the op's kernel, and so refused seeded requests too.
+    def with_fresh_seed():
+        fresh = tf.raw_ops.RandomUniformInt(
+            shape=tf.constant([], tf.int32),
+            minval=tf.constant(0, tf.int64),
+            maxval=tf.constant(_SEED_RANGE, tf.int64),
+            seed=0,
+            seed2=0,
+        )
+        return tf.where(seed < 0, fresh, seed)
+
+    graph = tf.compat.v1.get_default_graph()
+    before = len(graph.get_operations())
+    chosen = tf.cond(tf.reduce_any(seed < 0), with_fresh_seed, lambda: seed)
+    for op in graph.get_operations()[before:]:
+        if op.type in ("If", "StatelessIf"):
+            op._set_attr("_lower_using_switch_merge", attr_value_pb2.AttrValue(b=False))
+    return x, chosen
 
 
 def _summary_outputs(head, summary):

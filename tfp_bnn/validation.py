@@ -301,6 +301,22 @@ def check_batch_size(batch_size):
     return check_positive_int(batch_size, "batch_size", "inputs per chunk", allow_none=True)
 
 
+def check_eager_outside_functions(what):
+    """A ``RuntimeError`` in TF1 graph mode (``tf.compat.v1.disable_eager_execution()``).
+
+    There Keras builds its TF1 models (``training_v1``): their ``compile`` refused the
+    arguments tfp_bnn passes ("Invalid keyword argument(s) in `compile`: {'jit_compile',
+    'steps_per_execution'}"), and prediction failed on ".numpy()" of a symbolic tensor.
+    """
+    if not tf.compat.v1.executing_eagerly_outside_functions():
+        raise RuntimeError(
+            f"{what} needs TensorFlow 2 behaviour (eager execution outside tf.function), which this "
+            "process has turned off (tf.compat.v1.disable_eager_execution(), or a tf.Graph().as_default() "
+            "block): Keras then builds TF1 models, which tfp_bnn does not support. Run it in a process "
+            "that does not call tf.compat.v1.disable_eager_execution()."
+        )
+
+
 def check_seed(seed):
     """``seed`` as a Python int in ``[0, 2**62)``, or ``None`` (fresh draws).
 
