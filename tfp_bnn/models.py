@@ -257,6 +257,9 @@ class BayesianModel(tf_keras.Model):
     def kl_divergence(self):
         """Sum of ``model.losses`` (recomputed now): the scaled KL of all Bayesian layers.
 
+        Each layer adds ``kl_weight * KL(q || p)``; any other loss a layer adds (a plain
+        ``Dense``'s ``kernel_regularizer``, MC dropout's weight decay) is in the sum too. The
+        unscaled KL in nats is the sum of ``layer.kl_divergence()`` over the Bayesian layers.
         In the widest dtype among them (layers of float32 and float64 mix), float32 without any.
         """
         losses = self.losses
