@@ -607,6 +607,26 @@ def test_other_heads_parameters(rng):
                                rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("untransformed_df", [-17.0, -40.0, -200.0])
+def test_a_student_t_df_driven_towards_2_keeps_a_finite_variance_and_beta_nll(rng, untransformed_df):
+    # df = 2 + softplus(u): below u ~ -16.6 float32 rounded df to exactly 2, an infinite variance.
+    head = heads.StudentTHead(1)
+    params = tf.constant(rng.normal(size=(N, 2)).astype(np.float32))
+    head(params)
+    head.untransformed_df.assign([untransformed_df])
+    dist = head(params)
+    assert np.all(dist.distribution.df.numpy() > 2.0)
+    variance = head.draw_statistics(dist)["variance"].numpy()
+    assert np.all(np.isfinite(variance)) and np.all(variance > 0)
+    loss = tfp_bnn.BetaNegativeLogLikelihood(0.5)(rng.standard_cauchy(size=(N, 1)).astype(np.float32), dist)
+    assert np.isfinite(float(loss))
+
+
+def test_a_student_t_head_started_just_above_df_2_has_a_finite_variance(rng):
+    dist = heads.StudentTHead(1, initial_df=2.0000001)(tf.constant(rng.normal(size=(N, 2)).astype(np.float32)))
+    assert np.all(np.isfinite(dist.variance().numpy()))
+
+
 def test_one_posterior_with_an_unseeded_initializer_instance_starts_every_layer_afresh():
     # make_regressor hands one factory to every layer; an unseeded Keras initializer
     # instance returns the same values on every call, so equal-shaped layers would start

@@ -481,8 +481,9 @@ class HomoscedasticNormalHead(_StandardizedRegressionHead):
 class StudentTHead(_StandardizedRegressionHead):
     """Heteroscedastic Student-t, robust to outliers; one learned ``df > 2`` per target.
 
-    Takes ``2 * units`` inputs like :class:`NormalHead`. ``df = 2 +
-    softplus(.)`` keeps the variance ``scale^2 df / (df - 2)`` finite, so the
+    Takes ``2 * units`` inputs like :class:`NormalHead`. ``df = 2 + 4 eps +
+    softplus(.)`` (``eps`` the dtype's: without it float32 rounds ``df`` to 2
+    once ``softplus`` is below ``2**-22``) keeps the variance ``scale^2 df / (df - 2)`` finite, so the
     aleatoric/epistemic split is defined.
 
     Args:
@@ -523,7 +524,10 @@ class StudentTHead(_StandardizedRegressionHead):
         params = self._check_params(params)
         loc, raw_scale = params[..., : self.units], params[..., self.units :]
         loc, scale = self._raw_units(loc, self.scale_floor + tf.nn.softplus(raw_scale))
-        df = 2.0 + tf.nn.softplus(self.untransformed_df) * tf.ones_like(loc)
+        # A few ulps above 2: in float32 2 + softplus(u) rounds to exactly 2 (an infinite variance, a NaN
+        # beta-NLL) once softplus(u) < 2**-22, which heavy-tailed data drive u towards in long training.
+        margin = 4.0 * float(np.finfo(loc.dtype.as_numpy_dtype).eps)
+        df = (2.0 + margin) + tf.nn.softplus(self.untransformed_df) * tf.ones_like(loc)
         return tfd.Independent(tfd.StudentT(df, loc, scale), reinterpreted_batch_ndims=1)
 
     def get_config(self):
