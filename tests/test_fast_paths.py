@@ -323,3 +323,37 @@ def test_a_full_covariance_model_that_predicted_and_exported_is_freed_with_its_g
     gc.collect()
     assert alive() is None
     assert [graph() for graph in graphs] == [None] * len(graphs)
+
+
+def test_a_stacked_batch_of_images_is_bounded_by_its_widest_activation_not_its_row_count():
+    # Below 2**16 stacked rows predict ran T * B rows through every layer at once, whatever a
+    # row holds: 300 CIFAR-sized images (T = 100) through a 32-filter convolution kept
+    # 100 * 300 * 32 * 32 * 32 floats, 8.9 GiB peak, and 600 of them did not fit (1,365 took
+    # the loop: 1.4 GiB). A layer after the convolution records how many numbers each call sees.
+    seen = []
+
+    def record(t):
+        seen.append(int(t))
+        return t
+
+    inputs = tf_keras.Input((64, 64, 3))
+    hidden = tfp_bnn.BayesianConv2D(16, 3, padding="same", activation="relu", kl_weight=1e-3)(inputs)
+
+    def recorded(h):
+        size = tf.numpy_function(record, [tf.size(h, tf.int64)], tf.int64, stateful=True)
+        size.set_shape([])
+        return h + tf.cast(size, h.dtype) * 0.0
+
+    hidden = tf_keras.layers.Lambda(recorded, output_shape=lambda shape: shape)(hidden)
+    hidden = tf_keras.layers.GlobalAveragePooling2D()(hidden)
+    model = tfp_bnn.BayesianModel(inputs, tfp_bnn.CategoricalHead(3)(tfp_bnn.BayesianDense(3, kl_weight=1e-3)(hidden)))
+    x = np.random.default_rng(0).normal(size=(12, 64, 64, 3)).astype(np.float32)
+    seen.clear()
+    result = tfp_bnn.predict(model, x, num_samples=50, seed=0)  # 600 stacked rows of 64 * 64 * 16 numbers
+    assert result.draw_probabilities.shape == (50, 12, 3)
+    assert seen and max(seen) <= 2**25, max(seen)  # 128 MiB of float32 per activation
+    # A small stacked batch still goes through at once (not one call per draw; the other
+    # call is the pass of one input per draw that records the weight draws).
+    seen.clear()
+    tfp_bnn.predict(model, x[:1], num_samples=5, seed=0)
+    assert seen == [5 * 64 * 64 * 16] * 2, seen

@@ -541,7 +541,8 @@ def test_non_bayesian_regimes_need_no_train_size():
     (lambda: tfp_bnn.make_regressor((2,), regime="probabilistic", head=tfp_bnn.PointHead(1)),
      r"a PointHead has no noise, so a probabilistic regime would report no aleatoric uncertainty"),
     (lambda: tfp_bnn.BayesianConv2D(3, 3, kernel_prior="normal"),
-     r"kernel_prior must be a tfp_bnn distribution factory \(NormalPrior, ScaleMixturePrior or TrainableNormalPrior"),
+     r"kernel_prior must be a tfp_bnn distribution factory \(NormalPrior, ScaleMixturePrior, TrainableNormalPrior or "
+     r"GaussianPrior"),
 ])
 def test_builder_and_data_arguments_of_the_wrong_kind_are_named(make, message):
     with pytest.raises(ValueError, match=message):

@@ -37,10 +37,12 @@ from tfp_bnn.heads import (
     StudentTHead,
 )
 from tfp_bnn.layers import BayesianConv1D, BayesianConv2D, BayesianConv3D, BayesianDense
-from tfp_bnn.models import INFERENCE_METHODS, REGIMES, BayesianModel, make_classifier, make_regressor
+from tfp_bnn.models import (
+    INFERENCE_METHODS, REGIMES, BayesianModel, make_classifier, make_regressor, posterior_as_prior,
+)
 from tfp_bnn.posteriors import FullCovarianceNormal, MeanFieldNormal
 from tfp_bnn.prediction import ClassificationPrediction, RegressionPrediction, log_likelihoods, predict
-from tfp_bnn.priors import NormalPrior, ScaleMixturePrior, TrainableNormalPrior
+from tfp_bnn.priors import GaussianPrior, NormalPrior, ScaleMixturePrior, TrainableNormalPrior
 
 __version__ = "0.1.0"
 
@@ -56,6 +58,7 @@ __all__ = [
     "ClassificationPrediction",
     "EnsembleDense",
     "FullCovarianceNormal",
+    "GaussianPrior",
     "HomoscedasticNormalHead",
     "INFERENCE_METHODS",
     "MCDropout",
@@ -80,6 +83,7 @@ __all__ = [
     "make_regressor",
     "metrics",
     "models",
+    "posterior_as_prior",
     "posteriors",
     "predict",
     "prediction",

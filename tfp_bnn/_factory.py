@@ -70,6 +70,22 @@ def refuse_mixed_policy(layer):
         )
 
 
+class NameScopedBuildFromConfig:
+    """Builds in the layer's name scope when Keras's loader builds it from its ``build_config``.
+
+    ``load_model`` of a ``.keras`` file and ``Model.from_config`` build a layer that
+    has a ``build_config`` before calling it, outside its name scope: the variables
+    of every layer got bare names (each Bayesian layer's ``posterior_loc:0``), and
+    after ``fit`` saving to ``.h5`` failed on the optimizer's slots of the same name
+    ("Unable to synchronously create dataset (name already exists)"). Called
+    normally, Keras builds a layer in its name scope (``bayesian_dense/posterior_loc:0``).
+    """
+
+    def build_from_config(self, config):
+        with tf.name_scope(self.name):
+            super().build_from_config(config)
+
+
 def serialize(obj):
     return tf_keras.saving.serialize_keras_object(obj)
 
@@ -100,11 +116,27 @@ def softplus_inverse(x):
     return x + np.log(-np.expm1(-x))
 
 
+def _add_weight_of(add_variable_fn):
+    """The layer's ``add_weight`` for the ``layer.add_variable`` that TFP's layers pass as ``add_variable_fn``.
+
+    tf-keras's ``add_variable`` is a deprecated alias of ``add_weight`` (the same arguments and
+    variable) that warns at every call: two warnings per Bayesian layer, named at tfp_bnn's line.
+    """
+    layer = getattr(add_variable_fn, "__self__", None)
+    if getattr(add_variable_fn, "__name__", None) == "add_variable" and isinstance(layer, tf_keras.layers.Layer):
+        return layer.add_weight
+    return add_variable_fn
+
+
 class DistributionFactory:
     """Base class: the two ``tfp.layers`` protocols and Keras serialization."""
 
     def __call__(self, *args, **kwargs):
         if len(args) + len(kwargs) == len(_KERNEL_FN_ARGS) or "add_variable_fn" in kwargs:
+            if "add_variable_fn" in kwargs:
+                kwargs["add_variable_fn"] = _add_weight_of(kwargs["add_variable_fn"])
+            elif len(args) == len(_KERNEL_FN_ARGS):
+                args = (*args[:-1], _add_weight_of(args[-1]))
             return self.kernel_fn(*args, **kwargs)
         return self.make_layer(*args, **kwargs)
 

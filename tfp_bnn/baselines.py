@@ -49,7 +49,7 @@ import tensorflow as tf
 import tf_keras
 
 from tfp_bnn import sampling
-from tfp_bnn._factory import fresh_initializer, register
+from tfp_bnn._factory import NameScopedBuildFromConfig, fresh_initializer, register
 from tfp_bnn.validation import check_positive_int
 
 __all__ = ["MCDropout", "EnsembleDense"]
@@ -138,7 +138,7 @@ def _member_initializer(initializer, member):
 
 
 @register
-class EnsembleDense(tf_keras.layers.Layer):
+class EnsembleDense(NameScopedBuildFromConfig, tf_keras.layers.Layer):
     """``num_members`` independent dense layers side by side: one per ensemble member.
 
     Member ``m`` computes ``activation(inputs @ kernel[m] + bias[m])``; each

@@ -47,7 +47,13 @@ import tensorflow_probability as tfp
 import tf_keras
 
 from tfp_bnn import sampling
-from tfp_bnn._factory import float32_under_mixed_precision, refuse_mixed_policy, register, softplus_inverse
+from tfp_bnn._factory import (
+    NameScopedBuildFromConfig,
+    float32_under_mixed_precision,
+    refuse_mixed_policy,
+    register,
+    softplus_inverse,
+)
 from tfp_bnn.validation import check_positive_int
 
 tfd = tfp.distributions
@@ -172,7 +178,7 @@ def _per_unit(value, units, name):
     return values.tolist() if np.ndim(value) else float(value)
 
 
-class Head(tfp.layers.DistributionLambda):
+class Head(NameScopedBuildFromConfig, tfp.layers.DistributionLambda):
     """Base class of the heads (a ``DistributionLambda`` with a Keras config).
 
     Subclasses set ``task`` and ``params_per_unit`` and implement

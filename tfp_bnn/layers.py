@@ -59,6 +59,7 @@ from tf_keras.src.utils import conv_utils  # Conv2D's own output-length rule, pi
 from tfp_bnn import sampling
 from tfp_bnn._factory import (
     DistributionFactory,
+    NameScopedBuildFromConfig,
     deserialize,
     float32_under_mixed_precision,
     refuse_mixed_policy,
@@ -66,7 +67,7 @@ from tfp_bnn._factory import (
     serialize,
 )
 from tfp_bnn.posteriors import FullCovarianceNormal, MeanFieldNormal
-from tfp_bnn.priors import NormalPrior, ScaleMixturePrior, TrainableNormalPrior
+from tfp_bnn.priors import GaussianPrior, NormalPrior, ScaleMixturePrior, TrainableNormalPrior
 from tfp_bnn.validation import check_positive_int, is_positive_int
 
 tfd = tfp.distributions
@@ -132,7 +133,7 @@ def _factory(value, default, argument, accepted, other_kind=()):
     return factory
 
 
-class _BayesianLayer(tf_keras.layers.Layer):
+class _BayesianLayer(NameScopedBuildFromConfig, tf_keras.layers.Layer):
     """What the dense and convolution layers share: posterior, prior, KL, modes."""
 
     estimators = ESTIMATORS
@@ -157,11 +158,13 @@ class _BayesianLayer(tf_keras.layers.Layer):
         self.estimator = estimator
         self.activation = tf_keras.activations.get(activation)
         self.use_bias = bool(use_bias)
-        self.kernel_prior = _factory(kernel_prior, NormalPrior, "kernel_prior", "NormalPrior, ScaleMixturePrior or "
-                                     "TrainableNormalPrior from tfp_bnn.priors", other_kind=(MeanFieldNormal,))
+        self.kernel_prior = _factory(kernel_prior, NormalPrior, "kernel_prior", "NormalPrior, ScaleMixturePrior, "
+                                     "TrainableNormalPrior or GaussianPrior from tfp_bnn.priors",
+                                     other_kind=(MeanFieldNormal,))
         self.kernel_posterior = _factory(kernel_posterior, MeanFieldNormal, "kernel_posterior",
                                          "MeanFieldNormal or FullCovarianceNormal from tfp_bnn.posteriors",
-                                         other_kind=(NormalPrior, ScaleMixturePrior, TrainableNormalPrior))
+                                         other_kind=(NormalPrior, ScaleMixturePrior, TrainableNormalPrior,
+                                                     GaussianPrior))
         if isinstance(self.kernel_posterior, FullCovarianceNormal) and estimator not in _SINGLE_DRAW:
             raise ValueError(
                 f"The {estimator!r} estimator needs independent weights; use a MeanFieldNormal "

@@ -19,13 +19,12 @@ Example:
 TensorShape([8])
 """
 
-import warnings
-
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 import tf_keras
 
+from tfp_bnn import _warnings
 from tfp_bnn._factory import (
     DistributionFactory,
     DistributionLayer,
@@ -210,13 +209,12 @@ class MeanFieldNormal(DistributionFactory):
         ):
             # tfp.layers.DenseVariational(use_bias=False) gives in * units only: a fan-based
             # initializer would take fan_in = fan_out = in * units (far narrower means than Dense's).
-            warnings.warn(
+            _warnings.warn(
                 f"{type(self).__name__} got a flat kernel of {kernel_size} weights without its shape "
                 "(tfp.layers.DenseVariational(use_bias=False) passes sizes only): its fan-based loc_initializer "
                 f"{self.loc_initializer!r} takes fan_in = fan_out = {kernel_size}, so the kernel means start much "
                 "narrower than in tf_keras.layers.Dense. Pass use_bias=True, or a loc_initializer that does not "
                 "depend on the fans (e.g. tf_keras.initializers.RandomNormal(stddev=...)).",
-                stacklevel=2,
             )
         return self.layer_class(
             kernel_shape_or_flat(kernel_size, kernel_shape),

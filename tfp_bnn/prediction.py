@@ -85,6 +85,11 @@ _HEAD_ROWS_PER_CHUNK = 2**20
 # Stacked rows (inputs x draws) from which looping over the draws is faster than
 # one stacked batch through every layer (2x50 MLP: even at ~1,000 inputs, T = 100).
 _LOOP_FROM_ROWS = 2**16
+# ... and numbers in the stacked batch's widest tensor (an input row or a layer's output
+# per row, times the rows) from which the loop is taken whatever the row count: 128 MiB
+# of float32, so MLPs up to 512 units wide keep the row rule alone. A row of a 32x32
+# convolution with 32 filters holds 32,768 numbers: 2**16 stacked rows of it were 8 GiB.
+_LOOP_FROM_ELEMENTS = 2**25
 
 
 @dataclasses.dataclass(frozen=True)
@@ -441,9 +446,31 @@ def _draws(model, x, num_samples, seed, weights=None):
         features = tf.map_fn(one_draw, tf.range(num_samples), fn_output_signature=spec)
         return tf.reshape(features, tf.concat([[-1], tf.shape(features)[2:]], axis=0))
 
-    features = tf.cond(tf.shape(x)[0] * num_samples < _LOOP_FROM_ROWS, stacked, looped)
+    rows = tf.shape(x)[0] * num_samples
+    small = tf.logical_and(rows < _LOOP_FROM_ROWS, rows < max(1, _LOOP_FROM_ELEMENTS // _widest_row(body)))
+    features = tf.cond(small, stacked, looped)
     features.set_shape([None, *body.output.shape[1:]])
     return model.layers[-1](features, training=False)
+
+
+def _widest_row(body):
+    """Numbers per example in the body's widest tensor: an input or any layer's output (nested ones too).
+
+    A stacked batch holds ``T * B`` rows of each: an image's convolution outputs are
+    far wider than its input row. Unknown dimensions count as 1.
+    """
+    tensors = list(tf.nest.flatten(body.inputs))
+    for layer in body._flatten_layers(include_self=False):
+        for node in layer._inbound_nodes:
+            tensors.extend(tf.nest.flatten(node.outputs))
+    return max(_numbers_per_row(tensor.shape) for tensor in tensors if hasattr(tensor, "shape"))
+
+
+def _numbers_per_row(shape):
+    shape = tf.TensorShape(shape)
+    if shape.rank is None or shape.rank < 2:
+        return 1
+    return int(np.prod([d or 1 for d in shape.as_list()[1:]]))
 
 
 def _the_output(outputs):

@@ -38,7 +38,7 @@ from tfp_bnn._factory import (
 
 tfd = tfp.distributions
 
-__all__ = ["NormalPrior", "ScaleMixturePrior", "TrainableNormalPrior"]
+__all__ = ["GaussianPrior", "NormalPrior", "ScaleMixturePrior", "TrainableNormalPrior"]
 
 
 @register
@@ -216,3 +216,108 @@ class TrainableNormalPrior(DistributionFactory):
 
     def get_config(self):
         return {"initial_scale": self.initial_scale}
+
+
+_COVARIANCES = ("diagonal", "full")
+
+
+@register
+class GaussianPriorLayer(DistributionLayer):
+    """A fixed Gaussian with a mean and a scale per weight, held as non-trainable weights.
+
+    Non-trainable weights, not its config: they are saved with the model's other
+    weights (``.keras``, SavedModel, checkpoints), and the config stays small.
+    Until :meth:`assign` sets them the distribution is ``Normal(0, I)``.
+    """
+
+    def __init__(self, size, covariance="diagonal", **kwargs):
+        kwargs["trainable"] = False  # also in its config: from_config passes it back
+        super().__init__(size, **kwargs)
+        self.covariance = _checked_covariance(covariance)
+        self.loc = self.add_weight(name="prior_loc", shape=[self.size], initializer="zeros", trainable=False)
+        if self.covariance == "full":
+            self.scale_tril = self.add_weight(
+                name="prior_scale_tril", shape=[self.size, self.size], initializer="identity", trainable=False
+            )
+        else:
+            self.scale_diag = self.add_weight(
+                name="prior_scale", shape=[self.size], initializer="ones", trainable=False
+            )
+
+    def distribution(self):
+        if self.covariance == "full":
+            return tfd.MultivariateNormalTriL(loc=self.loc, scale_tril=self.scale_tril)
+        return tfd.MultivariateNormalDiag(loc=self.loc, scale_diag=self.scale_diag)
+
+    def assign(self, distribution):
+        """Set this prior to ``distribution``, a Gaussian over the same ``size`` weights.
+
+        ``distribution`` is a ``MultivariateNormalDiag`` (``covariance="diagonal"``)
+        or ``MultivariateNormalTriL`` (``"full"``), such as a posterior layer's
+        ``distribution()``: its ``loc`` and ``scale`` are copied, not referenced.
+        """
+        if distribution.event_shape != [self.size]:
+            raise ValueError(
+                f"The prior is over {self.size} weights; got a distribution of event shape "
+                f"{distribution.event_shape}."
+            )
+        scale = distribution.scale
+        if self.covariance == "full":
+            self.scale_tril.assign(tf.cast(scale.to_dense(), self.dtype))
+        elif isinstance(scale, tf.linalg.LinearOperatorDiag):
+            self.scale_diag.assign(tf.cast(scale.diag_part(), self.dtype))
+        else:
+            raise ValueError(
+                "A diagonal prior takes a MultivariateNormalDiag (a mean-field posterior); got "
+                f"{type(distribution).__name__} with a {type(scale).__name__} scale. Use "
+                "GaussianPrior(covariance='full') for a full-covariance posterior."
+            )
+        self.loc.assign(tf.cast(distribution.mean(), self.dtype))
+
+    def get_config(self):
+        return {**super().get_config(), "covariance": self.covariance}
+
+
+def _checked_covariance(covariance):
+    if covariance not in _COVARIANCES:
+        raise ValueError(f"covariance must be one of {_COVARIANCES}, got {covariance!r}.")
+    return covariance
+
+
+@register
+class GaussianPrior(DistributionFactory):
+    """Fixed Gaussian prior with its own mean and scale for every weight: an earlier posterior.
+
+    .. math:: p(w) = N(w | m, S)
+
+    with ``S`` diagonal (``covariance="diagonal"``, for a
+    :class:`~tfp_bnn.posteriors.MeanFieldNormal` posterior) or full
+    (``"full"``, for a :class:`~tfp_bnn.posteriors.FullCovarianceNormal` one).
+    ``m`` and ``S`` are non-trainable weights of the layer's ``prior``, saved
+    with the model; they start at ``m = 0``, ``S = I`` and are set by
+    :meth:`GaussianPriorLayer.assign`. :func:`tfp_bnn.posterior_as_prior` does
+    it for a whole model: yesterday's posterior becomes today's prior, and
+    fitting the new data gives the posterior of all the data seen
+    (``p(w | D1, D2) ∝ p(D2 | w) p(w | D1)``), exactly for a conjugate model.
+
+    Args:
+      covariance: ``"diagonal"`` or ``"full"``.
+
+    Example: a prior over 3 weights, set from a posterior.
+
+    >>> import tensorflow_probability as tfp
+    >>> from tfp_bnn.priors import GaussianPrior
+    >>> layer = GaussianPrior().make_layer(3)
+    >>> layer.assign(tfp.distributions.MultivariateNormalDiag([1.0, 2.0, 3.0], [0.1, 0.2, 0.3]))
+    >>> [round(float(s), 2) for s in layer.distribution().stddev()], len(layer.trainable_weights)
+    ([0.1, 0.2, 0.3], 0)
+    """
+
+    def __init__(self, covariance="diagonal"):
+        self.covariance = _checked_covariance(covariance)
+
+    def make_layer(self, kernel_size, bias_size=0, dtype=None, kernel_shape=None):
+        return GaussianPriorLayer(kernel_size + bias_size, self.covariance, dtype=dtype)
+
+    def get_config(self):
+        return {"covariance": self.covariance}

@@ -135,3 +135,57 @@ ax.set(xlim=(0, 7), xlabel=r"$\mu$", ylabel="posterior density", title="The post
 ax.legend(fontsize=8)
 plt.show()
 assert abs(tau - sigma / np.sqrt(1000)) < 1e-3 and abs(mu - more.mean()) < 0.01
+
+# %% [markdown]
+# ## Today's posterior is tomorrow's prior
+#
+# Data may come in batches. The posterior after the first batch, used as the prior of the second, gives the
+# posterior of both, $p(\mu \mid x_{1:8}) \propto p(x_{5:8} \mid \mu)\, p(\mu \mid x_{1:4})$: in closed form
+# the precisions add up batch by batch, and the old observations are no longer needed.
+
+# %%
+def update(mu_prior, tau_prior, batch):
+    """The conjugate posterior of the mean after ``batch``, from the prior N(mu_prior, tau_prior²)."""
+    tau = (1 / tau_prior**2 + len(batch) / sigma**2) ** -0.5
+    return tau**2 * (mu_prior / tau_prior**2 + batch.sum() / sigma**2), tau
+
+
+mu_half, tau_half = update(mu_0, tau_0, x[:4])
+mu_both, tau_both = update(mu_half, tau_half, x[4:])
+print(f"after 4: N({mu_half:.3f}, {tau_half:.3f}²); after 4 more: N({mu_both:.3f}, {tau_both:.3f}²); "
+      f"all 8 at once: N({mu_n:.3f}, {tau_n:.3f}²)")
+assert np.isclose(mu_both, mu_n) and np.isclose(tau_both, tau_n)
+
+# %% [markdown]
+# A network's weights have no closed form, but the step is the same: fit the model on the first data, then
+# `tfp_bnn.posterior_as_prior(model, train_size=...)` copies it with its posterior as the prior, and `fit` on
+# the new data goes on from there. Here the "network" is one Bayesian weight $w = \mu / \sigma$ fed a
+# constant input (the head predicts in units of the known $\sigma$), with our $\mathcal N(2, 2^2)$ prior set
+# through `priors.GaussianPrior`. For one weight the variational posterior can be exact, so the two fits in
+# turn should find the closed-form posterior of all eight observations.
+
+# %%
+from tfp_bnn import heads, layers, priors
+
+
+def fit_full_batch(model, batch, steps=300 if FAST else 3000):
+    """Variational inference on ``batch``: every step sees all of it, the only noise is the weight draws'."""
+    schedule = tf_keras.optimizers.schedules.CosineDecay(0.05, steps)
+    model.compile(optimizer=tf_keras.optimizers.Adam(schedule), steps_per_execution=100)
+    ones = np.ones((len(batch), 1), "float32")
+    model.fit(tf.data.Dataset.from_tensors((ones, batch.astype("float32"))).repeat(),
+              steps_per_epoch=steps, epochs=1, verbose=0)
+    return model
+
+
+inputs = tf_keras.Input((1,))
+weight = layers.BayesianDense(1, use_bias=False, kernel_prior=priors.GaussianPrior(), kl_weight=1 / 4)
+first = tfp_bnn.BayesianModel(inputs, heads.PointHead(1, target_scale=sigma)(weight(inputs)))
+weight.prior.assign(tfd.MultivariateNormalDiag([mu_0 / sigma], [tau_0 / sigma]))  # N(2, 2²) for mu
+fit_full_batch(first, x[:4])
+second = fit_full_batch(tfp_bnn.posterior_as_prior(first, train_size=4), x[4:])
+q = second.layers[1].posterior.distribution()
+vi_mu, vi_tau = sigma * float(q.mean()[0]), sigma * float(q.stddev()[0])
+print(f"two variational fits in turn: N({vi_mu:.3f}, {vi_tau:.3f}²); closed form N({mu_n:.3f}, {tau_n:.3f}²)")
+if not FAST:
+    assert abs(vi_mu - mu_n) < 0.1 * tau_n and abs(vi_tau / tau_n - 1) < 0.05
