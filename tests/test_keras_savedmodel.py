@@ -92,6 +92,21 @@ def test_get_metrics_result_holds_the_nll_and_kl_that_fit_and_evaluate_logged():
     assert list(guide.get_metrics_result()) == ["loss"]
 
 
+def test_a_recompiled_model_reports_no_nll_and_kl_of_the_fit_before():
+    # Fine-tuning recompiles with another optimizer: Keras's own metrics start afresh, while
+    # get_metrics_result() still held the nll and kl of the earlier fit beside them.
+    x = np.random.default_rng(0).normal(size=(64, 3)).astype("float32")
+    model = tfp_bnn.make_regressor((3,), hidden_units=(4,), train_size=64)
+    model.compile(tf_keras.optimizers.SGD(0.01))
+    model.fit(x, x[:, 0], epochs=1, verbose=0)
+    assert list(model.get_metrics_result()) == ["loss", "nll", "kl"]
+    model.compile(tf_keras.optimizers.SGD(0.001))
+    assert list(model.get_metrics_result()) == []
+    history = model.fit(x, x[:, 0], epochs=1, verbose=0).history
+    assert {name: float(value) for name, value in model.get_metrics_result().items()} == pytest.approx(
+        {name: values[-1] for name, values in history.items()}, rel=1e-6)
+
+
 def test_load_weights_of_a_savedmodel_folder_leaves_kl_weight_as_configured(tmp_path):
     # A weight checkpoint never sets kl_weight (1 / N is configuration): load_weights of the folder's
     # variables had put the saved 1/64 into the variable the loss reads, while layer.kl_weight said 1/1000.

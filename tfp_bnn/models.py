@@ -227,6 +227,10 @@ class BayesianModel(tf_keras.Model):
             jit_compile=jit_compile,
             **kwargs,
         )
+        # As Keras's compiled metrics, which compile makes anew: get_metrics_result() after a recompile
+        # (fine-tuning with another optimizer) held the nll/kl of the fit or evaluate before it.
+        self.nll_tracker.reset_state()
+        self.kl_tracker.reset_state()
 
     # Keras's Model.compile_from_config skips models with a custom compile (a
     # warning, no optimizer after load_model); this is its body without that check.
