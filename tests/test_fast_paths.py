@@ -357,3 +357,25 @@ def test_a_stacked_batch_of_images_is_bounded_by_its_widest_activation_not_its_r
     seen.clear()
     tfp_bnn.predict(model, x[:1], num_samples=5, seed=0)
     assert seen == [5 * 64 * 64 * 16] * 2, seen
+
+
+def test_the_widest_row_is_that_of_the_predicted_model_not_of_other_models_sharing_a_layer():
+    # A layer's inbound nodes include its calls in other models: a convolution first called on
+    # 224 x 224 images made an 8 x 8 model loop over the draws from 41 stacked rows on.
+    from tfp_bnn import prediction
+
+    conv = tfp_bnn.BayesianConv2D(16, 3, padding="same", kl_weight=1e-3)
+    big = tf_keras.Input((224, 224, 3))
+    tf_keras.Model(big, conv(big))
+    small = tf_keras.Input((8, 8, 3))
+    hidden = tf_keras.layers.Flatten()(conv(small))
+    model = tfp_bnn.BayesianModel(small, tfp_bnn.NormalHead(1)(tfp_bnn.BayesianDense(2, kl_weight=1e-3)(hidden)))
+    assert prediction._widest_row(prediction._body(model)) == 8 * 8 * 16
+    # A nested model's activations count too.
+    inner = tf_keras.Sequential([tf_keras.Input((8, 8, 3)), tfp_bnn.BayesianConv2D(32, 3, padding="same",
+                                                                                  kl_weight=1e-3)])
+    outer_inputs = tf_keras.Input((8, 8, 3))
+    flat = tf_keras.layers.Flatten()(inner(outer_inputs))
+    outer = tfp_bnn.BayesianModel(
+        outer_inputs, tfp_bnn.NormalHead(1)(tfp_bnn.BayesianDense(2, kl_weight=1e-3)(flat)))
+    assert prediction._widest_row(prediction._body(outer)) == 8 * 8 * 32

@@ -460,9 +460,14 @@ def _widest_row(body):
     far wider than its input row. Unknown dimensions count as 1.
     """
     tensors = list(tf.nest.flatten(body.inputs))
-    for layer in body._flatten_layers(include_self=False):
-        for node in layer._inbound_nodes:
-            tensors.extend(tf.nest.flatten(node.outputs))
+    models = [body]
+    while models:  # the nodes of this graph and its nested models only: not of other models sharing a layer
+        model = models.pop()
+        for nodes in getattr(model, "_nodes_by_depth", {}).values():
+            for node in nodes:
+                tensors.extend(tf.nest.flatten(node.outputs))
+                if isinstance(node.layer, tf_keras.Model):
+                    models.append(node.layer)
     return max(_numbers_per_row(tensor.shape) for tensor in tensors if hasattr(tensor, "shape"))
 
 
