@@ -1065,7 +1065,8 @@ def _warn_of_shared_head_weights(model):
             f"The {model.num_members} ensemble members share the weights of {type(model.head).__name__} "
             f"({', '.join(shared)}): one value for all members, trained on the sum of their losses, so a "
             "member's training depends on the others'. For the independent members of a deep ensemble "
-            "use a head whose parameters the network outputs, such as NormalHead.",
+            "use a head whose parameters the network outputs, such as NormalHead. If the sharing is meant, "
+            "silence this with warnings.filterwarnings('ignore', message='The .* ensemble members share').",
         )
 
 
