@@ -120,7 +120,7 @@ def _add_weight_of(add_variable_fn):
     """The layer's ``add_weight`` for the ``layer.add_variable`` that TFP's layers pass as ``add_variable_fn``.
 
     tf-keras's ``add_variable`` is a deprecated alias of ``add_weight`` (the same arguments and
-    variable) that warns at every call: two warnings per Bayesian layer, named at tfp_bnn's line.
+    variable) that warns at every call: two per posterior and one per trainable prior, named at tfp_bnn's line.
     """
     layer = getattr(add_variable_fn, "__self__", None)
     if getattr(add_variable_fn, "__name__", None) == "add_variable" and isinstance(layer, tf_keras.layers.Layer):

@@ -489,7 +489,8 @@ class StudentTHead(_StandardizedRegressionHead):
 
     Takes ``2 * units`` inputs like :class:`NormalHead`. ``df = 2 + 4 eps +
     softplus(.)`` (``eps`` the dtype's: without it float32 rounds ``df`` to 2
-    once ``softplus`` is below ``2**-22``) keeps the variance ``scale^2 df / (df - 2)`` finite, so the
+    once ``softplus`` is at most ``2**-23``, half an ulp of 2) keeps the
+    variance ``scale^2 df / (df - 2)`` finite, so the
     aleatoric/epistemic split is defined.
 
     Args:
@@ -531,7 +532,7 @@ class StudentTHead(_StandardizedRegressionHead):
         loc, raw_scale = params[..., : self.units], params[..., self.units :]
         loc, scale = self._raw_units(loc, self.scale_floor + tf.nn.softplus(raw_scale))
         # A few ulps above 2: in float32 2 + softplus(u) rounds to exactly 2 (an infinite variance, a NaN
-        # beta-NLL) once softplus(u) < 2**-22, which heavy-tailed data drive u towards in long training.
+        # beta-NLL) once softplus(u) <= 2**-23 (u < -15.9), which heavy-tailed data drive u towards in long training.
         margin = 4.0 * float(np.finfo(loc.dtype.as_numpy_dtype).eps)
         df = (2.0 + margin) + tf.nn.softplus(self.untransformed_df) * tf.ones_like(loc)
         return tfd.Independent(tfd.StudentT(df, loc, scale), reinterpreted_batch_ndims=1)

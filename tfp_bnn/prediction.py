@@ -87,7 +87,7 @@ _HEAD_ROWS_PER_CHUNK = 2**20
 _LOOP_FROM_ROWS = 2**16
 # ... and numbers in the stacked batch's widest tensor (an input row or a layer's output
 # per row, times the rows) from which the loop is taken whatever the row count: 128 MiB
-# of float32, so MLPs up to 512 units wide keep the row rule alone. A row of a 32x32
+# of float32, so MLPs whose inputs and layers are at most 512 wide keep the row rule alone. A row of a 32x32
 # convolution with 32 filters holds 32,768 numbers: 2**16 stacked rows of it were 8 GiB.
 _LOOP_FROM_ELEMENTS = 2**25
 

@@ -298,7 +298,8 @@ class GaussianPrior(DistributionFactory):
     :meth:`GaussianPriorLayer.assign`. :func:`tfp_bnn.posterior_as_prior` does
     it for a whole model: yesterday's posterior becomes today's prior, and
     fitting the new data gives the posterior of all the data seen
-    (``p(w | D1, D2) ∝ p(D2 | w) p(w | D1)``), exactly for a conjugate model.
+    (``p(w | D1, D2) ∝ p(D2 | w) p(w | D1)``), exactly where the posterior family
+    holds the true posterior (``"full"`` for a linear-Gaussian model).
 
     Args:
       covariance: ``"diagonal"`` or ``"full"``.
