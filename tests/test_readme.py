@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy import stats
 import tf_keras
 
 import tfp_bnn
@@ -51,6 +52,15 @@ def test_quickstart_trains_a_bayesian_regressor_more_uncertain_off_the_data(afte
                                rtol=1e-4)
     truth = tfp_bnn.data.gap_regression_mean(x_test[inside])
     assert np.sqrt(np.mean((result.mean[inside, 0] - truth) ** 2)) < 0.25  # 0.13
+
+    # The held-out scores, beside those of the true distribution on the same points.
+    scores, x_new, y_new = (after[0][name] for name in ("scores", "x_new", "y_new"))
+    mean, noise = (f(x_new[:, 0]) for f in (tfp_bnn.data.gap_regression_mean, tfp_bnn.data.gap_regression_noise_std))
+    oracle_nll = -np.mean(stats.norm.logpdf(y_new, mean, noise))  # 0.131
+    assert scores["nll"] < oracle_nll + 0.1  # 0.178
+    assert scores["rmse"] < 1.1 * np.sqrt(np.mean((y_new - mean) ** 2))  # 0.382 against 0.366
+    oracle_coverage = np.mean(np.abs(y_new - mean) < stats.norm.ppf(0.975) * noise)  # 0.94
+    assert abs(scores["coverage_95"] - oracle_coverage) <= 0.03  # 0.936
 
 
 def test_classifier_and_its_save_and_load_predict_the_same(after):

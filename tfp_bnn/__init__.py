@@ -1,7 +1,7 @@
 """tfp_bnn: Bayesian neural networks on TensorFlow Probability and tf-keras.
 
 Build a model for one of the four regimes, train it with ``fit``, predict
-with the aleatoric/epistemic split:
+with the aleatoric/epistemic split, score the predictive distribution:
 
 >>> import tf_keras, tfp_bnn
 >>> from tfp_bnn import data
@@ -12,6 +12,8 @@ with the aleatoric/epistemic split:
 >>> result = tfp_bnn.predict(model, [[0.0], [6.0]], num_samples=100, seed=0)
 >>> result.mean.shape, result.aleatoric_stddev.shape, result.epistemic_stddev.shape
 ((2, 1), (2, 1), (2, 1))
+>>> sorted(tfp_bnn.score(model, x, y, num_samples=100, seed=0))  # rmse, mixture NLL, 95 % interval
+['coverage_95', 'nll', 'rmse', 'width_95']
 
 Import ``tf_keras``, never ``tf.keras``: Keras 3 does not work with ``tfp.layers``.
 """
@@ -41,7 +43,7 @@ from tfp_bnn.models import (
     INFERENCE_METHODS, REGIMES, BayesianModel, make_classifier, make_regressor, posterior_as_prior,
 )
 from tfp_bnn.posteriors import FullCovarianceNormal, MeanFieldNormal
-from tfp_bnn.prediction import ClassificationPrediction, RegressionPrediction, log_likelihoods, predict
+from tfp_bnn.prediction import ClassificationPrediction, RegressionPrediction, log_likelihoods, predict, score
 from tfp_bnn.priors import GaussianPrior, NormalPrior, ScaleMixturePrior, TrainableNormalPrior
 
 __version__ = "0.1.0"
@@ -89,6 +91,7 @@ __all__ = [
     "prediction",
     "priors",
     "sampling",
+    "score",
     "serving",
     "validation",
 ]

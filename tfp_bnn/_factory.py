@@ -18,6 +18,8 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 import tf_keras
 
+from tfp_bnn import validation
+
 _KERNEL_FN_ARGS = ("dtype", "shape", "name", "trainable", "add_variable_fn")
 
 
@@ -84,6 +86,19 @@ class NameScopedBuildFromConfig:
     def build_from_config(self, config):
         with tf.name_scope(self.name):
             super().build_from_config(config)
+
+
+class RefusesKeras3Inputs:
+    """Says so when called on a Keras 3 tensor (``tf.keras.Input``).
+
+    The Bayesian layers failed with "'tuple' object has no attribute 'rank'" (tf-keras's input
+    check), MCDropout and EnsembleDense with "A KerasTensor cannot be used as input to a
+    TensorFlow function".
+    """
+
+    def __call__(self, inputs, *args, **kwargs):
+        validation.check_not_keras3(inputs, type(self).__name__)
+        return super().__call__(inputs, *args, **kwargs)
 
 
 def serialize(obj):

@@ -49,14 +49,14 @@ import tensorflow as tf
 import tf_keras
 
 from tfp_bnn import sampling
-from tfp_bnn._factory import NameScopedBuildFromConfig, fresh_initializer, register
+from tfp_bnn._factory import NameScopedBuildFromConfig, RefusesKeras3Inputs, fresh_initializer, register
 from tfp_bnn.validation import check_positive_int
 
 __all__ = ["MCDropout", "EnsembleDense"]
 
 
 @register
-class MCDropout(tf_keras.layers.Dropout):
+class MCDropout(RefusesKeras3Inputs, tf_keras.layers.Dropout):
     """Dropout that is on whether or not Keras is training (Monte Carlo dropout).
 
     ``outputs = inputs * mask / (1 - rate)`` with ``mask ~ Bernoulli(1 - rate)``
@@ -138,7 +138,7 @@ def _member_initializer(initializer, member):
 
 
 @register
-class EnsembleDense(NameScopedBuildFromConfig, tf_keras.layers.Layer):
+class EnsembleDense(RefusesKeras3Inputs, NameScopedBuildFromConfig, tf_keras.layers.Layer):
     """``num_members`` independent dense layers side by side: one per ensemble member.
 
     Member ``m`` computes ``activation(inputs @ kernel[m] + bias[m])``; each

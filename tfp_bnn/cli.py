@@ -388,29 +388,8 @@ def _save_figure(model, dataset, train, valid, args, path):
 
 
 def _metrics(model, x, y, task, num_samples, seed):
-    metrics = tfp_bnn.metrics
-    result = tfp_bnn.predict(model, x, num_samples=num_samples, seed=seed)
-    if task == "classification":
-        labels = y.astype(np.int64)
-        if isinstance(model.layers[-1], tfp_bnn.PointClassHead):
-            nll = metrics.categorical_nll(labels, result.probabilities)  # vote shares: a share of 0 is real
-        else:  # the mixture's exact log-mean-exp, as for regression: no 1e-12 clip, no float32 underflow
-            nll = metrics.mixture_nll(tfp_bnn.log_likelihoods(model, x, labels, num_samples=num_samples, seed=seed))
-        return {
-            "accuracy": metrics.accuracy(labels, result.probabilities),
-            "nll": nll,
-            "brier": metrics.brier_score(labels, result.probabilities),
-            "ece": metrics.expected_calibration_error(labels, result.probabilities),
-            "n": int(len(y)),
-        }
-    log_likelihoods = tfp_bnn.log_likelihoods(model, x, y, num_samples=num_samples, seed=seed)
-    return {
-        "rmse": metrics.rmse(y, result.mean),
-        "nll": metrics.mixture_nll(log_likelihoods),
-        "coverage_95": metrics.interval_coverage(y, result.lower, result.upper),
-        "width_95": metrics.interval_width(result.lower, result.upper),
-        "n": int(len(y)),
-    }
+    labels_or_targets = y.astype(np.int64) if task == "classification" else y
+    return {**tfp_bnn.score(model, x, labels_or_targets, num_samples=num_samples, seed=seed), "n": int(len(y))}
 
 
 def _print_metrics(metrics_by_split):

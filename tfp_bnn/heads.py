@@ -54,7 +54,7 @@ from tfp_bnn._factory import (
     register,
     softplus_inverse,
 )
-from tfp_bnn.validation import check_positive_int
+from tfp_bnn.validation import check_not_keras3, check_positive_int
 
 tfd = tfp.distributions
 
@@ -129,6 +129,42 @@ def align_target(y, dist):
         with tf.control_dependencies([check]):
             y = tf.reshape(y, tf.concat([[rows], tf.constant(tail, tf.int32)], axis=0))
     return tf.cast(y, dist.dtype)
+
+
+def _event_size(layer):
+    """The size a ``tfp.layers`` head was given (``IndependentNormal(3)``: 3), or ``None``."""
+    size = getattr(layer, "_event_shape", None)
+    if isinstance(size, (int, np.integer)):
+        return int(size)
+    if size is not None and len(np.shape(size)) == 1 and len(size) == 1:
+        return int(np.asarray(size)[0])
+    try:  # OneHotCategorical keeps no size: the logits it was built on
+        return int(layer.input_shape[-1])
+    except (AttributeError, RuntimeError, TypeError, ValueError, IndexError):
+        return None
+
+
+def replacement_advice(layer):
+    """`` Replace it with ...``: the tfp_bnn head for a ``tfp.layers`` distribution layer (ported code), or ``""``."""
+    if not isinstance(layer, tfp.layers.DistributionLambda) or isinstance(layer, Head):
+        return ""
+    size = _event_size(layer)
+    n = "n" if size is None else str(size)
+    same = {
+        "IndependentNormal": (f"NormalHead({n})", "the same 2 * units inputs: locations, then softplus scales; "
+                              "NormalHead adds a scale floor of 1e-3"),
+        "OneHotCategorical": (f"CategoricalHead({n})", "the same logits; labels as class indices, "
+                              "y.argmax(axis=1), not one-hot"),
+        "IndependentBernoulli": ("BernoulliHead()", "one logit; labels 0/1") if size == 1 else None,
+        "IndependentPoisson": (f"PoissonHead({n})", "the same log-rates"),
+    }.get(type(layer).__name__)
+    if same:
+        return f" Replace it with tfp_bnn.{same[0]} ({same[1]}); the loss stays the NLL."
+    return (
+        " Replace it with a tfp_bnn head: NormalHead(units) for tfd.Normal(loc=t[..., :units], "
+        "scale=softplus(t[..., units:])), StudentTHead, PoissonHead, BernoulliHead or CategoricalHead(K) "
+        "(integer labels), or a subclass of tfp_bnn.heads.Head for another distribution."
+    )
 
 
 def _sync_step_shapes(model):
@@ -271,6 +307,7 @@ class Head(NameScopedBuildFromConfig, tfp.layers.DistributionLambda):
         return dist.mean()
 
     def _check_params(self, params):
+        check_not_keras3(params, type(self).__name__)
         rank = params.shape.rank
         if rank is not None and (rank < 2 or (rank > 2 and self.task != "classification")):
             # A regression head over (N, L, params) made a distribution of batch shape (N, L): fit

@@ -60,6 +60,7 @@ from tfp_bnn import sampling
 from tfp_bnn._factory import (
     DistributionFactory,
     NameScopedBuildFromConfig,
+    RefusesKeras3Inputs,
     deserialize,
     float32_under_mixed_precision,
     refuse_mixed_policy,
@@ -133,7 +134,51 @@ def _factory(value, default, argument, accepted, other_kind=()):
     return factory
 
 
-class _BayesianLayer(NameScopedBuildFromConfig, tf_keras.layers.Layer):
+_KL_ADVICE = (
+    "tfp_bnn's layers add kl_weight * KL(q || p) to model.losses themselves (exact where TFP has the closed "
+    "form, a one-draw Monte Carlo estimate otherwise): pass kl_weight=1 / N (N training examples) instead, "
+    "and no divergence function (one that divides by N beside kl_weight would scale the KL twice)"
+)
+_PRIOR_ADVICE = (
+    "pass kernel_prior=, a tfp_bnn.priors factory over the kernel and the bias together "
+    "(NormalPrior(scale), ScaleMixturePrior(...), TrainableNormalPrior(...))"
+)
+_POSTERIOR_ADVICE = (
+    "pass kernel_posterior=, a tfp_bnn.posteriors factory over the kernel and the bias together "
+    "(MeanFieldNormal(initial_scale=...), FullCovarianceNormal(...)); use_bias=False for no bias"
+)
+# The arguments of tfp.layers' DenseVariational, Dense/Convolution Reparameterization and Flipout layers,
+# which tf_keras refused as "('Keyword argument not understood:', 'kernel_divergence_fn')".
+_TFP_ARGUMENTS = {
+    "kernel_divergence_fn": _KL_ADVICE,
+    "bias_divergence_fn": _KL_ADVICE,
+    "kl_use_exact": _KL_ADVICE,
+    "make_prior_fn": _PRIOR_ADVICE,
+    "kernel_prior_fn": _PRIOR_ADVICE,
+    "bias_prior_fn": _PRIOR_ADVICE,
+    "make_posterior_fn": _POSTERIOR_ADVICE,
+    "kernel_posterior_fn": _POSTERIOR_ADVICE,
+    "bias_posterior_fn": _POSTERIOR_ADVICE,
+    "kernel_posterior_tensor_fn": "the weights are sampled by the estimator (training) and by tfp_bnn.predict's T "
+                                  "draws (prediction); for the posterior mean use tfp_bnn.sampling.posterior_mean()",
+    "bias_posterior_tensor_fn": "the weights are sampled by the estimator (training) and by tfp_bnn.predict's T "
+                                "draws (prediction); for the posterior mean use tfp_bnn.sampling.posterior_mean()",
+    "seed": "seed the draws with tf_keras.utils.set_random_seed (training) and tfp_bnn.predict(..., seed=)",
+}
+
+
+def _refuse_tfp_arguments(layer_class, kwargs):
+    """A ``TypeError`` naming the tfp_bnn argument for a ``tfp.layers`` one (ported code)."""
+    given = [name for name in _TFP_ARGUMENTS if name in kwargs]
+    if given:
+        advice = "; ".join(dict.fromkeys(_TFP_ARGUMENTS[name] for name in given))
+        raise TypeError(
+            f"{layer_class.__name__} takes no {', '.join(given)} (tfp.layers' argument"
+            f"{'s' if len(given) > 1 else ''}): {advice}."
+        )
+
+
+class _BayesianLayer(RefusesKeras3Inputs, NameScopedBuildFromConfig, tf_keras.layers.Layer):
     """What the dense and convolution layers share: posterior, prior, KL, modes."""
 
     estimators = ESTIMATORS
@@ -148,6 +193,16 @@ class _BayesianLayer(NameScopedBuildFromConfig, tf_keras.layers.Layer):
         kl_weight=1.0,
         **kwargs,
     ):
+        _refuse_tfp_arguments(type(self), kwargs)
+        for name, value in (("activation", activation), ("estimator", estimator)):
+            if isinstance(value, DistributionFactory):
+                # tfp.layers.DenseVariational(units, make_posterior_fn, make_prior_fn) ported as it was: the prior
+                # became the estimator ("Unknown estimator NormalPrior(...)"); the posterior alone became the
+                # activation (a warning of "a flat kernel of ... weights", then a TypeError at the first call).
+                raise TypeError(
+                    f"{type(self).__name__} got {value!r} as its {name} (a positional argument?); pass priors "
+                    "and posteriors by keyword: kernel_prior=NormalPrior(...), kernel_posterior=MeanFieldNormal(...)."
+                )
         super().__init__(**float32_under_mixed_precision(kwargs))
         refuse_mixed_policy(self)
         if estimator not in self.estimators:

@@ -48,6 +48,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 import tf_keras
+from tf_keras.src import losses as keras_losses  # LossFunctionWrapper, what compile makes of a function
 from tf_keras.src.engine import data_adapter  # Keras's own batching of arrays, pinned with tf-keras
 from tf_keras.src.utils import losses_utils  # how compiled_loss brings losses to one dtype
 
@@ -144,7 +145,9 @@ class BayesianModel(tf_keras.Model):
     # and revive this class as a Functional model (get_config/from_config).
     def __init__(self, inputs, outputs, name=None, trainable=True, **kwargs):
         validation.check_eager_outside_functions("tfp_bnn.BayesianModel")
+        validation.check_not_keras3((inputs, outputs), "tfp_bnn.BayesianModel")
         super().__init__(inputs=inputs, outputs=outputs, name=name, trainable=trainable, **kwargs)
+        validation.check_no_keras3_weights(self)
         # Any output may be the head: with outputs [head, auxiliary Dense] the Dense is the last layer.
         # A model ending in a head counts as its head (Keras's end-to-end model: preprocessing layers,
         # then the fitted model as a layer).
@@ -152,6 +155,7 @@ class BayesianModel(tf_keras.Model):
             raise TypeError(
                 "A BayesianModel must end in a tfp_bnn head (tfp_bnn.heads), got "
                 f"{', '.join(dict.fromkeys(type(layer).__name__ for layer in self._output_layers))}."
+                f"{heads_lib.replacement_advice(self._output_layers[-1])}"
             )
         self._create_trackers()
         self._traced_modes = {}
@@ -213,12 +217,13 @@ class BayesianModel(tf_keras.Model):
         # Loading (compile_from_config; the SavedModel and HDF5 loaders pass from_serialized) compiles
         # what the file holds: a file saved with a metric named "nll" still loads, with a warning.
         loading = kwargs.pop("_loading", False) or kwargs.get("from_serialized", False)
+        validation.check_not_keras3((optimizer, loss, metrics, weighted_metrics), "compile")
         if loss is None:
             _check_all_outputs_are_heads(self)
         _check_metric_names(self, metrics, weighted_metrics, warn_only=loading)
         super().compile(
             optimizer=optimizer,
-            loss=loss or heads_lib.NegativeLogLikelihood(),
+            loss=heads_lib.NegativeLogLikelihood() if not loss else tf.nest.map_structure(_target_aligned, loss),
             metrics=metrics,
             loss_weights=loss_weights,
             weighted_metrics=weighted_metrics,
@@ -227,6 +232,9 @@ class BayesianModel(tf_keras.Model):
             jit_compile=jit_compile,
             **kwargs,
         )
+        if loss:  # the files (.keras; .h5 and SavedModel: _user_losses) hold the loss as given, not its wrapper
+            self.loss = self.compiled_loss._user_losses = loss
+            self._compile_config.config["loss"] = loss
         # As Keras's compiled metrics, which compile makes anew: get_metrics_result() after a recompile
         # (fine-tuning with another optimizer) held the nll/kl of the fit or evaluate before it.
         self.nll_tracker.reset_state()
@@ -371,6 +379,7 @@ class BayesianModel(tf_keras.Model):
         ``tf.data.Dataset`` to choose its options yourself.
         """
         args = _arguments(tf_keras.Model.fit, self, x, y, *args, **kwargs)
+        validation.check_not_keras3(args["callbacks"], "fit")
         args["x"], args["y"] = self._checked(args["x"], args["y"])
         args["sample_weight"] = _checked_weights(args["sample_weight"], args["x"], len(self.outputs))
         if len(self.outputs) == 1:  # several outputs: Keras refuses class_weight ("only ... a single output")
@@ -388,6 +397,7 @@ class BayesianModel(tf_keras.Model):
         unknown = _unknown_length(args["x"], args["y"], args["steps_per_epoch"]) or (
             validation_xy[0] is not None and _unknown_length(*validation_xy, args["validation_steps"]))
         _warn_of_another_train_size(self, args)
+        _warn_of_unscaled_tfp_kl(self, args)
         _warn_of_unscaled_data(self, args["x"], args["y"])
         args["callbacks"] = _progbar_of_logs(args["callbacks"], args["verbose"])
         one_step = self._one_step_per_execution(self.make_train_function) if unknown else contextlib.nullcontext()
@@ -396,6 +406,7 @@ class BayesianModel(tf_keras.Model):
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         args = _arguments(tf_keras.Model.evaluate, self, x, y, *args, **kwargs)
+        validation.check_not_keras3(args["callbacks"], "evaluate")
         args["x"], args["y"] = self._checked(args["x"], args["y"])
         args["sample_weight"] = _checked_weights(args["sample_weight"], args["x"], len(self.outputs))
         extra = args.pop("kwargs", {})  # Keras's private ones, e.g. fit's _use_cached_eval_dataset
@@ -413,6 +424,7 @@ class BayesianModel(tf_keras.Model):
         execution, as in ``fit``.
         """
         args = _arguments(tf_keras.Model.predict, self, x, *args, **kwargs)
+        validation.check_not_keras3(args["callbacks"], "predict")
         unknown = _unknown_length(args["x"], None, args["steps"])
         one_step = self._one_step_per_execution(self.make_predict_function) if unknown else contextlib.nullcontext()
         with self._seed_read_at_run_time(), one_step:
@@ -549,6 +561,32 @@ class BayesianModel(tf_keras.Model):
         return _per_model_step(super().make_predict_function(force=force or changed), rebuilt=changed)
 
 
+class _TargetAlignedLoss(keras_losses.LossFunctionWrapper):
+    """A loss function of the user's, given the targets in the shape of the head's distribution.
+
+    Keras's compiled loss expands targets of shape ``(N,)`` to ``(N, 1)`` when the model's output
+    converts to a tensor of rank 2, as a classifier's class probabilities do. The loss of the
+    series on probabilistic deep learning, ``lambda y, rv: -rv.log_prob(y)``, then took the
+    log-probability of every label under every example's ``Categorical`` (an ``(N, N)`` matrix)
+    and trained a classifier towards the label frequencies, without an error.
+    ``NegativeLogLikelihood`` aligns the targets itself (:func:`tfp_bnn.heads.align_target`).
+    """
+
+    def call(self, y_true, y_pred):
+        dist = getattr(y_pred, "_tfp_distribution", y_pred)
+        dist = getattr(dist, "tensor_distribution", dist)
+        if isinstance(dist, tfp.distributions.Distribution):
+            y_true = heads_lib.align_target(y_true, dist)
+        return super().call(y_true, y_pred)
+
+
+def _target_aligned(loss):
+    """``loss`` (one of compile's) as Keras would take it; a plain function gets aligned targets."""
+    if callable(loss) and not isinstance(loss, (str, tf_keras.losses.Loss)):
+        return _TargetAlignedLoss(loss, name=getattr(loss, "__name__", None))
+    return loss
+
+
 def _per_model_step(function, rebuilt=False):
     """Keras's step function, without TensorFlow's warning of frequent retracing.
 
@@ -682,6 +720,57 @@ def _warn_of_another_train_size(model, args):
         f"model with train_size={exact} (or set layer.kl_weight = 1 / {exact} on every Bayesian layer). If the "
         "weight is meant (a tempered posterior, a part of the training set per fit call), silence this with "
         "warnings.filterwarnings('ignore', message='kl_weight').",
+        UserWarning,
+    )
+
+
+def _unscaled_tfp_kl(layer):
+    """The arguments by which ``layer``, a ``tfp.layers`` variational layer, adds its KL unscaled (a list).
+
+    The Reparameterization/Flipout layers' default ``kernel_divergence_fn`` (and ``bias_divergence_fn``
+    with a ``bias_prior_fn``) is the plain KL; ``DenseVariational``'s ``kl_weight`` defaults to ``None``.
+    """
+    if isinstance(layer, tfp.layers.DenseVariational):
+        function = getattr(layer, "_kl_divergence_fn", None)
+        cells = dict(zip(getattr(getattr(function, "__code__", None), "co_freevars", ()),
+                         getattr(function, "__closure__", None) or ()))
+        return ["kl_weight"] if "weight" in cells and cells["weight"].cell_contents is None else []
+    defaults = inspect.signature(type(layer).__init__).parameters
+    unscaled = []
+    if "kernel_divergence_fn" in defaults and (
+            getattr(layer, "kernel_divergence_fn", None) is defaults["kernel_divergence_fn"].default):
+        unscaled.append("kernel_divergence_fn")
+    if (getattr(layer, "bias_prior_fn", None) is not None and "bias_divergence_fn" in defaults
+            and getattr(layer, "bias_divergence_fn", None) is defaults["bias_divergence_fn"].default):
+        unscaled.append("bias_divergence_fn")
+    return unscaled
+
+
+def _warn_of_unscaled_tfp_kl(model, args):
+    """A ``UserWarning`` if a ``tfp.layers`` variational layer adds its KL without ``1 / N`` to the loss.
+
+    The series on probabilistic deep learning passes ``kernel_divergence_fn=lambda q, p, _:
+    tfd.kl_divergence(q, p) / N``; left out, TFP adds the whole KL to the per-example NLL:
+    the KL weighed N times too strongly, without a word (tfp_bnn's priors and posteriors are
+    documented for these layers).
+    """
+    layers = [layer for layer in model._flatten_layers(include_self=False)
+              if isinstance(layer, _TFP_VARIATIONAL_LAYERS) and layer.trainable and _unscaled_tfp_kl(layer)]
+    rows, described = _training_rows(args)
+    if not layers or rows is None or rows <= TRAIN_SIZE_TOLERANCE:
+        return
+    layer, exact = layers[0], math.floor(rows)
+    fix = " and ".join(
+        f"kl_weight=1 / {exact}" if argument == "kl_weight"
+        else f"{argument}=lambda q, p, _: tfd.kl_divergence(q, p) / {exact}"
+        for argument in _unscaled_tfp_kl(layer)
+    )
+    _warnings.warn(
+        f"{type(layer).__name__} {layer.name!r}{f' and {len(layers) - 1} more' if len(layers) > 1 else ''} adds "
+        f"the KL of its weights unscaled (TFP's default), but fit trains on {described}: each step weighs the "
+        f"KL {rows:.6g}x too strongly against the NLL per example. Pass {fix}, or use "
+        f"tfp_bnn's layers with kl_weight=1 / {exact}. If the weight is meant, silence this with "
+        "warnings.filterwarnings('ignore', message='.* adds the KL of its weights unscaled').",
         UserWarning,
     )
 
@@ -1438,6 +1527,7 @@ def posterior_as_prior(model, *, train_size):
 
 def _posterior_layers(model):
     """The built tfp_bnn Bayesian layers of ``model``, in order; an error if there are none or it cannot be copied."""
+    validation.check_not_keras3(model, "posterior_as_prior")
     if not isinstance(model, tf_keras.Model) or not model.built:
         raise ValueError(
             f"posterior_as_prior needs a built Keras model, got {model!r}: fit it, or build it on data, first."

@@ -54,7 +54,7 @@ from tensorflow_probability.python.layers.conv_variational import _ConvVariation
 from tensorflow_probability.python.layers.dense_variational import _DenseVariational
 
 from tfp_bnn import heads as heads_lib
-from tfp_bnn import sampling, validation
+from tfp_bnn import metrics, sampling, validation
 from tfp_bnn.baselines import EnsembleDense, MCDropout
 from tfp_bnn.heads import Head
 from tfp_bnn.layers import _BayesianLayer
@@ -66,6 +66,7 @@ _TFP_VARIATIONAL = (_DenseVariational, _ConvVariational, tfp.layers.DenseVariati
 __all__ = [
     "predict",
     "log_likelihoods",
+    "score",
     "RegressionPrediction",
     "ClassificationPrediction",
     "predictive_draws",
@@ -225,7 +226,7 @@ def log_likelihoods(model, x, y, *, num_samples=100, seed=None, batch_size=None)
     >>> log_likelihoods(model, [[0.0], [1.0]], [[0.5], [1.5]], num_samples=50, seed=0).shape
     (50, 2)
     """
-    head = _head(model)
+    head = _head(model, "log_likelihoods")
     x, num_samples, seed, batch_size = _checked(model, x, num_samples, seed, batch_size, "log_likelihoods")
     heads_lib._sync_step_shapes(model)
     y = validation.check_targets(y, head, num_examples=len(x))
@@ -234,6 +235,62 @@ def log_likelihoods(model, x, y, *, num_samples=100, seed=None, batch_size=None)
         model, ("log_likelihoods", num_samples, jit), lambda: _log_likelihood_fn(model, num_samples, jit)
     )
     return _run_chunks(model, function, (x, y), num_samples, seed, batch_size)["log_likelihoods"]
+
+
+def score(model, x, y, *, num_samples=100, seed=None, level=0.95, batch_size=None):
+    """The usual scores of ``model``'s predictive distribution on ``(x, y)``, a dict of floats.
+
+    The :mod:`tfp_bnn.metrics` of one set of ``num_samples`` weight draws (for
+    ``seed=None``, a seed picked for the call), in the targets' units:
+
+    * regression: ``rmse`` of the predictive mean; ``nll``, the mean negative
+      log-likelihood of the Monte Carlo predictive mixture
+      (:func:`tfp_bnn.metrics.mixture_nll`); ``coverage_95`` and ``width_95``,
+      the fraction of targets inside the central ``level`` interval and its
+      mean width (the suffix is ``level`` in percent: ``coverage_90`` for 0.9);
+    * classification: ``accuracy``; ``nll``, the mixture's (a
+      ``PointClassHead``'s: of its draws' vote shares, clipped at 1e-12, as
+      :func:`tfp_bnn.metrics.categorical_nll`); ``brier``; ``ece``, the expected
+      calibration error over 10 bins. With a label per time step, ``nll`` is
+      per example (the sum over its steps), except a ``PointClassHead``'s,
+      which is per step like the others.
+
+    Example:
+
+    >>> import numpy as np, tfp_bnn
+    >>> model = tfp_bnn.make_regressor((1,), train_size=100)  # fit it first
+    >>> scores = tfp_bnn.score(model, np.zeros((5, 1)), np.ones((5, 1)), num_samples=50, seed=0)
+    >>> sorted(scores)
+    ['coverage_95', 'nll', 'rmse', 'width_95']
+    """
+    head = _head(model, "score")
+    x, num_samples, seed, batch_size = _checked(model, x, num_samples, seed, batch_size, "score")
+    heads_lib._sync_step_shapes(model)
+    y = validation.check_targets(y, head, num_examples=len(x))
+    if seed is None:  # predict and log_likelihoods then score the same draws
+        seed = int(np.random.default_rng().integers(2**62))
+    draws = {"num_samples": num_samples, "seed": seed, "batch_size": batch_size}
+    result = predict(model, x, level=level, **draws)
+    if head.task == "classification":
+        probabilities = result.probabilities.reshape(-1, result.probabilities.shape[-1])
+        labels = np.reshape(y, -1)
+        if isinstance(head, heads_lib.PointClassHead):
+            nll = metrics.categorical_nll(labels, probabilities)  # vote shares: a share of 0 is real
+        else:  # the mixture's exact log-mean-exp: no clip, no float32 underflow
+            nll = metrics.mixture_nll(log_likelihoods(model, x, y, **draws))
+        return {
+            "accuracy": metrics.accuracy(labels, probabilities),
+            "nll": nll,
+            "brier": metrics.brier_score(labels, probabilities),
+            "ece": metrics.expected_calibration_error(labels, probabilities),
+        }
+    percent = f"{float(level) * 100:g}"
+    return {
+        "rmse": metrics.rmse(y, result.mean),
+        "nll": metrics.mixture_nll(log_likelihoods(model, x, y, **draws)),
+        f"coverage_{percent}": metrics.interval_coverage(y, result.lower, result.upper),
+        f"width_{percent}": metrics.interval_width(result.lower, result.upper),
+    }
 
 
 def _checked(model, x, num_samples, seed, batch_size, what="predict"):
@@ -389,6 +446,9 @@ def _per_model_function(input_signature, jit_compile=False):
 
 
 def _head(model, what="predict"):
+    validation.check_not_keras3(model, what)
+    if isinstance(model, tf_keras.Model):  # once per model and set of layers: it walks every sublayer
+        _cached(model, "no Keras 3 weights", lambda: validation.check_no_keras3_weights(model))
     output_layers = list({id(layer): layer for layer in getattr(model, "_output_layers", None) or []}.values())
     if len(output_layers) > 1:
         names = [layer.name for layer in output_layers]
@@ -404,7 +464,7 @@ def _head(model, what="predict"):
     if not isinstance(head, Head):
         raise TypeError(
             f"{what} needs a model that ends in a tfp_bnn head (tfp_bnn.heads); the last layer is "
-            f"{type(head).__name__}."
+            f"{type(head).__name__}.{heads_lib.replacement_advice(head)}"
         )
     return head
 
@@ -559,7 +619,7 @@ def predictive_draws(model, x, *, num_samples, seed, weights=None):
     >>> bool(np.array_equal(tf.reshape(mean, [20, 3, 1]), stats["mean"]))  # draw-major: row t * B + b
     True
     """
-    head = _head(model)
+    head = _head(model, "predictive_draws")
     dist = _draws(model, x, num_samples, seed, weights)
     return dist, {k: _by_draw(v, num_samples) for k, v in head.draw_statistics(dist).items()}
 
@@ -591,7 +651,7 @@ def predictive_summary(model, x, *, num_samples, seed, level=0.95, weights=None)
     >>> bool(np.allclose(out["probabilities"], result.probabilities))
     True
     """
-    head = _head(model)
+    head = _head(model, "predictive_summary")
     dist, stats = predictive_draws(model, x, num_samples=num_samples, seed=seed, weights=weights)
     if head.task == "classification":
         return _entropy_split(stats["probs"])
@@ -623,7 +683,7 @@ def predictive_samples(model, x, *, num_samples, seed, weights=None):
     >>> out["samples"].shape, out["samples"].dtype.name, out["draw_probabilities"].shape
     (TensorShape([20, 2]), 'int64', TensorShape([20, 2, 3]))
     """
-    head = _head(model)
+    head = _head(model, "predictive_samples")
     dist, stats = predictive_draws(model, x, num_samples=num_samples, seed=seed, weights=weights)
     sample_seed = tfp.random.split_seed(seed, n=1, salt="tfp_bnn.predictive_samples")[0]
     if head.task == "classification":

@@ -21,6 +21,7 @@ import operator
 
 import numpy as np
 import tensorflow as tf
+import tf_keras
 
 __all__ = ["check_inputs", "check_targets", "check_num_samples"]
 
@@ -315,6 +316,96 @@ def check_eager_outside_functions(what):
             "block): Keras then builds TF1 models, which tfp_bnn does not support. Run it in a process "
             "that does not call tf.compat.v1.disable_eager_execution()."
         )
+
+
+# Keras 3 packages whose objects have a tf_keras counterpart of the same name.
+_KERAS_PACKAGES = ("callbacks", "constraints", "initializers", "layers", "losses", "metrics", "optimizers",
+                   "regularizers")
+
+
+def _keras3_object(obj):
+    """``(what obj is, what to use instead)`` for an object of Keras 3, else ``None``.
+
+    Keras 3 (``keras``, and ``tf.keras`` in TensorFlow >= 2.16) and tf-keras
+    (Keras 2, which TFP's layers and tfp_bnn build on) are two libraries whose
+    classes share names; an object's module tells them apart
+    (``keras.src.optimizers.adam`` against ``tf_keras.src.optimizers.adam``).
+    """
+    module = type(obj).__module__
+    if module != "keras" and not module.startswith("keras."):
+        return None
+    name = type(obj).__name__
+    parts = module.split(".")
+    package = parts[2] if parts[1:2] == ["src"] and len(parts) > 2 else None
+    if name == "KerasTensor":
+        return "a Keras 3 tensor (of keras.Input or a Keras 3 layer)", "tf_keras.Input and tf_keras.layers"
+    if name == "Variable":
+        return f"the Keras 3 weight {getattr(obj, 'path', obj.name)!r}", "tf_keras.layers"
+    if package == "models":
+        return f"the Keras 3 model {getattr(obj, 'name', name)!r}", "tf_keras.Model or tf_keras.Sequential"
+    if package in _KERAS_PACKAGES:
+        if hasattr(getattr(tf_keras, package), name):
+            return f"{package}.{name} of Keras 3", f"tf_keras.{package}.{name}"
+        return f"{package}.{name} of Keras 3", f"one of tf_keras.{package} (tf_keras has no {name})"
+    return f"a Keras 3 {name}", "its tf_keras counterpart"
+
+
+def _leaves(objects):
+    if isinstance(objects, dict):
+        objects = objects.values()
+    if isinstance(objects, (list, tuple, type({}.values()))):
+        for obj in objects:
+            yield from _leaves(obj)
+    else:
+        yield objects
+
+
+def check_not_keras3(objects, where, consequence="", verb="got"):
+    """A ``TypeError`` if ``objects`` (nested in lists, tuples and dicts) hold a Keras 3 object.
+
+    ``import tensorflow as tf; tf.keras.optimizers.Adam()`` makes a Keras 3
+    object, which a tf-keras model cannot use: Keras failed with messages that
+    do not say so ("Could not interpret optimizer identifier", "'tuple' object
+    has no attribute 'rank'", "'EarlyStopping' object has no attribute
+    '_implements_train_batch_hooks'"). ``consequence`` says what would go wrong
+    had it been allowed. Keras 3 *functions* (``keras.losses.mean_squared_error``)
+    pass: they compute on TensorFlow tensors.
+    """
+    for obj in _leaves(objects):
+        found = _keras3_object(obj)
+        if found is not None:
+            what, instead = found
+            raise TypeError(
+                f"{where} {verb} {what} (Keras 3 is `keras`, and `tf.keras` in TensorFlow >= 2.16){consequence}. "
+                "tfp_bnn's models are tf-keras (Keras 2) models, which cannot use Keras 3 objects: use "
+                f"{instead} (`import tf_keras`). Code that says `tf.keras` can stay as it is with the environment "
+                "variable TF_USE_LEGACY_KERAS=1 set before `tf.keras` is first used (restart a session that used "
+                "it), which makes `tf.keras` tf-keras; `import keras` stays Keras 3."
+            )
+
+
+def check_no_keras3_weights(model):
+    """Refuse a Keras 3 layer called on the model's tf-keras tensors.
+
+    tf-keras wraps each TensorFlow op of such a layer in a layer of its own
+    (``tf.nn.bias_add``) that holds the Keras 3 weight untracked: ``fit`` never
+    trained it and the model did not save it, with at most tf-keras's warning
+    that a Lambda layer "should be rewritten as a subclassed Layer". Found only
+    where a weight reaches an op as a variable (a ``Dense`` bias, a convolution
+    kernel, an ``Embedding`` table): weights that Keras 3 reads into constants
+    (a ``Dense`` kernel, the normalization layers' weights) leave no trace, so
+    ``Dense(use_bias=False)`` or ``BatchNormalization`` pass unnoticed.
+    """
+    flatten_layers = getattr(model, "_flatten_layers", None)  # a tf_keras.Model's
+    for layer in flatten_layers(include_self=False) if flatten_layers else ():
+        for node in getattr(layer, "_inbound_nodes", ()):
+            check_not_keras3(
+                (node.call_args, node.call_kwargs),
+                f"Model {model.name!r}",
+                verb="holds",
+                consequence=f", in its layer {layer.name!r}: a Keras 3 layer was called on the model's tf-keras "
+                "tensors, and fit would never train its weights nor save them",
+            )
 
 
 def check_seed(seed):
