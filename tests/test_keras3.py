@@ -207,3 +207,36 @@ def test_following_the_advice_tf_keras_through_tf_use_legacy_keras_trains_and_pr
     first_loss, last_loss, mean = map(float, out.stdout.split())
     assert last_loss < first_loss - 1.0
     assert mean == pytest.approx(1.0, abs=0.15)
+
+
+class _MyKeras3Loss(keras.losses.Loss):
+    def call(self, y_true, y_pred):
+        return tf.reduce_mean(tf.square(y_true - y_pred), axis=-1)
+
+
+class _MyKeras3Metric(keras.metrics.Mean):
+    pass
+
+
+class _MyKeras3Callback(keras.callbacks.Callback):
+    pass
+
+
+@pytest.mark.parametrize("call, named", [
+    (lambda model, x, y: model.compile(loss=_MyKeras3Loss()),
+     "compile got _MyKeras3Loss, a subclass of losses.Loss of Keras 3"),
+    (lambda model, x, y: model.compile(metrics=[_MyKeras3Metric()]),
+     "compile got _MyKeras3Metric, a subclass of metrics.Mean of Keras 3"),
+    (lambda model, x, y: model.fit(x, y, verbose=0, callbacks=[_MyKeras3Callback()]),
+     "fit got _MyKeras3Callback, a subclass of callbacks.Callback of Keras 3"),
+], ids=["loss", "metric", "callback"])
+def test_user_subclasses_of_keras3_classes_are_refused_too(call, named):
+    # Defined in the user's module, not in keras.*: the loss ran (its sample weights wrong), the metric and
+    # the callback failed with "'Variable' object has no attribute '_distribute_strategy'" and
+    # "'_MyKeras3Callback' object has no attribute '_implements_train_batch_hooks'".
+    x, y = _data()
+    model = _model()
+    model.compile(optimizer=tf_keras.optimizers.Adam(1e-2))
+    with pytest.raises(TypeError, match=named) as error:
+        call(model, x, y)
+    assert "use a subclass of tf_keras." in str(error.value) and _FIX in str(error.value)

@@ -125,3 +125,54 @@ def test_fit_warns_of_a_tfp_layer_whose_kl_is_unscaled(make, fix):
     else:
         assert len(messages) == 1 and "500x too strongly" in messages[0]
         assert re.search(fix, messages[0])
+
+
+class _ArticleNLL(tf_keras.losses.Loss):
+    """The series' loss as a Keras Loss object: a named, serializable loss."""
+
+    def call(self, y_true, rv):
+        return -rv.log_prob(y_true)
+
+
+@pytest.mark.parametrize("reduction", ["sum_over_batch_size", "sum"])
+def test_a_loss_object_of_the_users_sees_labels_in_the_heads_shape_and_keeps_its_reduction(reduction):
+    # As for a function: Keras's (N, 1) labels made -rv.log_prob(y) an (N, N) matrix (1.650 here against 1.766).
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 3)).astype("float32")
+    y = rng.integers(0, 4, size=64)
+    weights = rng.uniform(0, 2, size=64).astype("float32")
+    inputs = tf_keras.Input((3,))
+    dense = tf_keras.layers.Dense(4, kernel_initializer=tf_keras.initializers.GlorotUniform(1))
+    model = tfp_bnn.BayesianModel(inputs, tfp_bnn.CategoricalHead(4)(dense(inputs)))
+    loss = _ArticleNLL(reduction=reduction)
+    model.compile(loss=loss, weighted_metrics=[])
+    assert model.loss is loss
+    article = model.evaluate(x, y, sample_weight=weights, batch_size=64, verbose=0)[0]
+    model.compile(weighted_metrics=[])
+    default = model.evaluate(x, y, sample_weight=weights, batch_size=64, verbose=0)[0]
+    np.testing.assert_allclose(article, default * (64 if reduction == "sum" else 1), rtol=1e-6)
+
+
+@pytest.mark.parametrize("tfp_head, size, advice", [
+    (lambda: tfpl.IndependentNormal(), 2, r"tfp_bnn.NormalHead\(1\) "),  # event shape (): one location, one scale
+    (lambda: tfpl.IndependentNormal((2, 3)), 12, r"tfp_bnn.NormalHead\(6\) "),
+])
+def test_the_advised_head_size_is_the_event_size_not_the_parameter_count(tfp_head, size, advice):
+    inputs = tf_keras.Input((3,))
+    outputs = tfp_head()(tf_keras.layers.Dense(size)(inputs))
+    with pytest.raises(TypeError, match="must end in a tfp_bnn head .* Replace it with " + advice):
+        tfp_bnn.BayesianModel(inputs, outputs)
+
+
+def test_over_a_sequence_the_loss_function_is_the_per_step_mean_of_the_nll():
+    # What the README says: Keras averages a function's (N, L) values; the head's NLL sums the steps.
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(30, 5, 3)).astype("float32")
+    y = rng.integers(0, 4, size=(30, 5))
+    inputs = tf_keras.Input((5, 3))
+    model = tfp_bnn.BayesianModel(inputs, tfp_bnn.CategoricalHead(4)(tf_keras.layers.Dense(4)(inputs)))
+    model.compile(loss=_article_nll)
+    article = model.evaluate(x, y, batch_size=30, verbose=0)
+    model.compile()
+    default = model.evaluate(x, y, batch_size=30, verbose=0)
+    np.testing.assert_allclose(article[:2], np.array(default[:2]) / 5, rtol=1e-6)  # loss, nll (no KL here)

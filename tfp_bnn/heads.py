@@ -134,10 +134,11 @@ def align_target(y, dist):
 def _event_size(layer):
     """The size a ``tfp.layers`` head was given (``IndependentNormal(3)``: 3), or ``None``."""
     size = getattr(layer, "_event_shape", None)
-    if isinstance(size, (int, np.integer)):
-        return int(size)
-    if size is not None and len(np.shape(size)) == 1 and len(size) == 1:
-        return int(np.asarray(size)[0])
+    if size is not None:  # IndependentNormal(): event shape (), one location and one scale; (2, 3): 6 of each
+        try:
+            return tf.TensorShape(size).num_elements()
+        except (TypeError, ValueError):
+            return None
     try:  # OneHotCategorical keeps no size: the logits it was built on
         return int(layer.input_shape[-1])
     except (AttributeError, RuntimeError, TypeError, ValueError, IndexError):

@@ -561,6 +561,15 @@ class BayesianModel(tf_keras.Model):
         return _per_model_step(super().make_predict_function(force=force or changed), rebuilt=changed)
 
 
+def _aligned_target(y_true, y_pred):
+    """``y_true`` in the shape of the head's distribution, if ``y_pred`` is a head's output."""
+    dist = getattr(y_pred, "_tfp_distribution", y_pred)
+    dist = getattr(dist, "tensor_distribution", dist)
+    if isinstance(dist, tfp.distributions.Distribution):
+        return heads_lib.align_target(y_true, dist)
+    return y_true
+
+
 class _TargetAlignedLoss(keras_losses.LossFunctionWrapper):
     """A loss function of the user's, given the targets in the shape of the head's distribution.
 
@@ -573,16 +582,33 @@ class _TargetAlignedLoss(keras_losses.LossFunctionWrapper):
     """
 
     def call(self, y_true, y_pred):
-        dist = getattr(y_pred, "_tfp_distribution", y_pred)
-        dist = getattr(dist, "tensor_distribution", dist)
-        if isinstance(dist, tfp.distributions.Distribution):
-            y_true = heads_lib.align_target(y_true, dist)
-        return super().call(y_true, y_pred)
+        return super().call(_aligned_target(y_true, y_pred), y_pred)
+
+
+class _TargetAlignedLossObject(tf_keras.losses.Loss):
+    """A ``tf_keras.losses.Loss`` of the user's (``class NLL(Loss): call = -rv.log_prob(y)``), given aligned targets.
+
+    Delegates to the user's object (its reduction and sample weighting, its state), as
+    :class:`_TargetAlignedLoss` does to a function.
+    """
+
+    def __init__(self, loss):
+        super().__init__(reduction=loss.reduction, name=loss.name)
+        self.loss = loss
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        # What Keras's compiled loss allows the object it holds (this one) under a distribution strategy.
+        self.loss._allow_sum_over_batch_size = self._allow_sum_over_batch_size
+        return self.loss(_aligned_target(y_true, y_pred), y_pred, sample_weight=sample_weight)
 
 
 def _target_aligned(loss):
-    """``loss`` (one of compile's) as Keras would take it; a plain function gets aligned targets."""
-    if callable(loss) and not isinstance(loss, (str, tf_keras.losses.Loss)):
+    """``loss`` (one of compile's) as Keras would take it; a user's function or Loss gets aligned targets."""
+    if isinstance(loss, (heads_lib.NegativeLogLikelihood, heads_lib.BetaNegativeLogLikelihood)):
+        return loss  # they align the targets themselves
+    if isinstance(loss, tf_keras.losses.Loss):
+        return _TargetAlignedLossObject(loss)
+    if callable(loss) and not isinstance(loss, str):
         return _TargetAlignedLoss(loss, name=getattr(loss, "__name__", None))
     return loss
 

@@ -323,6 +323,10 @@ _KERAS_PACKAGES = ("callbacks", "constraints", "initializers", "layers", "losses
                    "regularizers")
 
 
+def _is_keras3_module(module):
+    return isinstance(module, str) and (module == "keras" or module.startswith("keras."))
+
+
 def _keras3_object(obj):
     """``(what obj is, what to use instead)`` for an object of Keras 3, else ``None``.
 
@@ -331,10 +335,12 @@ def _keras3_object(obj):
     classes share names; an object's module tells them apart
     (``keras.src.optimizers.adam`` against ``tf_keras.src.optimizers.adam``).
     """
-    module = type(obj).__module__
-    if module != "keras" and not module.startswith("keras."):
+    # The first Keras 3 class of its type: a user's own subclass (class MyLoss(tf.keras.losses.Loss)) is
+    # defined in the user's module, and went on to the failures (or, a Loss, to its wrong sample weighting).
+    keras3_class = next((c for c in type(obj).__mro__ if _is_keras3_module(getattr(c, "__module__", None))), None)
+    if keras3_class is None:
         return None
-    name = type(obj).__name__
+    module, name = keras3_class.__module__, keras3_class.__name__
     parts = module.split(".")
     package = parts[2] if parts[1:2] == ["src"] and len(parts) > 2 else None
     if name == "KerasTensor":
@@ -344,9 +350,12 @@ def _keras3_object(obj):
     if package == "models":
         return f"the Keras 3 model {getattr(obj, 'name', name)!r}", "tf_keras.Model or tf_keras.Sequential"
     if package in _KERAS_PACKAGES:
-        if hasattr(getattr(tf_keras, package), name):
-            return f"{package}.{name} of Keras 3", f"tf_keras.{package}.{name}"
-        return f"{package}.{name} of Keras 3", f"one of tf_keras.{package} (tf_keras has no {name})"
+        counterpart = f"tf_keras.{package}.{name}"
+        if not hasattr(getattr(tf_keras, package), name):
+            counterpart = f"one of tf_keras.{package} (tf_keras has no {name})"
+        if keras3_class is not type(obj):
+            return f"{type(obj).__name__}, a subclass of {package}.{name} of Keras 3", f"a subclass of {counterpart}"
+        return f"{package}.{name} of Keras 3", counterpart
     return f"a Keras 3 {name}", "its tf_keras counterpart"
 
 
