@@ -17,21 +17,57 @@ def _article_nll(y, rv):
     return -rv.log_prob(y)
 
 
+def _four_class_data():
+    """64 examples of 3 features, labels 0..3 of shape (N,), and the model's input."""
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(64, 3)).astype("float32"), rng.integers(0, 4, size=64), tf_keras.Input((3,))
+
+
 @pytest.mark.parametrize("head", [tfp_bnn.CategoricalHead(4), tfp_bnn.PointClassHead(4)], ids=["categorical", "point"])
 def test_the_series_loss_function_sees_labels_in_the_heads_shape(head):
     # Keras expanded (N,) labels to (N, 1) before the loss (the head's tensor is (N, K)): the series'
     # lambda y, rv: -rv.log_prob(y) scored every label under every example's Categorical, (N, N),
     # and trained towards the label frequencies.
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(64, 3)).astype("float32")
-    y = rng.integers(0, 4, size=64)
-    inputs = tf_keras.Input((3,))
+    x, y, inputs = _four_class_data()
     model = tfp_bnn.BayesianModel(inputs, head(tf_keras.layers.Dense(4)(inputs)))
     model.compile(loss=lambda y, rv: -rv.log_prob(y))
     article = model.evaluate(x, y, batch_size=64, verbose=0)
     model.compile()
     default = model.evaluate(x, y, batch_size=64, verbose=0)
     np.testing.assert_allclose(article, default, rtol=1e-6)
+
+
+@pytest.mark.parametrize("head", [tfp_bnn.CategoricalHead(4), tfp_bnn.PointClassHead(4)], ids=["categorical", "point"])
+def test_the_series_loss_in_a_plain_keras_model_scores_each_label_once(head):
+    # A plain tf_keras.Model gets no aligned targets from compile: Keras's (N, 1) labels reach the
+    # head's Categorical, which scores them per example ((N,)), not under every example ((N, N)).
+    x, y, inputs = _four_class_data()
+    model = tf_keras.Model(inputs, head(tf_keras.layers.Dense(4)(inputs)))
+    model.compile(loss=_article_nll)
+    article = model.evaluate(x, y, batch_size=64, verbose=0)
+    expected = -np.mean(model(x).log_prob(y).numpy())
+    assert model(x).log_prob(y[:, None]).shape == (64,)
+    np.testing.assert_allclose(article, expected, rtol=1e-5)
+
+
+def test_the_series_loss_scores_each_label_once_when_the_labels_shape_is_known_only_at_run_time():
+    # A generator's (N, 1) labels reach the loss as (None, None), tf.py_function's with no rank:
+    # the column is taken as (N,) there too, not scored under every example ((N, N)).
+    x, y, inputs = _four_class_data()
+    model = tf_keras.Model(inputs, tfp_bnn.CategoricalHead(4)(tf_keras.layers.Dense(4)(inputs)))
+    model.compile(loss=_article_nll)
+    expected = -np.mean(model(x).log_prob(y).numpy())
+
+    def batches():
+        while True:
+            yield x, y[:, None]
+
+    np.testing.assert_allclose(model.evaluate(batches(), steps=1, verbose=0), expected, rtol=1e-5)
+    log_prob = tf.function(lambda x, y: model(x).log_prob(y),
+                           input_signature=[tf.TensorSpec([None, 3]), tf.TensorSpec(None)])
+    np.testing.assert_allclose(log_prob(x, y[:, None].astype("float32")), model(x).log_prob(y), rtol=1e-6)
+    grid = np.arange(4, dtype="float32")[:, None]  # every class for every example: (K, N), as TFP broadcasts
+    assert log_prob(x, grid).shape == model(x).log_prob(grid).shape == (4, 64)
 
 
 def test_a_loss_function_is_saved_as_given(tmp_path):

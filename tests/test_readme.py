@@ -95,3 +95,16 @@ def test_every_module_in_the_pieces_table_is_an_attribute_of_tfp_bnn():
         if module != "plots":
             assert getattr(tfp_bnn, module).__name__ == f"tfp_bnn.{module}"
             assert module in tfp_bnn.__all__, module
+
+
+def test_classifier_example_is_more_uncertain_off_the_data(after):
+    # The example's result.mutual_information must carry an epistemic signal: at 100 epochs of
+    # Adam(1e-3) the posterior had not left its narrow start (KL/N 17.1 -> 15.9), the mutual
+    # information was ~8e-5 nats everywhere, and lower far off the data than on it.
+    model, iris = after[1]["model"], after[1]["iris"]
+    far = iris.x.mean(0) + 9 * iris.x.std(0) * np.random.default_rng(0).standard_normal((300, 4))
+    at_data, off_data = (
+        tfp_bnn.predict(model, x.astype("float32"), num_samples=100, seed=0).mutual_information for x in (iris.x, far)
+    )
+    assert at_data.mean() > 1e-2
+    assert off_data.mean() > 2 * at_data.mean()

@@ -109,3 +109,68 @@ def test_targets_of_the_wrong_shape_are_refused_before_any_prediction(monkeypatc
     with pytest.raises(ValueError, match=r"y has shape \(10, 3\)"):
         tfp_bnn.score(model, np.zeros((10, 2)), np.zeros((10, 3)))
     assert not predicted
+
+
+def test_unseeded_scores_follow_the_global_seed_as_predict_does():
+    # seed=None drew from a fresh np.random.default_rng(): set_random_seed, which makes
+    # predict(seed=None) and log_likelihoods(seed=None) repeat, did not make score repeat.
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(50, 2)).astype("float32")
+    y = rng.normal(size=50).astype("float32")
+    model = tfp_bnn.make_regressor((2,), hidden_units=(8,), train_size=50)
+    tf_keras.utils.set_random_seed(7)
+    first = tfp_bnn.score(model, x, y, num_samples=20)
+    tf_keras.utils.set_random_seed(7)
+    assert tfp_bnn.score(model, x, y, num_samples=20) == first
+    tf_keras.utils.set_random_seed(7)
+    mean = tfp_bnn.predict(model, x, num_samples=20).mean  # the same draws as the unseeded score after the same seed
+    assert metrics.rmse(y, mean) == first["rmse"]
+
+
+@pytest.mark.parametrize("level", ["0.9", None, [0.9, 0.95]])
+def test_a_level_that_is_not_a_number_is_refused_with_the_fix(level):
+    model = tfp_bnn.make_regressor((2,), hidden_units=(4,), train_size=10)
+    with pytest.raises(ValueError, match=r"level must lie strictly between 0 and 1, got .*such as 0.95"):
+        tfp_bnn.score(model, np.zeros((10, 2)), np.zeros(10), num_samples=2, level=level)
+    with pytest.raises(ValueError, match=r"level must lie strictly between 0 and 1, got .*such as 0.95"):
+        tfp_bnn.predict(model, np.zeros((10, 2)), num_samples=2, level=level)
+
+
+def test_the_documented_coverage_of_counts_exceeds_the_level():
+    # A Poisson model that is exactly the data's distribution covers more than `level`: its
+    # interval's end counts belong to it. score's documentation says so, with these numbers.
+    model = _fixed_model(tfp_bnn.PoissonHead(), [[1.0]], [0.0])  # rate exp(x), every draw
+    rng = np.random.default_rng(6)
+    x = rng.uniform(-1, 2, (N, 1)).astype("float32")
+    y = rng.poisson(np.exp(x)).astype("float32")
+    at_50 = tfp_bnn.score(model, x, y, num_samples=2, seed=0, level=0.5)["coverage_50"]
+    at_95 = tfp_bnn.score(model, x, y, num_samples=2, seed=0)["coverage_95"]
+    assert at_50 == pytest.approx(0.75, abs=0.01) and at_95 == pytest.approx(0.98, abs=0.005)
+    doc = " ".join(tfp_bnn.score.__doc__.split())
+    assert "calibrated model covers more than ``level``" in doc and "0.75 at ``level=0.5``" in doc
+
+
+@pytest.mark.parametrize("level, suffix", [(0.9, "90"), (0.999, "99.9"), (0.9999999, "99.99999"), (0.07, "7")])
+def test_the_key_suffix_is_the_level_in_percent_without_rounding_to_100(level, suffix):
+    model = _fixed_model(tfp_bnn.NormalHead(), [[1.0, 0.0]], [0.0, 0.0])
+    scores = tfp_bnn.score(model, np.zeros((4, 1)), np.zeros(4), num_samples=2, seed=0, level=level)
+    assert {f"coverage_{suffix}", f"width_{suffix}"} <= set(scores)
+
+
+@pytest.mark.parametrize("noise", [0.1, 3.0])
+def test_a_point_head_nll_follows_its_documented_formula_not_log_target_scale_alone(noise):
+    # A PointHead's nll is its training likelihood's, N(prediction, target_scale**2): with errors smaller
+    # than target_scale it grows by log(10) from scale 1 to 10; with larger errors it falls.
+    rng = np.random.default_rng(8)
+    x = rng.uniform(-1, 1, (2000, 1)).astype("float32")
+    y = (2 * x + noise * rng.normal(size=x.shape)).astype("float32")
+    nll = {}
+    for scale in (1.0, 10.0):
+        model = _fixed_model(tfp_bnn.PointHead(1, target_scale=scale), [[2.0 / scale]], [0.0])
+        nll[scale] = tfp_bnn.score(model, x, y, num_samples=2, seed=0)["nll"]
+        formula = np.log(scale) + np.mean((y - 2 * x) ** 2) / (2 * scale**2) + 0.5 * np.log(2 * np.pi)
+        assert nll[scale] == pytest.approx(formula, rel=1e-4)
+    assert (nll[10.0] < nll[1.0]) == (noise > 1.0)
+    doc = " ".join(tfp_bnn.score.__doc__.split())
+    assert "``log target_scale + (error / target_scale)**2 / 2`` plus a constant" in doc
+    assert "the joint NLL of the example's targets" in doc

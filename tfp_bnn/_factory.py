@@ -13,6 +13,8 @@ A factory is a small serializable object that speaks the two protocols of
   and the convolution layers).
 """
 
+import types
+
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
@@ -176,7 +178,41 @@ class DistributionFactory:
         return f"{type(self).__name__}({args})"
 
 
-class DistributionLayer(tfp.layers.DistributionLambda):
+class CopiesWithOwnWeights:
+    """A ``DistributionLambda`` whose deep copy makes its distributions from its own weights.
+
+    ``DistributionLambda.__init__`` wraps the distribution function, here a bound method of
+    the layer (a head's ``_make_distribution``), in a closure that becomes the layer's
+    ``function``, and ``copy.deepcopy`` copies functions by reference: a copy of a head
+    with weights of its own (``HomoscedasticNormalHead``'s noise scale, ``StudentTHead``'s
+    ``df``) computed with the original's variables, which are no weights of the copy's
+    model, so ``fit`` never trained them (the noise scale stayed at its initial value), and
+    a copy of an unbuilt head failed at its first call ("object has no attribute
+    'untransformed_scale'"). Keras's ``__setstate__`` restores the copied attributes; the
+    closure is then rebuilt around the copy's own methods.
+    """
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        self.__dict__["function"] = _rebound(self.__dict__["function"], self)
+
+
+def _rebound(function, layer):
+    """``function`` with the methods of another ``type(layer)`` in its closure bound to ``layer``."""
+    cells = []
+    for cell in function.__closure__ or ():
+        value = cell.cell_contents
+        if isinstance(value, types.MethodType) and type(value.__self__) is type(layer) and value.__self__ is not layer:
+            value = types.MethodType(value.__func__, layer)
+        cells.append(types.CellType(value))
+    if not cells:
+        return function
+    return types.FunctionType(
+        function.__code__, function.__globals__, function.__name__, function.__defaults__, tuple(cells)
+    )
+
+
+class DistributionLayer(CopiesWithOwnWeights, tfp.layers.DistributionLambda):
     """A layer that owns the variables of a distribution over a flat vector.
 
     Its call ignores the inputs (they are only there for the

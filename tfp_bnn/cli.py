@@ -14,6 +14,7 @@ import argparse
 import contextlib
 import csv
 import json
+import math
 import os
 import shutil
 import sys
@@ -30,6 +31,12 @@ MODEL_FILE = "model.keras"
 REPORT_FILE = "report.json"
 FIGURE_FILE = "uncertainty.png"
 DELIMITER_HELP = "column separator of --data: a character, or 'tab' (default ,)"
+DEFAULT_EPOCHS = 500
+MIN_STEPS_TIMES_RATE = 15.0  # --inference variational trains at least 15 / learning rate steps (see _default_epochs)
+EPOCHS_HELP = (
+    f"default {DEFAULT_EPOCHS}; on small data with --inference variational, enough epochs for "
+    f"{MIN_STEPS_TIMES_RATE:g} / --learning-rate steps (5,000 at the default rate): the posterior starts narrow"
+)
 REPORT_KEYS = ("task", "features", "target", "class_names")  # what predict, evaluate and export read
 
 
@@ -103,7 +110,7 @@ def _parser():
                      "(default flipout)")
     fit.add_argument("--members", type=_positive_int, help="networks of --inference ensemble (default 5)")
     fit.add_argument("--hidden", type=_hidden_units, default=(50, 50), help="hidden layer widths (default 50,50)")
-    fit.add_argument("--epochs", type=_positive_int, default=500)
+    fit.add_argument("--epochs", type=_positive_int, help=EPOCHS_HELP)
     fit.add_argument("--batch-size", type=_positive_int, default=100)
     fit.add_argument("--learning-rate", type=_positive_float, default=3e-3)
     fit.add_argument("--validation-fraction", type=float, default=0.2)
@@ -229,6 +236,7 @@ def _fit(args):
     _check_replaceable(args.out)  # after the data's checks (their messages first), before training
 
     tf_keras.utils.set_random_seed(args.seed)
+    args.epochs = args.epochs or _default_epochs(len(train[0]), args)
     model = _build(dataset, train, args)
     model.compile(optimizer=tf_keras.optimizers.Adam(args.learning_rate))
     history = model.fit(
@@ -273,6 +281,23 @@ def _fit(args):
             written.append(FIGURE_FILE)
     print("Wrote " + ", ".join(str(args.out / name) for name in written[:-1]) + f" and {args.out / written[-1]}")
     _print_metrics(report["metrics"])
+
+
+def _default_epochs(num_rows, args):
+    """500 epochs, more on small data for a variational posterior: at least 15 / learning rate steps.
+
+    The default posterior starts narrow (scale 1e-3, softplus^-1 = -6.9) and Adam moves a
+    raw parameter about one learning rate per step, so reaching a scale near 1 takes at
+    least 7 / learning rate steps; twice that leaves the KL time to level off. On iris (120
+    training rows, 2 steps per epoch at the default batch of 100), 500 epochs (1,000 steps at
+    3e-3) stopped with KL/N at 84, still falling, and a mutual information of 0.001 nats at
+    the flowers: a network with no epistemic uncertainty; 2,500 epochs (5,000 steps) reach
+    KL/N 1.9 and 0.19 nats (0.43 far off them). The built-in set keeps 500 epochs (8,000 steps).
+    """
+    if args.inference != "variational":
+        return DEFAULT_EPOCHS  # MC dropout and ensembles start where they train: no narrow start to leave
+    steps_per_epoch = math.ceil(num_rows / min(args.batch_size, num_rows))
+    return max(DEFAULT_EPOCHS, math.ceil(MIN_STEPS_TIMES_RATE / args.learning_rate / steps_per_epoch))
 
 
 def _check_finite_training(model, history, args):

@@ -48,6 +48,7 @@ Example:
 ... ])
 """
 
+import inspect
 import numbers
 
 import numpy as np
@@ -58,6 +59,7 @@ from tf_keras.src.utils import conv_utils  # Conv2D's own output-length rule, pi
 
 from tfp_bnn import sampling
 from tfp_bnn._factory import (
+    _KERNEL_FN_ARGS,
     DistributionFactory,
     NameScopedBuildFromConfig,
     RefusesKeras3Inputs,
@@ -167,6 +169,19 @@ _TFP_ARGUMENTS = {
 }
 
 
+def _is_tfp_distribution_fn(value):
+    """Whether ``value`` is a ``tfp.layers`` prior/posterior function: ``make_posterior_fn(kernel_size, bias_size,
+    dtype)`` (DenseVariational's, as TFP's regression tutorial and keras.io define them) or a
+    ``kernel_posterior_fn(dtype, shape, name, trainable, add_variable_fn)``."""
+    if isinstance(value, (str, type)) or not callable(value):
+        return False
+    try:
+        names = list(inspect.signature(value).parameters)
+    except (TypeError, ValueError):
+        return False
+    return names[:2] == ["kernel_size", "bias_size"] or names[:5] == list(_KERNEL_FN_ARGS)
+
+
 def _refuse_tfp_arguments(layer_class, kwargs):
     """A ``TypeError`` naming the tfp_bnn argument for a ``tfp.layers`` one (ported code)."""
     given = [name for name in _TFP_ARGUMENTS if name in kwargs]
@@ -195,13 +210,22 @@ class _BayesianLayer(RefusesKeras3Inputs, NameScopedBuildFromConfig, tf_keras.la
     ):
         _refuse_tfp_arguments(type(self), kwargs)
         for name, value in (("activation", activation), ("estimator", estimator)):
-            if isinstance(value, DistributionFactory):
+            if isinstance(value, DistributionFactory) or _is_tfp_distribution_fn(value):
                 # tfp.layers.DenseVariational(units, make_posterior_fn, make_prior_fn) ported as it was: the prior
                 # became the estimator ("Unknown estimator NormalPrior(...)"); the posterior alone became the
                 # activation (a warning of "a flat kernel of ... weights", then a TypeError at the first call).
+                # TFP's own functions (the regression tutorial's posterior_mean_field, prior_trainable): "Unknown
+                # estimator <function prior_trainable>", or the posterior as the activation, failing deep in TFP.
+                tfp_function = (
+                    " tfp.layers' prior/posterior functions go with tfp.layers' own layers; tfp_bnn's are the "
+                    "factories of tfp_bnn.priors and tfp_bnn.posteriors (TFP's posterior_mean_field is "
+                    "MeanFieldNormal, the keras.io MultivariateNormalTriL posterior FullCovarianceNormal with "
+                    "estimator='variational')."
+                ) if _is_tfp_distribution_fn(value) else ""
                 raise TypeError(
                     f"{type(self).__name__} got {value!r} as its {name} (a positional argument?); pass priors "
                     "and posteriors by keyword: kernel_prior=NormalPrior(...), kernel_posterior=MeanFieldNormal(...)."
+                    + tfp_function
                 )
         super().__init__(**float32_under_mixed_precision(kwargs))
         refuse_mixed_policy(self)
@@ -271,8 +295,14 @@ class _BayesianLayer(RefusesKeras3Inputs, NameScopedBuildFromConfig, tf_keras.la
         self.exact_kl = self._has_exact_kl()
         variable = tf.Variable(self.kl_weight, trainable=False, dtype=self.dtype, name="kl_weight")
         self.__dict__["_kl_weight_variable"] = variable
-        self.add_loss(lambda: variable * self.kl_divergence())
+        # A bound method, not a lambda over the layer and the variable: copy.deepcopy binds it
+        # to the copy (a lambda is copied by reference, and a deep-copied layer's loss was the
+        # original's KL, which no setting of the copy changed and whose gradient missed its weights).
+        self.add_loss(self._scaled_kl_divergence)
         super().build(input_shape)
+
+    def _scaled_kl_divergence(self):
+        return self.__dict__["_kl_weight_variable"] * self.kl_divergence()
 
     def _trackable_children(self, save_type="checkpoint", **kwargs):
         # A SavedModel must reach the variable (the loss captures it); a weight checkpoint

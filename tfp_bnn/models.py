@@ -161,6 +161,7 @@ class BayesianModel(tf_keras.Model):
         self._traced_modes = {}
         self.num_members = _num_members(self)
         _warn_of_shared_head_weights(self)
+        heads_lib.warn_of_squashed_logits(self)
 
     # Running means of the logs are not model state: untracked, they stay out
     # of model.weights, get_weights() and the saved file.
@@ -342,20 +343,24 @@ class BayesianModel(tf_keras.Model):
     # -- checks before training --------------------------------------------
     def _checked(self, x, y):
         heads_lib._sync_step_shapes(self)
+        # A list for several inputs, also for a model built on a dict of inputs (keras.io's structured-data
+        # models): its dict input_shape failed here ("unhashable type: 'slice'").
+        input_shape = validation.model_input_shape(self)
+        several = isinstance(input_shape, list)
         if isinstance(x, tf.data.Dataset):
-            validation.check_dataset(x, self.input_shape[1:], self.head)
+            validation.check_dataset(x, input_shape if several else input_shape[1:], self.head)
             return x, y
         if isinstance(x, tf_keras.utils.Sequence) or callable(getattr(x, "__next__", None)):
             return x, y  # streamed data is checked by Keras as it comes
         if len(self.outputs) > 1:  # several heads: each target is checked against its own head
-            if not isinstance(self.input_shape, list):
+            if not several:
                 x = validation.check_inputs(
-                    _single_input(self, x), self.input_shape[1:], validation._model_input_dtype(self))
+                    _single_input(self, x), input_shape[1:], validation._model_input_dtype(self))
             return x, _checked_targets_by_output(self, y)
-        if isinstance(self.input_shape, list):  # several inputs: Keras matches them to the model's
+        if several:  # several inputs: Keras matches them to the model's
             y = _single_target(self, y)
             return x, y if y is None else validation.check_targets(y, self.head)
-        x = validation.check_inputs(_single_input(self, x), self.input_shape[1:], validation._model_input_dtype(self))
+        x = validation.check_inputs(_single_input(self, x), input_shape[1:], validation._model_input_dtype(self))
         y = _single_target(self, y)
         if y is None:
             raise ValueError(
@@ -645,7 +650,7 @@ def _conformed_input(model, x):
     if not isinstance(x, tf.Tensor) or x.shape.rank is not None:
         return x
     try:
-        input_shape = model.input_shape
+        input_shape = validation.model_input_shape(model)
     except AttributeError:  # a subclassed model: no input shape to conform to
         return x
     if isinstance(input_shape, list):
@@ -668,9 +673,10 @@ def _single_input(model, x):
     if _is_wrapped_batch(model, x):
         return x[0]
     if isinstance(x, dict):
-        if list(x) != model.input_names:
+        nested = getattr(model, "_nested_inputs", None)
+        if list(x) != model.input_names and not (isinstance(nested, dict) and list(x) == list(nested)):
             raise ValueError(f"x has the keys {sorted(x)}; the model's one input is named {model.input_names[0]!r}.")
-        return x[model.input_names[0]]
+        return next(iter(x.values()))  # by the input's name, or by its key in a dict of inputs
     return x
 
 
@@ -682,7 +688,7 @@ def _is_wrapped_batch(model, x):
     """
     if not (isinstance(x, (list, tuple)) and len(x) == 1 and np.ndim(x[0]) > 1):
         return False
-    shape = model.input_shape
+    shape = validation.model_input_shape(model)
     return isinstance(shape, list) or np.ndim(x[0]) != len(shape) - 1
 
 

@@ -195,8 +195,7 @@ def predict(model, x, *, num_samples=100, seed=None, level=0.95, batch_size=None
     ((3, 1), (3, 1), (50, 3, 1))
     """
     head = _head(model)
-    if not 0.0 < level < 1.0:
-        raise ValueError(f"level must lie strictly between 0 and 1, got {level!r}.")
+    validation.check_level(level)
     x, num_samples, seed, batch_size = _checked(model, x, num_samples, seed, batch_size)
     jit = _jit_compile(model)
     function = _cached(
@@ -241,13 +240,27 @@ def score(model, x, y, *, num_samples=100, seed=None, level=0.95, batch_size=Non
     """The usual scores of ``model``'s predictive distribution on ``(x, y)``, a dict of floats.
 
     The :mod:`tfp_bnn.metrics` of one set of ``num_samples`` weight draws (for
-    ``seed=None``, a seed picked for the call), in the targets' units:
+    ``seed=None``, a seed drawn for the call from NumPy's global generator, as
+    :func:`predict` draws one: ``tf_keras.utils.set_random_seed`` makes it
+    repeat), in the targets' units:
 
     * regression: ``rmse`` of the predictive mean; ``nll``, the mean negative
       log-likelihood of the Monte Carlo predictive mixture
       (:func:`tfp_bnn.metrics.mixture_nll`); ``coverage_95`` and ``width_95``,
       the fraction of targets inside the central ``level`` interval and its
-      mean width (the suffix is ``level`` in percent: ``coverage_90`` for 0.9);
+      mean width (the suffix is ``level`` in percent: ``coverage_90`` for 0.9).
+      ``nll`` is per example, as :func:`log_likelihoods`: for a head of several
+      units the joint NLL of the example's targets (about the sum of one-target
+      models' NLLs, not their mean), while ``rmse``, coverage and width are per
+      target value. A ``PointHead``'s ``nll`` is that of its training likelihood, a
+      Normal of scale ``target_scale`` around each draw's prediction:
+      ``log target_scale + (error / target_scale)**2 / 2`` plus a constant, set
+      by the ``target_scale`` chosen, not a fitted noise (not comparable with a
+      distribution head's), while its interval is that of the draws' predictions
+      alone (epistemic).
+      For counts (``PoissonHead``) the interval's end counts belong to it, so a
+      calibrated model covers more than ``level``: rates of 0.4 to 7 cover
+      0.75 at ``level=0.5`` and 0.98 at 0.95;
     * classification: ``accuracy``; ``nll``, the mixture's (a
       ``PointClassHead``'s: of its draws' vote shares, clipped at 1e-12, as
       :func:`tfp_bnn.metrics.categorical_nll`); ``brier``; ``ece``, the expected
@@ -267,8 +280,9 @@ def score(model, x, y, *, num_samples=100, seed=None, level=0.95, batch_size=Non
     x, num_samples, seed, batch_size = _checked(model, x, num_samples, seed, batch_size, "score")
     heads_lib._sync_step_shapes(model)
     y = validation.check_targets(y, head, num_examples=len(x))
+    validation.check_level(level)
     if seed is None:  # predict and log_likelihoods then score the same draws
-        seed = int(np.random.default_rng().integers(2**62))
+        seed = _fresh_seed()
     draws = {"num_samples": num_samples, "seed": seed, "batch_size": batch_size}
     result = predict(model, x, level=level, **draws)
     if head.task == "classification":
@@ -284,7 +298,7 @@ def score(model, x, y, *, num_samples=100, seed=None, level=0.95, batch_size=Non
             "brier": metrics.brier_score(labels, probabilities),
             "ece": metrics.expected_calibration_error(labels, probabilities),
         }
-    percent = f"{float(level) * 100:g}"
+    percent = f"{float(level) * 100:.10g}"  # 10 digits: 0.9999999 is not "100"
     return {
         "rmse": metrics.rmse(y, result.mean),
         "nll": metrics.mixture_nll(log_likelihoods(model, x, y, **draws)),
@@ -318,7 +332,7 @@ def _checked(model, x, num_samples, seed, batch_size, what="predict"):
 def _input_shape(model, what="predict"):
     """One example's shape: prediction (and serving) build their graphs for one input of fixed shape."""
     try:
-        shape = model.input_shape
+        shape = validation.model_input_shape(model)
     except AttributeError:
         if isinstance(model, tf_keras.Sequential):
             raise TypeError(
@@ -449,6 +463,7 @@ def _head(model, what="predict"):
     validation.check_not_keras3(model, what)
     if isinstance(model, tf_keras.Model):  # once per model and set of layers: it walks every sublayer
         _cached(model, "no Keras 3 weights", lambda: validation.check_no_keras3_weights(model))
+        _cached(model, "squashed logits", lambda: _warn_of_squashed_logits(model))
     output_layers = list({id(layer): layer for layer in getattr(model, "_output_layers", None) or []}.values())
     if len(output_layers) > 1:
         names = [layer.name for layer in output_layers]
@@ -467,6 +482,14 @@ def _head(model, what="predict"):
             f"{type(head).__name__}.{heads_lib.replacement_advice(head)}"
         )
     return head
+
+
+def _warn_of_squashed_logits(model):
+    """The softmax warning of a model that is no ``BayesianModel`` (which warns when built): a ``Sequential``."""
+    from tfp_bnn.models import BayesianModel
+
+    if not isinstance(model, BayesianModel):
+        heads_lib.warn_of_squashed_logits(model)
 
 
 # The stateless seed of the weight draws.
@@ -576,7 +599,8 @@ def _recorded_weights(body, num_samples, seed):
     """The ``[T, size]`` draws of every Bayesian layer for ``seed``, as a stacked batch would draw them."""
     record = []
     with sampling._one_pass_draws(num_samples, seed, record=record):
-        zeros = _zeros_of_unknown_batch([num_samples, *body.input_shape[1:]], validation._model_input_dtype(body))
+        zeros = _zeros_of_unknown_batch(
+            [num_samples, *validation.model_input_shape(body)[1:]], validation._model_input_dtype(body))
         body(zeros, training=False)
     return record
 
@@ -710,7 +734,7 @@ def _weights_fn(model, num_samples):
     that graph is pruned away): the same seeds, so the same draws, as a chunk
     that samples its own.
     """
-    one_input = [num_samples, *model.input_shape[1:]]
+    one_input = [num_samples, *validation.model_input_shape(model)[1:]]
 
     @_per_model_function([_SEED_SPEC])
     def weights(seed):
@@ -749,7 +773,7 @@ def _jit_compile(model):
 
 
 def _summary_fn(model, num_samples, level, jit_compile):
-    spec = tf.TensorSpec([None, *model.input_shape[1:]], validation._model_input_dtype(model))
+    spec = tf.TensorSpec([None, *validation.model_input_shape(model)[1:]], validation._model_input_dtype(model))
 
     @_per_model_function([spec, _SEED_SPEC, _weight_specs(model, num_samples)], jit_compile)
     def summary(x, seed, weights):
@@ -759,7 +783,7 @@ def _summary_fn(model, num_samples, level, jit_compile):
 
 
 def _log_likelihood_fn(model, num_samples, jit_compile):
-    spec = tf.TensorSpec([None, *model.input_shape[1:]], validation._model_input_dtype(model))
+    spec = tf.TensorSpec([None, *validation.model_input_shape(model)[1:]], validation._model_input_dtype(model))
     signature = [spec, tf.TensorSpec(None, tf.float32), _SEED_SPEC, _weight_specs(model, num_samples)]
 
     @_per_model_function(signature, jit_compile)
@@ -857,6 +881,12 @@ def _entropy_split(draw_probs):
 # -- chunking ---------------------------------------------------------------------
 
 
+def _fresh_seed():
+    """The seed of a call with ``seed=None``: from NumPy's global generator, which
+    ``tf_keras.utils.set_random_seed`` seeds (so unseeded calls repeat after it)."""
+    return int(np.random.randint(0, 2**31 - 1))
+
+
 def _run_chunks(model, function, arrays, num_samples, seed, batch_size):
     num_inputs = len(arrays[0])
     if batch_size is None:
@@ -873,7 +903,7 @@ def _run_chunks(model, function, arrays, num_samples, seed, batch_size):
     # (MC dropout masks) derive from the same seed. Without a seed, one is drawn
     # from NumPy's global generator (which tf_keras.utils.set_random_seed seeds).
     if seed is None:
-        seed = int(np.random.randint(0, 2**31 - 1))
+        seed = _fresh_seed()
     seed = sampling.stateless_seed(int(seed))
     weights = _cached_weights_fn(model, num_samples)(seed)
     parts = []

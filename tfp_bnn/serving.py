@@ -170,8 +170,7 @@ def export_for_serving(model, export_dir, *, num_samples=100, version=None, leve
     head = prediction._head(model, "export_for_serving")
     prediction._refuse_tfp_variational_layers(model)
     num_samples = validation.check_num_samples(num_samples, model)
-    if not 0.0 < level < 1.0:
-        raise ValueError(f"level must lie strictly between 0 and 1, got {level!r}.")
+    validation.check_level(level)
     input_shape = prediction._input_shape(model, "export_for_serving")
     if validation._model_input_dtype(model) == tf.string:
         raise TypeError(

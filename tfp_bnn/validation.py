@@ -98,6 +98,18 @@ def check_inputs(x, input_shape, dtype=None):
     return array
 
 
+def model_input_shape(model):
+    """``model.input_shape``, a list for several inputs however they were given.
+
+    A model built on a dict of inputs (Keras's named inputs, ``{name: tf_keras.Input(...)}``)
+    has a dict ``input_shape``: taken as one input's shape or as a list, as if built on a list.
+    """
+    shape = model.input_shape
+    if isinstance(shape, dict):
+        shape = list(shape.values()) if len(shape) > 1 else next(iter(shape.values()))
+    return shape
+
+
 def _model_input_dtype(model):
     """The dtype ``check_inputs`` gives a model's inputs: an integer, bool or string input's own, else float32."""
     dtype = tf.as_dtype(model.inputs[0].dtype)
@@ -222,8 +234,9 @@ def check_dataset(dataset, input_shape, head):
     """Check a ``tf.data.Dataset`` for ``fit``/``evaluate`` by its ``element_spec``, before it runs.
 
     Its elements must be batches ``(x, y)`` or ``(x, y, sample_weight)``, ``x`` of shape
-    ``(batch, *input_shape)`` and ``y`` of a shape the head takes. The values themselves
-    (NaN, labels) are Keras's to meet as they stream.
+    ``(batch, *input_shape)`` and ``y`` of a shape the head takes (for a model of several inputs,
+    ``input_shape`` is the list of their shapes). The values themselves (NaN, labels) are Keras's
+    to meet as they stream.
     """
     spec = dataset.element_spec
     if not isinstance(spec, tuple) or len(spec) < 2:
@@ -234,6 +247,11 @@ def check_dataset(dataset, input_shape, head):
     x_spec, y_spec = spec[:2]
     if not isinstance(x_spec, tf.TensorSpec):
         return  # several inputs: for Keras to match against the model
+    if isinstance(input_shape, list):  # a model of several inputs (their shapes, with the batch axis)
+        raise ValueError(
+            f"The model takes {len(input_shape)} inputs but the dataset's x is one tensor of shape "
+            f"{tuple(x_spec.shape)}; yield the inputs together, e.g. ((x1, x2), y) or ({{name: x}}, y)."
+        )
     expected = tuple(input_shape)
     if _single_examples(x_spec.shape, expected):
         raise ValueError(
@@ -415,6 +433,21 @@ def check_no_keras3_weights(model):
                 consequence=f", in its layer {layer.name!r}: a Keras 3 layer was called on the model's tf-keras "
                 "tensors, and fit would never train its weights nor save them",
             )
+
+
+def check_level(level):
+    """``level``, the coverage of a central interval, checked to lie strictly between 0 and 1.
+
+    A string or ``None`` (``level="0.9"`` read from a config file) was compared with 0.0
+    and failed with Python's "'<' not supported between instances of 'float' and 'str'".
+    """
+    try:
+        valid = not isinstance(level, (str, bytes)) and bool(0.0 < level < 1.0)
+    except (TypeError, ValueError):  # None, an array of several levels
+        valid = False
+    if not valid:
+        raise ValueError(f"level must lie strictly between 0 and 1, got {level!r}; pass a number such as 0.95.")
+    return level
 
 
 def check_seed(seed):
