@@ -76,8 +76,12 @@ def test_a_keras_classifiers_last_layer_is_answered_with_the_head_to_add():
     with pytest.raises(TypeError, match=r"got BayesianDense\. End in tfp_bnn\.CategoricalHead\(10\) after it, "
                        r"without its softmax"):
         tfp_bnn.BayesianModel(inputs, tfp_bnn.BayesianDense(10, activation="softmax")(inputs))
-    with pytest.raises(TypeError, match=r"got Dense\. Add a head after it: tfp_bnn\.PointHead\(1\)"):
+    with pytest.raises(TypeError, match=r"got Dense\. Add a head after it: tfp_bnn\.PointHead\(1\).*Dense\(2\)\.$"):
         tfp_bnn.BayesianModel(inputs, tf_keras.layers.Dense(1)(inputs))
+    # A relu or a sigmoid of several units: the advice says to drop it too (the head would warn of the sigmoid).
+    for activation in ("relu", "sigmoid"):
+        with pytest.raises(TypeError, match=r"CategoricalHead\(3\) .*Set activation=None on 'last'"):
+            tfp_bnn.BayesianModel(inputs, tf_keras.layers.Dense(3, activation=activation, name="last")(inputs))
 
 
 def posterior_mean_field(kernel_size, bias_size=0, dtype=None):

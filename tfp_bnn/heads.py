@@ -294,9 +294,13 @@ def replacement_advice(layer):
         if squash == "sigmoid" and units == 1:
             return " End in tfp_bnn.BernoulliHead() after it, without its sigmoid (the head takes one logit)."
         classes = f", tfp_bnn.CategoricalHead({units}) ({units} logits, no softmax)" if units > 1 else ""
+        # A relu or a sigmoid of several units kept before the head would bound its locations or logits.
+        activation = getattr(layer, "activation", None)
+        raw = "" if activation in (None, tf_keras.activations.linear) else (
+            f" Set activation=None on {layer.name!r}: a head takes the layer's raw values.")
         return (f" Add a head after it: tfp_bnn.PointHead({units}) (the squared error of a Dense({units}) "
                 f"regressor){classes}, or a distribution head on a layer of its params_size units, such as "
-                f"tfp_bnn.NormalHead({units}) on a Dense({2 * units}).")
+                f"tfp_bnn.NormalHead({units}) on a Dense({2 * units}).{raw}")
     size = _event_size(layer)
     n = "n" if size is None else str(size)
     same = {
