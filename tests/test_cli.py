@@ -494,6 +494,33 @@ def test_default_epochs_give_a_variational_posterior_15_over_the_learning_rate_s
     assert cli._default_epochs(rows, args) == epochs
 
 
+@pytest.mark.parametrize("epochs, every", [(60, 1), (100, 1), (250, 3), (2500, 25), (5001, 51)])
+def test_fit_validates_at_most_100_times_the_last_epoch_included(epochs, every):
+    validated = cli._validation_epochs(epochs)
+    assert len(validated) <= cli.MAX_VALIDATIONS + 1 and validated[-1] == epochs
+    assert validated[:-1] == list(range(every, epochs, every))[: len(validated) - 1]
+
+
+def test_validating_less_often_leaves_training_unchanged(capsys, tmp_path, files, monkeypatch):
+    # Keras builds a new iterator per validation (~18 ms): fit scores the validation rows at most 100
+    # times. The training itself must not notice: the same losses and final metrics. (The val_* values
+    # are one weight draw each, from a generator each validation advances: not comparable draw by draw.)
+    def fit(out):
+        status, err = _main(capsys, "fit", "--data", files["regression"], "--target", "y", "--out", out,
+                            "--epochs", "250", "--hidden", "8", "--samples", "20", "--seed", "3")
+        assert status == 0, err
+        return json.loads((out / "report.json").read_text())
+
+    sparse = fit(tmp_path / "sparse")
+    monkeypatch.setattr(cli, "MAX_VALIDATIONS", 10**6)
+    every = fit(tmp_path / "every")
+    assert every["validation_epochs"] == list(range(1, 251))
+    assert sparse["validation_epochs"][-1] == 250 and len(sparse["validation_epochs"]) == 84
+    assert len(sparse["history"]["val_loss"]) == 84 and len(sparse["history"]["loss"]) == 250
+    np.testing.assert_array_equal(sparse["history"]["loss"], every["history"]["loss"])
+    assert sparse["metrics"] == every["metrics"]
+
+
 @pytest.mark.slow  # 5,000 epochs of one step: minutes, most of it Keras's per-epoch work
 def test_default_epochs_on_small_data_train_an_epistemic_signal(tmp_path):
     # 60 rows of two blobs. 500 epochs (the old default: 500 steps) left the posterior at its narrow

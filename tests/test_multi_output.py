@@ -312,3 +312,85 @@ def test_class_weight_of_a_one_step_classifier_weighs_the_example_by_its_label()
     by_class = model.fit(x, y, class_weight=class_weight, epochs=1, batch_size=16, verbose=0).history["loss"]
     by_sample = model.fit(x, y, sample_weight=weights, epochs=1, batch_size=16, verbose=0).history["loss"]
     np.testing.assert_allclose(by_class, by_sample, rtol=1e-6)
+
+
+@pytest.mark.parametrize("layout", ["(N, L)", "(N, L, 1)"])
+def test_a_multi_label_bernoulli_classifier_takes_keras_multi_label_auc_on_arrays(layout):
+    # L binary labels per example, a BernoulliHead over (N, L, 1) logits: as arrays the labels became
+    # (N, L, 1) and AUC(multi_label=True, num_labels=L) failed in evaluate/fit ("must have rank 2"),
+    # while a dataset's (N, L) labels worked.
+    x = RNG.normal(size=(64, 4)).astype(np.float32)
+    y = (RNG.uniform(size=(64, 3)) < 0.3).astype(np.float32)
+    labels = y if layout == "(N, L)" else y[..., None]
+    inputs = tf_keras.Input((4,))
+    logits = tf_keras.layers.Reshape((3, 1))(tf_keras.layers.Dense(3)(inputs))  # every draw the same
+    model = tfp_bnn.BayesianModel(inputs, tfp_bnn.BernoulliHead()(logits))
+    model.compile(tf_keras.optimizers.SGD(0.0), metrics=[tf_keras.metrics.AUC(multi_label=True, num_labels=3)])
+    from_arrays = model.evaluate(x, labels, batch_size=16, verbose=0)
+    from_dataset = model.evaluate(tf.data.Dataset.from_tensor_slices((x, y)).batch(16), verbose=0)
+    np.testing.assert_allclose(from_arrays, from_dataset, rtol=1e-6)
+    assert np.isfinite(model.fit(x, labels, epochs=1, verbose=0).history["loss"]).all()
+    assert tfp_bnn.log_likelihoods(model, x, labels, num_samples=2, seed=0).shape == (2, 64)
+    assert np.isfinite(list(tfp_bnn.score(model, x, labels, num_samples=2, seed=0).values())).all()
+
+
+def test_the_advice_for_several_binary_labels_leads_to_a_model_that_predicts():
+    # The advice was "a model with several outputs" (a head per label), which tfp_bnn.predict, score
+    # and export_for_serving refuse; a BernoulliHead over (N, L, 1) logits takes all three.
+    x = RNG.normal(size=(32, 4)).astype(np.float32)
+    y = (RNG.uniform(size=(32, 3)) < 0.5).astype(np.float32)
+    inputs = tf_keras.Input((4,))
+    model = tfp_bnn.BayesianModel(inputs, tfp_bnn.BernoulliHead()(tfp_bnn.BayesianDense(1, kl_weight=1 / 32)(inputs)))
+    model.compile("adam")
+    with pytest.raises(ValueError, match=r"several binary labels per example\? .*Reshape\(\(L, 1\)\)"):
+        model.fit(x, y, verbose=0)
+    with pytest.raises(ValueError, match=r"Reshape\(\(L, 1\)\) and BernoulliHead\(\)"):
+        tfp_bnn.BernoulliHead(units=3)
+    logits = tf_keras.layers.Reshape((3, 1))(tfp_bnn.BayesianDense(3, kl_weight=1 / 32)(inputs))
+    advised = tfp_bnn.BayesianModel(inputs, tfp_bnn.BernoulliHead()(logits))
+    advised.compile("adam")
+    assert np.isfinite(advised.fit(x, y, epochs=1, verbose=0).history["loss"]).all()
+    result = tfp_bnn.predict(advised, x, num_samples=4, seed=0)
+    assert result.probabilities.shape == (32, 3, 2) and result.mutual_information.shape == (32, 3)
+    assert set(tfp_bnn.score(advised, x, y, num_samples=4, seed=0)) == {"accuracy", "nll", "brier", "ece"}
+
+
+def test_a_multi_label_classifier_takes_a_weight_per_label_as_an_array():
+    # Imbalanced labels weigh each label's positives: (N, L) weights were refused as arrays ("pass one
+    # weight per example"), though Keras and the loss take them (a dataset's (x, y, w) did).
+    x = RNG.normal(size=(64, 4)).astype(np.float32)
+    y = (RNG.uniform(size=(64, 3)) < 0.3).astype(np.float32)
+    w = np.where(y == 1, 5.0, 1.0).astype(np.float32)
+    inputs = tf_keras.Input((4,))
+    logits = tf_keras.layers.Dense(3)  # every draw the same
+    model = tfp_bnn.BayesianModel(inputs, tfp_bnn.BernoulliHead()(tf_keras.layers.Reshape((3, 1))(logits(inputs))))
+    model.compile(tf_keras.optimizers.SGD(0.0))
+    z = logits(x).numpy().astype(np.float64)
+    expected = -(w * (y * z - np.logaddexp(0.0, z))).sum(axis=1).mean()
+    logs = model.evaluate(x, y, sample_weight=w, batch_size=16, verbose=0, return_dict=True)
+    np.testing.assert_allclose(logs["nll"], expected, rtol=1e-5)
+    from_dataset = model.evaluate(tf.data.Dataset.from_tensor_slices((x, y, w)).batch(16), verbose=0, return_dict=True)
+    np.testing.assert_allclose(logs["nll"], from_dataset["nll"], rtol=1e-6)
+    assert np.isfinite(model.fit(x, y, sample_weight=w, epochs=1, verbose=0).history["loss"]).all()
+    with pytest.raises(ValueError, match=r"or one per label, shape \(64, 3\)"):
+        model.fit(x, y, sample_weight=w[:, :2], epochs=1, verbose=0)
+
+
+@pytest.mark.parametrize("head", [tfp_bnn.CategoricalHead(3), tfp_bnn.BernoulliHead()])
+def test_a_one_step_classifier_weighs_by_sample_weight_n_1_times_class_weight(head):
+    # A one-step head's (N, 1) sample weights are one per example: kept (N, 1) as "one per label",
+    # Keras's class weights (N,) broadcast with them to (N, N) and the loss was another number.
+    classes = 3 if isinstance(head, tfp_bnn.CategoricalHead) else 2
+    x = RNG.normal(size=(64, 4)).astype(np.float32)
+    y = RNG.integers(0, classes, size=(64, 1)).astype(np.float32)
+    w = RNG.uniform(0.5, 2.0, size=(64, 1)).astype(np.float32)
+    class_weight = {k: float(k + 1) for k in range(classes)}
+    inputs = tf_keras.Input((4,))
+    logits = tf_keras.layers.Reshape((1, head.params_size))(tf_keras.layers.Dense(head.params_size)(inputs))
+    model = tfp_bnn.BayesianModel(inputs, head(logits))
+    model.compile(tf_keras.optimizers.SGD(0.0))  # every draw the same, weights fixed
+    by_both = model.fit(x, y, sample_weight=w, class_weight=class_weight, batch_size=16, shuffle=False,
+                        epochs=1, verbose=0).history["loss"]
+    combined = w[:, 0] * np.asarray([class_weight[k] for k in y[:, 0].astype(int)], np.float32)
+    by_sample = model.fit(x, y, sample_weight=combined, batch_size=16, shuffle=False, epochs=1, verbose=0).history["loss"]
+    np.testing.assert_allclose(by_both, by_sample, rtol=1e-6)

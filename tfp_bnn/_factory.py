@@ -1,4 +1,10 @@
-"""Shared plumbing of the prior and posterior factories.
+"""Shared plumbing of tfp_bnn's layers, heads, priors and posteriors.
+
+Keras registration (:func:`register`), float32 under a mixed-precision policy,
+the mixins of the layers and heads (:class:`NameScopedBuildFromConfig`,
+:class:`RefusesKeras3Inputs`, :class:`CopiesWithOwnWeights`), and the base
+classes of the prior and posterior factories (:class:`DistributionFactory`,
+:class:`DistributionLayer`).
 
 A factory is a small serializable object that speaks the two protocols of
 ``tfp.layers``:

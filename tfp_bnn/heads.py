@@ -241,13 +241,10 @@ def _squashing(layer):
 
 def warn_of_squashed_logits(model):
     """A ``UserWarning`` for a classification head fed by a softmax/sigmoid (a Keras classifier's last layer kept)."""
-    own = set(getattr(model, "_network_nodes", None) or ())
     for layer in model._flatten_layers(include_self=False):
         if not isinstance(layer, _ClassificationHead):
             continue
-        for index, node in enumerate(layer._inbound_nodes):
-            if f"{layer.name}_ib-{index}" not in own:  # the head's call in another model
-                continue
+        for node in _own_nodes(model, layer):
             for inbound in tf.nest.flatten(node.inbound_layers):
                 message = squashed_logits_advice(layer, inbound)
                 if message:
@@ -329,15 +326,22 @@ def _sync_step_shapes(model):
     Read from the graph when targets are checked, not set in an override of ``__call__``:
     overriding ``DistributionLambda.__call__`` kept every model and its graphs alive.
     """
-    nodes = getattr(model, "_network_nodes", None) or ()
     for layer in getattr(model, "layers", ()):
         if isinstance(layer, tf_keras.Model):
             _sync_step_shapes(layer)
         elif isinstance(layer, Head):
-            for index, node in enumerate(layer._inbound_nodes):
-                if f"{layer.name}_ib-{index}" in nodes:  # Keras's key of the layer's node in this model
-                    layer._set_step_shape(node.input_shapes)
-                    break
+            nodes = _own_nodes(model, layer)
+            if nodes:
+                layer._set_step_shape(nodes[0].input_shapes)
+
+
+def _own_nodes(model, layer):
+    """The nodes of ``layer``'s calls in ``model``'s own graph, not in other models that share the layer.
+
+    Read from Keras's private keys of a Functional model's nodes, ``"<layer name>_ib-<index>"``.
+    """
+    own = getattr(model, "_network_nodes", None) or ()
+    return [node for index, node in enumerate(layer._inbound_nodes) if f"{layer.name}_ib-{index}" in own]
 
 
 def _shape_str(shape):
@@ -907,8 +911,11 @@ class BernoulliHead(_ClassificationHead):
         units = kwargs.pop("units", 1)
         if units != 1:  # it was dropped silently: BernoulliHead(units=3) had one label
             raise ValueError(
-                f"BernoulliHead predicts one binary label (units=1), got units={units!r}; for several "
-                "labels use a BernoulliHead per label or a CategoricalHead over the classes."
+                f"BernoulliHead predicts one binary label (units=1), got units={units!r}; for L binary "
+                "labels per example (multi-label) end in a layer of L units, tf_keras.layers.Reshape((L, 1)) "
+                "and BernoulliHead(): a label per step, labels (N, L), which tfp_bnn.predict, score and "
+                "export_for_serving take (probabilities and mutual information per label). For one of "
+                "several exclusive classes use CategoricalHead(K)."
             )
         super().__init__(1, **kwargs)
 
@@ -978,10 +985,15 @@ class NegativeLogLikelihood(tf_keras.losses.Loss):
         return -log_prob
 
 
-def _distribution_of(y_pred, loss_name):
+def distribution_of(output):
+    """The distribution behind a head's output (``output`` itself if it is none)."""
     # A head's output: a KerasTensor-backed value in graph mode, a _TensorCoercible eagerly.
-    dist = getattr(y_pred, "_tfp_distribution", y_pred)
-    dist = getattr(dist, "tensor_distribution", dist)
+    dist = getattr(output, "_tfp_distribution", output)
+    return getattr(dist, "tensor_distribution", dist)
+
+
+def _distribution_of(y_pred, loss_name):
+    dist = distribution_of(y_pred)
     if not hasattr(dist, "log_prob"):
         raise TypeError(
             f"{loss_name} needs a model whose output is a distribution: end the network with a "

@@ -78,6 +78,16 @@ tfd = tfp.distributions
 __all__ = ["BayesianDense", "BayesianConv1D", "BayesianConv2D", "BayesianConv3D", "ESTIMATORS"]
 
 ESTIMATORS = ("variational", "reparameterization", "flipout", "local_reparameterization")
+# tfp.layers' own variational layers, which tfp_bnn's layers replace: they draw one weight sample per
+# call whatever the sampling mode (tfp_bnn.predict refuses them), and their priors are Python
+# functions (posterior_as_prior cannot replace them).
+TFP_VARIATIONAL_LAYERS = tuple(
+    getattr(tfp.layers, name)
+    for name in (
+        "DenseVariational", "DenseReparameterization", "DenseFlipout", "DenseLocalReparameterization",
+        *(f"Convolution{rank}D{estimator}" for rank in (1, 2, 3) for estimator in ("Reparameterization", "Flipout")),
+    )
+)
 _SINGLE_DRAW = ("variational", "reparameterization")
 # Added under the square root of the local-reparameterization variance: its
 # gradient 1/(2 sqrt(v)) is infinite at v = 0 and inf * 0 = NaN.

@@ -56,7 +56,7 @@ from tfp_bnn import heads as heads_lib
 from tfp_bnn import _warnings, sampling, validation
 from tfp_bnn._factory import deserialize, float32_under_mixed_precision, register, serialize
 from tfp_bnn.baselines import EnsembleDense, MCDropout, checked_rate
-from tfp_bnn.layers import BayesianDense, _BayesianLayer
+from tfp_bnn.layers import TFP_VARIATIONAL_LAYERS, BayesianDense, _BayesianLayer
 from tfp_bnn.posteriors import FullCovarianceNormal
 from tfp_bnn.priors import GaussianPrior
 
@@ -67,19 +67,13 @@ INFERENCE_METHODS = ("variational", "mc_dropout", "ensemble")
 # Prior length-scale of the MC dropout weight decay l^2 (1 - p) / (2 N) (Gal & Ghahramani 2016, UCI runs).
 MC_DROPOUT_LENGTH_SCALE = 1e-2
 # Batches per tf.function call in fit/evaluate/predict unless compile is told
-# otherwise; the per-epoch time stops falling at about 16 (benchmarks/speed.py).
+# otherwise; the per-epoch time stops falling between 16 and 32 (1x50 Flipout at batch 32,
+# relative to 32: 2.0-2.15x at 1, 1.12-1.17x at 8, 1.02-1.14x at 16, 1.0x at 64, the spread
+# that of a shared 2-core machine's load; benchmarks/speed.py compares 1 with 32).
 DEFAULT_STEPS_PER_EXECUTION = 32
 # The baselines' defaults: MC dropout's rate p and the deep ensemble's M networks.
 DEFAULT_DROPOUT_RATE = 0.05
 DEFAULT_NUM_MEMBERS = 5
-# tfp.layers' own Bayesian layers: their priors are Python functions, which posterior_as_prior cannot replace.
-_TFP_VARIATIONAL_LAYERS = tuple(
-    getattr(tfp.layers, name)
-    for name in (
-        "DenseVariational", "DenseReparameterization", "DenseFlipout", "DenseLocalReparameterization",
-        *(f"Convolution{rank}D{estimator}" for rank in (1, 2, 3) for estimator in ("Reparameterization", "Flipout")),
-    )
-)
 
 
 # Registered: the TF SavedModel format (``model.save("dir")``) stores the model's metrics by
@@ -108,14 +102,17 @@ class _LogMean(tf_keras.metrics.Mean):
 class BayesianModel(tf_keras.Model):
     """Functional ``tf_keras.Model`` ending in a :mod:`tfp_bnn.heads` head.
 
-    Differences from a plain Functional model, all on the training path:
+    Differences from a plain Functional model:
 
-    * ``compile`` defaults the loss to :class:`tfp_bnn.heads.NegativeLogLikelihood`;
+    * ``compile`` defaults the loss to :class:`tfp_bnn.heads.NegativeLogLikelihood`
+      and warns of trainable weights stored in float16;
     * ``fit``/``evaluate`` check NumPy inputs first (NaN, shapes, dtypes,
       labels outside the head's support) with :mod:`tfp_bnn.validation`;
     * ``fit`` warns when the Bayesian layers' ``kl_weight`` (``1 / train_size``)
       is for a training set more than twice larger or smaller than the rows it
-      trains on (arrays after ``validation_split``; datasets of fixed-size batches);
+      trains on (arrays after ``validation_split``; datasets of fixed-size batches),
+      when in-memory ``x`` or ``y`` are far from unit scale, and when a ``tfp.layers``
+      variational layer adds its KL unscaled;
     * the logs hold ``loss = nll + kl``, where ``kl`` is the sum of
       ``model.losses`` (the 1/N-scaled KL of the Bayesian layers and any other
       regularizer);
@@ -125,7 +122,11 @@ class BayesianModel(tf_keras.Model):
       ``num_members`` networks) trains and evaluates every member on every
       batch: the batch goes through stacked once per member; the logged loss
       is the mean of the members' losses (``kl``: ``model.losses`` / ``M``,
-      each member's own penalty) and ``fit`` minimises their sum.
+      each member's own penalty) and ``fit`` minimises their sum; its ``model.predict``
+      averages every member's prediction for every row (a plain model sends row ``n``
+      of a batch through member ``n mod M``);
+    * ``model.predict`` returns the head's tensor (the mean, or class
+      probabilities), also when run eagerly.
 
     Build it like a Functional model: ``BayesianModel(inputs, outputs)``.
 
@@ -240,6 +241,7 @@ class BayesianModel(tf_keras.Model):
         # (fine-tuning with another optimizer) held the nll/kl of the fit or evaluate before it.
         self.nll_tracker.reset_state()
         self.kl_tracker.reset_state()
+        _warn_of_half_precision_weights(self)
 
     # Keras's Model.compile_from_config skips models with a custom compile (a
     # warning, no optimizer after load_model); this is its body without that check.
@@ -355,12 +357,13 @@ class BayesianModel(tf_keras.Model):
         if len(self.outputs) > 1:  # several heads: each target is checked against its own head
             if not several:
                 x = validation.check_inputs(
-                    _single_input(self, x), input_shape[1:], validation._model_input_dtype(self))
+                    validation.single_input(self, x), input_shape[1:], validation.model_input_dtype(self))
             return x, _checked_targets_by_output(self, y)
         if several:  # several inputs: Keras matches them to the model's
             y = _single_target(self, y)
             return x, y if y is None else validation.check_targets(y, self.head)
-        x = validation.check_inputs(_single_input(self, x), input_shape[1:], validation._model_input_dtype(self))
+        x = validation.check_inputs(
+            validation.single_input(self, x), input_shape[1:], validation.model_input_dtype(self))
         y = _single_target(self, y)
         if y is None:
             raise ValueError(
@@ -369,6 +372,9 @@ class BayesianModel(tf_keras.Model):
             )
         y = validation.check_targets(y, self.head, num_examples=len(x))
         return x, y
+
+    def _checked_sample_weight(self, sample_weight, x):
+        return _checked_weights(sample_weight, x, len(self.outputs), _weight_steps(self))
 
     def fit(self, x=None, y=None, *args, **kwargs):
         """``tf_keras.Model.fit``, after checking the data, with tf.data autotuning off for arrays.
@@ -386,13 +392,13 @@ class BayesianModel(tf_keras.Model):
         args = _arguments(tf_keras.Model.fit, self, x, y, *args, **kwargs)
         validation.check_not_keras3(args["callbacks"], "fit")
         args["x"], args["y"] = self._checked(args["x"], args["y"])
-        args["sample_weight"] = _checked_weights(args["sample_weight"], args["x"], len(self.outputs))
+        args["sample_weight"] = self._checked_sample_weight(args["sample_weight"], args["x"])
         if len(self.outputs) == 1:  # several outputs: Keras refuses class_weight ("only ... a single output")
             _check_class_weight(args["class_weight"], self.head, args["y"])
         validation_data = args["validation_data"]
         if isinstance(validation_data, (tuple, list)) and len(validation_data) >= 2:
             x_valid, y_valid = self._checked(*validation_data[:2])
-            weights = [_checked_weights(w, x_valid, len(self.outputs)) for w in validation_data[2:3]]
+            weights = [self._checked_sample_weight(w, x_valid) for w in validation_data[2:3]]
             args["validation_data"] = (x_valid, y_valid, *weights)
         validation_xy = args["validation_data"]
         if isinstance(validation_xy, (tuple, list)):
@@ -413,7 +419,7 @@ class BayesianModel(tf_keras.Model):
         args = _arguments(tf_keras.Model.evaluate, self, x, y, *args, **kwargs)
         validation.check_not_keras3(args["callbacks"], "evaluate")
         args["x"], args["y"] = self._checked(args["x"], args["y"])
-        args["sample_weight"] = _checked_weights(args["sample_weight"], args["x"], len(self.outputs))
+        args["sample_weight"] = self._checked_sample_weight(args["sample_weight"], args["x"])
         extra = args.pop("kwargs", {})  # Keras's private ones, e.g. fit's _use_cached_eval_dataset
         unknown = _unknown_length(args["x"], args["y"], args["steps"])
         args["callbacks"] = _progbar_of_logs(args["callbacks"], args["verbose"])
@@ -568,8 +574,7 @@ class BayesianModel(tf_keras.Model):
 
 def _aligned_target(y_true, y_pred):
     """``y_true`` in the shape of the head's distribution, if ``y_pred`` is a head's output."""
-    dist = getattr(y_pred, "_tfp_distribution", y_pred)
-    dist = getattr(dist, "tensor_distribution", dist)
+    dist = heads_lib.distribution_of(y_pred)
     if isinstance(dist, tfp.distributions.Distribution):
         return heads_lib.align_target(y_true, dist)
     return y_true
@@ -668,30 +673,6 @@ class _SeedVariable:
         self.variable = None
 
 
-def _single_input(model, x):
-    """Keras's other spellings of one input, ``[x]`` and ``{input_name: x}``, as ``x``."""
-    if _is_wrapped_batch(model, x):
-        return x[0]
-    if isinstance(x, dict):
-        nested = getattr(model, "_nested_inputs", None)
-        if list(x) != model.input_names and not (isinstance(nested, dict) and list(x) == list(nested)):
-            raise ValueError(f"x has the keys {sorted(x)}; the model's one input is named {model.input_names[0]!r}.")
-        return next(iter(x.values()))  # by the input's name, or by its key in a dict of inputs
-    return x
-
-
-def _is_wrapped_batch(model, x):
-    """Whether ``x`` is ``[batch]``, one input in a list, not a list holding one example.
-
-    ``[image]`` (or a nested list of one example) is a batch of one example: its item has
-    one example's rank, a wrapped batch one more.
-    """
-    if not (isinstance(x, (list, tuple)) and len(x) == 1 and np.ndim(x[0]) > 1):
-        return False
-    shape = validation.model_input_shape(model)
-    return isinstance(shape, list) or np.ndim(x[0]) != len(shape) - 1
-
-
 def _progbar_of_logs(callbacks, verbose):
     """``callbacks`` with a ``ProgbarLogger`` that shows ``nll``/``kl`` as logged, not averaged again.
 
@@ -787,7 +768,7 @@ def _warn_of_unscaled_tfp_kl(model, args):
     documented for these layers).
     """
     layers = [layer for layer in model._flatten_layers(include_self=False)
-              if isinstance(layer, _TFP_VARIATIONAL_LAYERS) and layer.trainable and _unscaled_tfp_kl(layer)]
+              if isinstance(layer, TFP_VARIATIONAL_LAYERS) and layer.trainable and _unscaled_tfp_kl(layer)]
     rows, described = _training_rows(args)
     if not layers or rows is None or rows <= TRAIN_SIZE_TOLERANCE:
         return
@@ -822,6 +803,27 @@ _RAW_INPUT_LAYERS = (
 
 # Rows enough to tell a scale off by 10x; more would copy a large image array to float64 at each fit.
 _SCALE_CHECK_ROWS = 10_000
+
+
+def _warn_of_half_precision_weights(model):
+    """Warn of trainable weights stored in float16 (``set_floatx("float16")``, a ``"float16"`` policy).
+
+    tfp_bnn's Bayesian layers and heads stay float32 there, but plain layers (MC dropout's
+    Dense, EnsembleDense, a deterministic network) keep float16 weights: Adam's second moment
+    ``0.001 * g**2`` underflows to 0 for |g| < ~0.0055 (half of float16's smallest subnormal,
+    2**-25), and a step becomes the bias-corrected rate times ``m / epsilon``: steps of 10-14 at
+    learning rate 1e-2. An ensemble classifier (200 rows, 8 units, Adam(1e-2)) stayed at losses
+    near 7 for 3 epochs (float32: 0.69 -> 0.52), with 50 units it reached inf.
+    """
+    half = [v.name for v in model.trainable_variables if v.dtype == tf.float16]
+    if half:
+        _warnings.warn(
+            f"{len(half)} trainable weights of this model are stored in float16 "
+            f"({half[0]}, ...; the global floatx or dtype policy is {tf_keras.mixed_precision.global_policy().name!r}): "
+            "optimizers such as Adam lose their second moments to underflow there and training can diverge. "
+            "Use tf_keras.mixed_precision.set_global_policy('mixed_float16') (float32 weights, half-precision "
+            "compute) instead of set_floatx('float16')."
+        )
 
 
 def _feature_stats(array):
@@ -942,8 +944,11 @@ def _arguments(method, model, *args, **kwargs):
     return {name: value for name, value in bound.arguments.items() if name != "self"}
 
 
-def _checked_weights(sample_weight, x, num_outputs=1):
-    """Sample weights of in-memory arrays checked (NaN, negative, all zero, length); others as given."""
+def _checked_weights(sample_weight, x, num_outputs=1, steps=()):
+    """Sample weights of in-memory arrays checked (NaN, negative, all zero, length); others as given.
+
+    ``steps``: the step shape of a single head with a label per step, which also takes a weight per label.
+    """
     if sample_weight is None or not isinstance(x, np.ndarray):
         return sample_weight
     if num_outputs > 1 and isinstance(sample_weight, (dict, list, tuple)):  # one per output, as Keras takes them
@@ -952,7 +957,17 @@ def _checked_weights(sample_weight, x, num_outputs=1):
             return {name: check(w) for name, w in sample_weight.items()}
         if len(sample_weight) == num_outputs and all(w is None or np.ndim(w) >= 1 for w in sample_weight):
             return [check(w) for w in sample_weight]
-    return validation.check_sample_weight(sample_weight, len(x))
+    return validation.check_sample_weight(sample_weight, len(x), steps)
+
+
+def _weight_steps(model):
+    """The step shape of a single head with a label per step (its sample weights may be per label), else ()."""
+    if len(model.outputs) != 1:
+        return ()
+    try:
+        return tuple(model.head._step_shape)
+    except (AttributeError, IndexError):  # no tfp_bnn head (a plain output with a loss of its own)
+        return ()
 
 
 def _check_class_weight(class_weight, head, y):
@@ -1565,7 +1580,7 @@ def _posterior_layers(model):
             f"posterior_as_prior needs a built Keras model, got {model!r}: fit it, or build it on data, first."
         )
     flat = list(model._flatten_layers(include_self=False))
-    foreign = sorted({type(layer).__name__ for layer in flat if isinstance(layer, _TFP_VARIATIONAL_LAYERS)})
+    foreign = sorted({type(layer).__name__ for layer in flat if isinstance(layer, TFP_VARIATIONAL_LAYERS)})
     if foreign:
         raise ValueError(
             f"posterior_as_prior copies tfp_bnn's Bayesian layers; this model has tfp.layers' {', '.join(foreign)}, "

@@ -22,7 +22,9 @@ random per row or per member, run a stacked batch instead: copy ``t`` of the
 batch goes through draw ``t`` (one batched matmul). All of it is one
 ``tf.function``. Copying the batch ``T`` times through an ordinary forward
 pass would instead share one weight draw among the copies.
-Inputs go through in chunks, so memory stays bounded for any ``N``; the weights
+Inputs go through in chunks, so the graph's memory stays bounded for any ``N``
+(:func:`predict` still returns the ``(T, N, ...)`` per-draw arrays, written into
+place chunk by chunk; :func:`score` keeps only per-example values); the weights
 are drawn once per call, in a graph of their own, and every chunk reuses them
 (the same ``T`` networks for all inputs, and ``T`` copies of a large layer's
 weights are not drawn again for each chunk).
@@ -50,18 +52,12 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 import tf_keras
-from tensorflow_probability.python.layers.conv_variational import _ConvVariational
-from tensorflow_probability.python.layers.dense_variational import _DenseVariational
 
 from tfp_bnn import heads as heads_lib
 from tfp_bnn import metrics, sampling, validation
 from tfp_bnn.baselines import EnsembleDense, MCDropout
 from tfp_bnn.heads import Head
-from tfp_bnn.layers import _BayesianLayer
-
-# TFP's layers with weight posteriors: the bases of its Dense and Convolution
-# Reparameterization/Flipout/LocalReparameterization layers, and DenseVariational.
-_TFP_VARIATIONAL = (_DenseVariational, _ConvVariational, tfp.layers.DenseVariational)
+from tfp_bnn.layers import TFP_VARIATIONAL_LAYERS, _BayesianLayer
 
 __all__ = [
     "predict",
@@ -91,6 +87,10 @@ _LOOP_FROM_ROWS = 2**16
 # of float32, so MLPs whose inputs and layers are at most 512 wide keep the row rule alone. A row of a 32x32
 # convolution with 32 filters holds 32,768 numbers: 2**16 stacked rows of it were 8 GiB.
 _LOOP_FROM_ELEMENTS = 2**25
+# Numbers (inputs x draws x values per input and draw: units, or classes per step) of a per-draw
+# array that score holds at once: 2**23 are 32 MiB per float32 array (draw means, variances,
+# probabilities, log-likelihoods), whatever the number of inputs, classes or steps.
+_SCORE_NUMBERS = 2**23
 
 
 @dataclasses.dataclass(frozen=True)
@@ -283,15 +283,33 @@ def score(model, x, y, *, num_samples=100, seed=None, level=0.95, batch_size=Non
     validation.check_level(level)
     if seed is None:  # predict and log_likelihoods then score the same draws
         seed = _fresh_seed()
+    # Scored a slice of whole chunks at a time, keeping only per-example values: the (T, N) draws
+    # and log-likelihoods of all x at once took O(T * N) memory (N = 10**6, T = 100: 2.4 GB) for
+    # four numbers. The slices end at chunk boundaries and share the seed, so each chunk sees
+    # the inputs and random numbers it saw in one call: the same scores, bit for bit.
+    batch_size = batch_size or _default_batch_size(model, x, num_samples)
+    rows = batch_size * max(1, _SCORE_NUMBERS // (num_samples * _values_per_draw(head) * batch_size))
     draws = {"num_samples": num_samples, "seed": seed, "batch_size": batch_size}
-    result = predict(model, x, level=level, **draws)
+    pointwise = isinstance(head, heads_lib.PointClassHead)
+    kept = {"mean": [], "lower": [], "upper": [], "probabilities": [], "log_likelihood": []}
+    for start in range(0, len(x), rows):
+        x_part, y_part = x[start : start + rows], y[start : start + rows]
+        result = predict(model, x_part, level=level, **draws)
+        for key in ("mean", "lower", "upper", "probabilities"):
+            if hasattr(result, key):
+                kept[key].append(getattr(result, key))
+        if not pointwise:  # the mixture's exact log-mean-exp: no clip, no float32 underflow
+            kept["log_likelihood"].append(
+                metrics.mixture_log_likelihoods(log_likelihoods(model, x_part, y_part, **draws))
+            )
+        del result
+    kept = {key: np.concatenate(parts) for key, parts in kept.items() if parts}
+    nll = None if pointwise else float(-np.mean(kept["log_likelihood"]))
     if head.task == "classification":
-        probabilities = result.probabilities.reshape(-1, result.probabilities.shape[-1])
+        probabilities = kept["probabilities"].reshape(-1, kept["probabilities"].shape[-1])
         labels = np.reshape(y, -1)
-        if isinstance(head, heads_lib.PointClassHead):
+        if pointwise:
             nll = metrics.categorical_nll(labels, probabilities)  # vote shares: a share of 0 is real
-        else:  # the mixture's exact log-mean-exp: no clip, no float32 underflow
-            nll = metrics.mixture_nll(log_likelihoods(model, x, y, **draws))
         return {
             "accuracy": metrics.accuracy(labels, probabilities),
             "nll": nll,
@@ -300,11 +318,17 @@ def score(model, x, y, *, num_samples=100, seed=None, level=0.95, batch_size=Non
         }
     percent = f"{float(level) * 100:.10g}"  # 10 digits: 0.9999999 is not "100"
     return {
-        "rmse": metrics.rmse(y, result.mean),
-        "nll": metrics.mixture_nll(log_likelihoods(model, x, y, **draws)),
-        f"coverage_{percent}": metrics.interval_coverage(y, result.lower, result.upper),
-        f"width_{percent}": metrics.interval_width(result.lower, result.upper),
+        "rmse": metrics.rmse(y, kept["mean"]),
+        "nll": nll,
+        f"coverage_{percent}": metrics.interval_coverage(y, kept["lower"], kept["upper"]),
+        f"width_{percent}": metrics.interval_width(kept["lower"], kept["upper"]),
     }
+
+
+def _values_per_draw(head):
+    """Numbers per input in predict's largest per-draw array: a value per unit, or a probability per class, per step."""
+    per_step = getattr(head, "num_classes", head.units) if head.task == "classification" else head.units
+    return int(np.prod([d or 1 for d in head._step_shape], dtype=np.int64)) * int(per_step)
 
 
 def _checked(model, x, num_samples, seed, batch_size, what="predict"):
@@ -321,11 +345,9 @@ def _checked(model, x, num_samples, seed, batch_size, what="predict"):
             "np.concatenate([b[0] if isinstance(b, (tuple, list)) else b for b in batches]))."
         )
     elif isinstance(x, (dict, list, tuple)):
-        from tfp_bnn.models import _single_input  # Keras's other spellings of one input, as fit takes them
-
-        x = _single_input(model, x)
+        x = validation.single_input(model, x)  # Keras's other spellings of one input, as fit takes them
     num_samples = validation.check_num_samples(num_samples, model)
-    x = validation.check_inputs(x, input_shape, validation._model_input_dtype(model))
+    x = validation.check_inputs(x, input_shape, validation.model_input_dtype(model))
     return x, num_samples, validation.check_seed(seed), validation.check_batch_size(batch_size)
 
 
@@ -379,7 +401,7 @@ def _refuse_tfp_variational_layers(model):
     """
     tfp_layers = [
         layer for layer in model._flatten_layers(include_self=False)
-        if isinstance(layer, _TFP_VARIATIONAL)
+        if isinstance(layer, TFP_VARIATIONAL_LAYERS)
     ]
     if tfp_layers:
         raise TypeError(
@@ -595,13 +617,16 @@ def _network_below_head(model):
         return None
 
 
-def _recorded_weights(body, num_samples, seed):
-    """The ``[T, size]`` draws of every Bayesian layer for ``seed``, as a stacked batch would draw them."""
+def _recorded_weights(model, num_samples, seed):
+    """The ``[T, size]`` draws of every Bayesian layer for ``seed``, in call order, as a stacked batch draws them.
+
+    Recorded on a forward pass of one input (the rest of that graph is pruned away).
+    """
     record = []
     with sampling._one_pass_draws(num_samples, seed, record=record):
         zeros = _zeros_of_unknown_batch(
-            [num_samples, *validation.model_input_shape(body)[1:]], validation._model_input_dtype(body))
-        body(zeros, training=False)
+            [num_samples, *validation.model_input_shape(model)[1:]], validation.model_input_dtype(model))
+        model(zeros, training=False)
     return record
 
 
@@ -730,18 +755,12 @@ def _zeros_of_unknown_batch(shape, dtype=tf.float32):
 def _weights_fn(model, num_samples):
     """``tf.function`` ``seed -> [T, size]`` weight draws of every Bayesian layer, in call order.
 
-    Records what the layers draw on a forward pass of one input (the rest of
-    that graph is pruned away): the same seeds, so the same draws, as a chunk
-    that samples its own.
+    The same seeds, so the same draws, as a chunk that samples its own (:func:`_recorded_weights`).
     """
-    one_input = [num_samples, *validation.model_input_shape(model)[1:]]
 
     @_per_model_function([_SEED_SPEC])
     def weights(seed):
-        record = []
-        with sampling._one_pass_draws(num_samples, seed, record=record):
-            model(_zeros_of_unknown_batch(one_input, validation._model_input_dtype(model)), training=False)
-        return record
+        return _recorded_weights(model, num_samples, seed)
 
     return weights
 
@@ -772,10 +791,13 @@ def _jit_compile(model):
     return not any(isinstance(layer, MCDropout) for layer in model._flatten_layers(include_self=False))
 
 
-def _summary_fn(model, num_samples, level, jit_compile):
-    spec = tf.TensorSpec([None, *validation.model_input_shape(model)[1:]], validation._model_input_dtype(model))
+def _input_spec(model):
+    """A batch of the model's inputs, of any size, as ``check_inputs`` gives them."""
+    return tf.TensorSpec([None, *validation.model_input_shape(model)[1:]], validation.model_input_dtype(model))
 
-    @_per_model_function([spec, _SEED_SPEC, _weight_specs(model, num_samples)], jit_compile)
+
+def _summary_fn(model, num_samples, level, jit_compile):
+    @_per_model_function([_input_spec(model), _SEED_SPEC, _weight_specs(model, num_samples)], jit_compile)
     def summary(x, seed, weights):
         return predictive_summary(model, x, num_samples=num_samples, seed=seed, level=level, weights=weights)
 
@@ -783,8 +805,7 @@ def _summary_fn(model, num_samples, level, jit_compile):
 
 
 def _log_likelihood_fn(model, num_samples, jit_compile):
-    spec = tf.TensorSpec([None, *validation.model_input_shape(model)[1:]], validation._model_input_dtype(model))
-    signature = [spec, tf.TensorSpec(None, tf.float32), _SEED_SPEC, _weight_specs(model, num_samples)]
+    signature = [_input_spec(model), tf.TensorSpec(None, tf.float32), _SEED_SPEC, _weight_specs(model, num_samples)]
 
     @_per_model_function(signature, jit_compile)
     def log_likelihood(x, y, seed, weights):
@@ -887,15 +908,20 @@ def _fresh_seed():
     return int(np.random.randint(0, 2**31 - 1))
 
 
+def _default_batch_size(model, x, num_samples):
+    """Inputs per chunk when ``batch_size`` is None."""
+    per_row = int(np.prod(x.shape[1:])) or 1
+    rows = min(_ROWS_PER_CHUNK, max(1, _ELEMENTS_PER_CHUNK // per_row))
+    if _body(model) is None:
+        return max(1, rows // num_samples)  # [T * B] rows through every layer
+    # one draw at a time: [B] rows per layer, only the head's inputs are [T * B]
+    return max(1, min(rows, _HEAD_ROWS_PER_CHUNK // num_samples))
+
+
 def _run_chunks(model, function, arrays, num_samples, seed, batch_size):
     num_inputs = len(arrays[0])
     if batch_size is None:
-        per_row = int(np.prod(arrays[0].shape[1:])) or 1
-        rows = min(_ROWS_PER_CHUNK, max(1, _ELEMENTS_PER_CHUNK // per_row))
-        if _body(model) is None:
-            batch_size = max(1, rows // num_samples)  # [T * B] rows through every layer
-        else:  # one draw at a time: [B] rows per layer, only the head's inputs are [T * B]
-            batch_size = max(1, min(rows, _HEAD_ROWS_PER_CHUNK // num_samples))
+        batch_size = _default_batch_size(model, arrays[0], num_samples)
     # The weights are drawn once and every chunk reuses them, so weight draw t is
     # the same network for all inputs (coherent sampled curves), and a large
     # layer's T weight copies are not drawn again per chunk (1.3x faster for
@@ -906,14 +932,26 @@ def _run_chunks(model, function, arrays, num_samples, seed, batch_size):
         seed = _fresh_seed()
     seed = sampling.stateless_seed(int(seed))
     weights = _cached_weights_fn(model, num_samples)(seed)
-    parts = []
+    # Each chunk's outputs are written into arrays for all N inputs as they come: a list of chunks
+    # joined at the end held every output twice (N = 10**6, T = 100: 1.6 GB for 0.8 GB of results).
+    # Per-draw arrays are [T, N, ...]: chunks fill the example axis.
+    out = None
     for start in range(0, num_inputs, int(batch_size)):
         chunk = [tf.constant(a[start : start + int(batch_size)]) for a in arrays]
-        parts.append({k: v.numpy() for k, v in function(*chunk, seed, weights).items()})
-    if len(parts) == 1:  # joining one chunk would copy it: 2.6 ms of a 1x50 MLP's 34 ms (T = 100, N = 10,000)
-        return parts[0]
-    # Per-draw arrays are [T, N, ...]: chunks join on the example axis.
-    return {
-        key: np.concatenate([p[key] for p in parts], axis=1 if key.startswith("draw_") or key == "log_likelihoods" else 0)
-        for key in parts[0]
-    }
+        part = {k: v.numpy() for k, v in function(*chunk, seed, weights).items()}
+        if start == 0 and len(chunk[0]) == num_inputs:  # one chunk: no copy (2.6 ms of a 1x50 MLP's 34 ms)
+            return part
+        if out is None:
+            out = {
+                key: np.empty((*v.shape[:axis], num_inputs, *v.shape[axis + 1 :]), v.dtype)
+                for key, v in part.items()
+                for axis in [_example_axis(key)]
+            }
+        for key, v in part.items():
+            index = (slice(None),) * _example_axis(key) + (slice(start, start + v.shape[_example_axis(key)]),)
+            out[key][index] = v
+    return out
+
+
+def _example_axis(key):
+    return 1 if key.startswith("draw_") or key == "log_likelihoods" else 0

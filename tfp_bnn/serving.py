@@ -172,7 +172,7 @@ def export_for_serving(model, export_dir, *, num_samples=100, version=None, leve
     num_samples = validation.check_num_samples(num_samples, model)
     validation.check_level(level)
     input_shape = prediction._input_shape(model, "export_for_serving")
-    if validation._model_input_dtype(model) == tf.string:
+    if validation.model_input_dtype(model) == tf.string:
         raise TypeError(
             "The model's input is a string tensor, but the served signatures take x as float32 numbers: "
             "export a model without the text preprocessing (e.g. tf_keras.Model(lookup.output, "
@@ -298,7 +298,7 @@ def _version():
 
 def _signatures(model, head, input_shape, num_samples, level):
     x_spec = tf.TensorSpec([None, *input_shape], tf.float32, name="x")
-    integer = validation._model_input_dtype(model).is_integer  # ids sent as float32: exact up to 2**24 only
+    integer = validation.model_input_dtype(model).is_integer  # ids sent as float32: exact up to 2**24 only
     seed_spec = tf.TensorSpec([], tf.int64, name="seed")
 
     @tf.function(input_signature=[x_spec, seed_spec])

@@ -110,10 +110,34 @@ def model_input_shape(model):
     return shape
 
 
-def _model_input_dtype(model):
+def model_input_dtype(model):
     """The dtype ``check_inputs`` gives a model's inputs: an integer, bool or string input's own, else float32."""
     dtype = tf.as_dtype(model.inputs[0].dtype)
     return dtype if dtype.is_integer or dtype.is_bool or dtype == tf.string else tf.float32
+
+
+def single_input(model, x):
+    """Keras's other spellings of one input, ``[x]`` and ``{input_name: x}``, as ``x``."""
+    if _is_wrapped_batch(model, x):
+        return x[0]
+    if isinstance(x, dict):
+        nested = getattr(model, "_nested_inputs", None)
+        if list(x) != model.input_names and not (isinstance(nested, dict) and list(x) == list(nested)):
+            raise ValueError(f"x has the keys {sorted(x)}; the model's one input is named {model.input_names[0]!r}.")
+        return next(iter(x.values()))  # by the input's name, or by its key in a dict of inputs
+    return x
+
+
+def _is_wrapped_batch(model, x):
+    """Whether ``x`` is ``[batch]``, one input in a list, not a list holding one example.
+
+    ``[image]`` (or a nested list of one example) is a batch of one example: its item has
+    one example's rank, a wrapped batch one more.
+    """
+    if not (isinstance(x, (list, tuple)) and len(x) == 1 and np.ndim(x[0]) > 1):
+        return False
+    shape = model_input_shape(model)
+    return isinstance(shape, list) or np.ndim(x[0]) != len(shape) - 1
 
 
 def _as_text_array(x):
@@ -154,6 +178,9 @@ def _describe(shape):
 def check_targets(y, head, num_examples=None):
     """``y`` as float32, reshaped to the head's ``(N, *target_shape)`` and checked against its support.
 
+    A :class:`~tfp_bnn.heads.BernoulliHead` with a label per step (or pixel) takes and gives
+    its labels as ``(N, *steps)``, without the trailing axis of size 1.
+
     Example: a regression head's ``(N,)`` targets become ``(N, 1)``; a label outside
     a classifier's classes is refused before any training.
 
@@ -192,6 +219,12 @@ def check_targets(y, head, num_examples=None):
         array = array.astype(np.float32, copy=False)
     _check_finite(array, "y")
     head.check_support(array)
+    if head.task == "classification" and head._step_shape and tuple(head.target_shape) == (1,):
+        # A binary label per step (L labels of an example, a multi-label classifier): (N, L), as a
+        # sigmoid Dense(L)'s labels. As (N, L, 1) Keras's AUC(multi_label=True, num_labels=L) failed in
+        # fit/evaluate on arrays ("Tensor ... must have rank 2"), while it took datasets' (N, L); the
+        # loss aligns (N, L) to the head's (N, L, 1) itself (align_target).
+        array = array[..., 0]
     return array
 
 
@@ -219,8 +252,10 @@ def _target_shape_message(shape, head):
         if tuple(head.target_shape) == (1,) and shape[-1] != 2:  # a label 0/1 per example (BernoulliHead)
             # Several binary labels per example: argmax would make class indices 0..k-1, not labels 0/1.
             message += (
-                f" (several binary labels per example? {type(head).__name__} predicts one: use one head per "
-                "label, a model with several outputs)"
+                f" (several binary labels per example? {type(head).__name__} predicts one: for L labels end in a "
+                "layer of L units, tf_keras.layers.Reshape((L, 1)) and the head, a label per step that "
+                "tfp_bnn.predict, score and export_for_serving take; a model with a head per label trains but "
+                "does not predict with them)"
             )
         else:
             message += " (one-hot labels? pass the class indices, y.argmax(axis=1))"
@@ -278,14 +313,23 @@ def check_dataset(dataset, input_shape, head):
             raise ValueError(_target_shape_message(tuple(shape), head))
 
 
-def check_sample_weight(sample_weight, num_examples):
-    """``sample_weight`` as float32 ``(N,)``: finite, >= 0, one per example, not all 0."""
+def check_sample_weight(sample_weight, num_examples, steps=()):
+    """``sample_weight`` as float32 ``(N,)``: finite, >= 0, one per example, not all 0.
+
+    For a head with a label per step or pixel (``steps``, its step shape) also one weight per
+    label, ``(N, *steps)``: Keras's temporal weights, as a dataset's ``(x, y, w)`` gives them.
+    """
     array = _as_numeric_array(sample_weight, "sample_weight")
-    if array.ndim == 2 and array.shape[1] == 1:
+    if array.ndim == 2 and array.shape[1] == 1:  # one per example, also for a head of one step:
+        # kept (N, 1), Keras's class weights (N,) broadcast with them to (N, N) weights.
         array = array[:, 0]
-    if array.shape != (num_examples,):
+    per_label = (bool(steps) and array.ndim == 1 + len(steps) and array.shape[0] == num_examples
+                 and tf.TensorShape(array.shape[1:]).is_compatible_with(steps))
+    if not per_label and array.shape != (num_examples,):
+        per_label_shape = ", ".join(["L" if d is None else str(d) for d in steps])
         raise ValueError(
-            f"sample_weight has shape {array.shape}; pass one weight per example, shape ({num_examples},)."
+            f"sample_weight has shape {array.shape}; pass one weight per example, shape ({num_examples},)"
+            + (f" (or one per label, shape ({num_examples}, {per_label_shape}))" if steps else "") + "."
         )
     with np.errstate(over="ignore"):
         array = array.astype(np.float32, copy=False)
