@@ -842,6 +842,16 @@ def test_configs_that_carry_them_still_load():
     assert isinstance(clone.layers[-1], heads.NormalHead)
 
 
+@pytest.mark.parametrize("factory", [tfp_bnn.MeanFieldNormal(), tfp_bnn.TrainableNormalPrior()])
+def test_prior_and_posterior_layers_refuse_what_they_fix_and_load_configs_that_carry_it(factory):
+    # They were dropped silently: a posterior layer given convert_to_tensor_fn=mean still sampled.
+    layer = factory(3, 1, "float32")
+    with pytest.raises(TypeError, match="takes no convert_to_tensor_fn: it returns distribution"):
+        type(layer)(**layer.get_config(), convert_to_tensor_fn=tfp.distributions.Distribution.mean)
+    loaded = type(layer).from_config({**layer.get_config(), "convert_to_tensor_fn": "mean"})
+    assert loaded.size == layer.size == 4
+
+
 @pytest.mark.parametrize("kwargs", [
     dict(kernel_prior=tfp_bnn.MeanFieldNormal()),
     dict(kernel_prior=tfp_bnn.FullCovarianceNormal()),

@@ -218,6 +218,9 @@ def _rebound(function, layer):
     )
 
 
+_FIXED_BY_THE_CLASS = ("make_distribution_fn", "convert_to_tensor_fn")
+
+
 class DistributionLayer(CopiesWithOwnWeights, tfp.layers.DistributionLambda):
     """A layer that owns the variables of a distribution over a flat vector.
 
@@ -236,9 +239,12 @@ class DistributionLayer(CopiesWithOwnWeights, tfp.layers.DistributionLambda):
     """
 
     def __init__(self, size, **kwargs):
-        # Fixed by this class; configs never carry them (see get_config).
-        kwargs.pop("make_distribution_fn", None)
-        kwargs.pop("convert_to_tensor_fn", None)
+        fixed = [name for name in _FIXED_BY_THE_CLASS if name in kwargs]
+        if fixed:  # they were dropped silently: convert_to_tensor_fn=mean still sampled
+            raise TypeError(
+                f"{type(self).__name__} takes no {' nor '.join(fixed)}: it returns distribution() and converts "
+                "to a tensor by sampling, as tfp.layers.DenseVariational expects."
+            )
         super().__init__(self._from_inputs, convert_to_tensor_fn=tfp.distributions.Distribution.sample, **kwargs)
         self.size = int(size)
 
@@ -254,7 +260,8 @@ class DistributionLayer(CopiesWithOwnWeights, tfp.layers.DistributionLambda):
 
     @classmethod
     def from_config(cls, config):
-        return cls(**config)
+        # Fixed by the class; configs of older versions may carry them.
+        return cls(**{k: v for k, v in config.items() if k not in _FIXED_BY_THE_CLASS})
 
 
 def kernel_shape_or_flat(kernel_size, kernel_shape):
