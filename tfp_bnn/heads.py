@@ -7,15 +7,18 @@ distribution's negative log-likelihood (:class:`NegativeLogLikelihood`).
 Shapes: for a batch of ``N`` inputs, regression heads return a distribution
 with batch shape ``[N]`` and event shape ``[units]`` (``tfd.Independent`` over
 the outputs), so ``log_prob`` gives one number per example; classification
-heads have event shape ``[]`` (:class:`CategoricalHead`, integer labels) or
-``[1]`` (:class:`BernoulliHead`). The head owns the target shape:
+heads have batch shape ``[N]`` and event shape ``[]`` (:class:`CategoricalHead`,
+integer labels) or ``[1]`` (:class:`BernoulliHead`). A classification head over
+inputs ``(N, *steps, K)`` (a label per time step or pixel; ``K = 1`` for
+:class:`BernoulliHead`, ``L`` binary labels as ``(N, L, 1)``) has batch shape
+``[N, *steps]`` and the same event shape. The head owns the target shape:
 :func:`align_target` turns ``y`` of shape ``(N,)`` into ``(N, 1)`` (and back)
 and refuses anything else, so ``log_prob`` never broadcasts ``(N,)`` against
 ``(N, 1)`` into an ``(N, N)`` matrix.
 
 Converted to a tensor (``model.predict``, a following Keras layer), a head
 gives its mean for regression and the class probabilities for
-classification, of the one weight draw of that call; use
+classification (:class:`BernoulliHead`: ``P(y = 1)``, ``(N, 1)``), of the one weight draw of that call; use
 :func:`tfp_bnn.predict` for the predictive distribution over many draws.
 
 Heads also tell :mod:`tfp_bnn.prediction` what one weight draw predicts
@@ -76,7 +79,7 @@ __all__ = [
 
 
 def align_target(y, dist):
-    """``y`` reshaped to the distribution's ``batch_shape + event_shape``.
+    """``y`` reshaped to the distribution ``dist``'s ``batch_shape + event_shape``.
 
     Accepts exactly the shape ``log_prob`` expects, or one trailing axis of
     size 1 more or less (``(N,)`` for ``(N, 1)`` and back); raises a
@@ -376,8 +379,16 @@ class Head(CopiesWithOwnWeights, NameScopedBuildFromConfig, tfp.layers.Distribut
 
     Subclasses set ``task`` and ``params_per_unit`` and implement
     ``_make_distribution``; they may override ``draw_statistics``,
-    ``components`` and ``_to_tensor``. Heads over counts set
-    ``integer_valued``: their prediction intervals end on whole numbers.
+    ``components``, ``_to_tensor``, ``target_shape`` and ``check_support``. Heads
+    over counts set ``integer_valued``: their prediction intervals end on whole numbers.
+    A regression head's distribution has batch ``[N]`` and event ``[units]``
+    (``tfd.Independent`` over an elementwise distribution, as below; another
+    event shape is refused, and a joint distribution over the units such as
+    ``MultivariateNormalTriL`` needs its own ``components``); a classification
+    head's (``task = "classification"``) takes class indices (``target_shape`` ``()``) and reports
+    ``dist.probs_parameter()``. Register a subclass with
+    ``tf_keras.saving.register_keras_serializable`` (and extend ``get_config``
+    with its own arguments) for ``.keras`` files.
 
     Example: a Laplace head, location and unconstrained scale per target.
 
@@ -423,7 +434,7 @@ class Head(CopiesWithOwnWeights, NameScopedBuildFromConfig, tfp.layers.Distribut
                 "put it on the layer before the head."
             )
         super().__init__(
-            self._make_distribution, convert_to_tensor_fn=self._to_tensor, **float32_under_mixed_precision(kwargs)
+            self._checked_distribution, convert_to_tensor_fn=self._to_tensor, **float32_under_mixed_precision(kwargs)
         )
         refuse_mixed_policy(self)
         self.units = check_positive_int(units, "units")  # 2.7 was 2 classes
@@ -451,8 +462,25 @@ class Head(CopiesWithOwnWeights, NameScopedBuildFromConfig, tfp.layers.Distribut
 
     @property
     def target_shape(self):
-        """Shape of one example's target (``(units,)`` for regression)."""
-        return (self.units,)
+        """Shape of one example's target: ``(units,)`` for regression, ``()`` (a class index) for classification."""
+        return () if self.task == "classification" else (self.units,)
+
+    def _checked_distribution(self, params):
+        """:meth:`_make_distribution`, refused when a regression head's distribution is not one event of ``units``.
+
+        A bare ``tfd.LogNormal`` (batch ``[N, units]``, no ``tfd.Independent``) trained, but the
+        intervals came from its ``.distribution``, the Normal of the logarithm (a 95 % interval
+        that left out the predictive mean), and ``score`` failed on ``(T, N, units)`` log-likelihoods.
+        """
+        dist = self._make_distribution(params)
+        if self.task == "regression" and tf.TensorShape(dist.event_shape).as_list() != [self.units]:
+            raise TypeError(
+                f"{type(self).__name__}._make_distribution returned {type(dist).__name__} of batch shape "
+                f"{dist.batch_shape} and event shape {dist.event_shape}; a regression head's distribution has "
+                f"one event of units={self.units} values per example (batch [N], event [{self.units}]): wrap "
+                "an elementwise distribution in tfd.Independent(..., reinterpreted_batch_ndims=1)."
+            )
+        return dist
 
     def check_support(self, y):
         """Raise a ``ValueError`` if targets ``y`` (NumPy) lie outside the distribution's support."""
@@ -461,6 +489,9 @@ class Head(CopiesWithOwnWeights, NameScopedBuildFromConfig, tfp.layers.Distribut
         raise NotImplementedError
 
     def _to_tensor(self, dist):
+        # A Bernoulli's tensor is P(y = 1), as BernoulliHead's; tfd.Independent has no probs_parameter.
+        if self.task == "classification" and not isinstance(_elementwise(dist), tfd.Bernoulli):
+            return self.draw_statistics(dist)["probs"]
         return dist.mean()
 
     def _check_params(self, params):
@@ -488,12 +519,35 @@ class Head(CopiesWithOwnWeights, NameScopedBuildFromConfig, tfp.layers.Distribut
         return params
 
     def draw_statistics(self, dist):
-        """What one weight draw predicts: ``{"mean", "variance"}``, each ``[N, units]``."""
+        """What one weight draw predicts, from the distribution ``dist`` the head returned.
+
+        Regression heads: ``{"mean", "variance"}``, each ``[N, units]``. Classification
+        heads: ``{"probs"}``, ``[N, *steps, K]`` class probabilities (``K = 2``,
+        ``[1 - p, p]``, for :class:`BernoulliHead`); by default ``dist.probs_parameter()``.
+        """
+        if self.task == "classification":
+            inner = _elementwise(dist)  # BernoulliHead's pattern: tfd.Independent(tfd.Bernoulli), no probs_parameter
+            if isinstance(inner, tfd.Bernoulli):
+                logits = inner.logits_parameter()
+                probs = tf.stack([tf.sigmoid(-logits), tf.sigmoid(logits)], axis=-1)
+                return {"probs": probs[..., 0, :] if dist.event_shape == [1] else probs}
+            return {"probs": inner.probs_parameter()}
         return {"mean": dist.mean(), "variance": dist.variance()}
 
     def components(self, dist):
-        """Elementwise distribution (batch ``[N, units]``) whose CDF makes the intervals."""
-        return dist.distribution
+        """Elementwise distribution (batch ``[N, units]``) whose CDF makes the intervals (regression heads).
+
+        By default the distribution inside the ``tfd.Independent``; override it for a joint
+        distribution over the units (``MultivariateNormalTriL``: its marginal Normals).
+        """
+        inner = distribution_of(dist)
+        if not isinstance(inner, tfd.Independent):
+            raise TypeError(
+                f"{type(self).__name__}: the intervals need the elementwise distribution of each target; "
+                f"{type(inner).__name__} is no tfd.Independent. Override components(dist) to return it "
+                "(batch [N, units])."
+            )
+        return inner.distribution
 
     def get_config(self):
         # Skip DistributionLambda/Lambda.get_config: they pickle the function.
@@ -561,6 +615,12 @@ class PointHead(_StandardizedRegressionHead):
     spread of predictions comes from the weights only. For the
     "deterministic" and "Bayesian" regimes.
 
+    Takes ``units`` inputs (``mu``); batch shape ``[N]``, event shape ``[units]``.
+
+    Args:
+      units: number of targets.
+      target_loc, target_scale: see the module docs.
+
     Example:
 
     >>> import tensorflow as tf
@@ -576,10 +636,12 @@ class PointHead(_StandardizedRegressionHead):
         return _independent(tfd.Normal(loc, scale))
 
     def draw_statistics(self, dist):
+        """``{"mean", "variance"}``, each ``[N, units]``; the variance is 0 (no aleatoric part)."""
         mean = dist.mean()
         return {"mean": mean, "variance": tf.zeros_like(mean)}
 
     def components(self, dist):
+        """``tfd.Deterministic`` at each draw's prediction (batch ``[N, units]``)."""
         return tfd.Deterministic(dist.distribution.loc)
 
 
@@ -630,12 +692,14 @@ class HomoscedasticNormalHead(_StandardizedRegressionHead):
     """Normal with one learned noise scale per target: ``y ~ N(mu(x), sigma^2)``.
 
     Takes ``units`` inputs (the mean); ``sigma = floor + softplus(rho)`` is a
-    weight of the head, shared by all inputs.
+    weight of the head, shared by all inputs. Batch shape ``[N]``, event shape
+    ``[units]``.
 
     Args:
       units: number of targets.
       initial_scale: starting ``sigma`` (standardized units).
       scale_floor: smallest ``sigma``.
+      target_loc, target_scale: as in :class:`NormalHead`.
 
     Example: one parameter per output, the location; the scale is the head's own weight.
 
@@ -687,10 +751,13 @@ class StudentTHead(_StandardizedRegressionHead):
     variance ``scale^2 df / (df - 2)`` finite, so the
     aleatoric/epistemic split is defined.
 
+    Batch shape ``[N]``, event shape ``[units]``.
+
     Args:
       units: number of targets.
       initial_df: starting degrees of freedom.
       scale_floor: smallest scale.
+      target_loc, target_scale: as in :class:`NormalHead`.
 
     Example:
 
@@ -748,6 +815,8 @@ def _check_integers(y, low, high, what):
 class PoissonHead(Head):
     """Counts: ``y ~ Poisson(exp(eta(x)))``; takes ``units`` log-rates.
 
+    Batch shape ``[N]``, event shape ``[units]``; counts of shape ``(N, units)``.
+
     :func:`tfp_bnn.predict`'s interval ends are counts: the smallest ``k`` with
     ``P(Y <= k) >= p`` under the predictive mixture. For rates up to about
     10^3: the float32 CDF of TFP's Poisson is off by a count at 8e3 and by
@@ -767,12 +836,14 @@ class PoissonHead(Head):
     integer_valued = True
 
     def check_support(self, y):
+        """A ``ValueError`` for targets that are not counts (integers >= 0)."""
         _check_integers(y, 0, np.inf, "a Poisson head takes counts (integers >= 0)")
 
     def _make_distribution(self, params):
         return _independent(tfd.Poisson(log_rate=self._check_params(params)))
 
     def components(self, dist):
+        """The elementwise ``tfd.Poisson`` (batch ``[N, units]``), with the step CDF of the counts."""
         # TFP's Poisson CDF interpolates between counts (igammac(y + 1, rate)) unless told
         # otherwise; the intervals need the step CDF of the counts, P(Y <= floor(y)).
         return tfd.Poisson(log_rate=dist.distribution.log_rate, force_probs_to_zero_outside_support=True)
@@ -785,6 +856,7 @@ class _ClassificationHead(Head):
         return self.draw_statistics(dist)["probs"]
 
     def components(self, dist):
+        """A ``TypeError``: a classification head has no prediction intervals."""
         raise TypeError(f"{type(self).__name__} predicts classes; it has no prediction intervals.")
 
 
@@ -793,7 +865,10 @@ class CategoricalHead(_ClassificationHead):
     """``y ~ Categorical(softmax(logits(x)))`` over ``num_classes`` integer labels.
 
     Takes ``num_classes`` logits; batch shape ``[N]``, event shape ``[]``,
-    labels ``0 .. num_classes - 1`` of shape ``(N,)`` (or ``(N, 1)``). The
+    labels ``0 .. num_classes - 1`` of shape ``(N,)`` (or ``(N, 1)``); over logits
+    ``(N, *steps, num_classes)`` (a label per time step or pixel) batch shape
+    ``[N, *steps]`` and labels ``(N, *steps)``. ``units`` is accepted as another
+    name of ``num_classes`` (default 2). The
     distribution's dtype is the logits' float dtype (at least float32, exact for
     every label below 2**24), not TFP's int32 (its
     samples are whole floats): Keras casts ``sample_weight`` and ``class_weight``
@@ -828,9 +903,11 @@ class CategoricalHead(_ClassificationHead):
 
     @property
     def target_shape(self):
+        """``()``: one integer label per example (per step for a label per time step or pixel)."""
         return ()
 
     def check_support(self, y):
+        """A ``ValueError`` for labels that are not integers ``0 .. num_classes - 1``."""
         _check_integers(
             y, 0, self.num_classes,
             f"labels must be integers 0..{self.num_classes - 1} (the head has {self.num_classes} "
@@ -846,6 +923,7 @@ class CategoricalHead(_ClassificationHead):
         return _ClassLabels(logits=params, dtype=params.dtype if params.dtype.size >= 4 else tf.float32)
 
     def draw_statistics(self, dist):
+        """``{"probs"}``: the draw's softmax, ``[N, *steps, num_classes]``."""
         return {"probs": dist.probs_parameter()}
 
     def get_config(self):
@@ -863,6 +941,7 @@ class PointClassHead(CategoricalHead):
     predictive probabilities are vote shares, the expected entropy is 0 and
     all uncertainty is epistemic. As a tensor (``model.predict``, Keras
     metrics) the head is the draw's softmax, as a ``Dense(softmax)`` gives.
+    Shapes and arguments as :class:`CategoricalHead`'s (``num_classes`` logits).
 
     Example: trained on logits like :class:`CategoricalHead`; in a prediction
     each draw counts as a vote for its most probable class.
@@ -875,6 +954,7 @@ class PointClassHead(CategoricalHead):
     """
 
     def draw_statistics(self, dist):
+        """``{"probs"}``: the draw's vote, a one-hot ``[N, *steps, num_classes]`` of its most probable class."""
         return {"probs": tf.one_hot(tf.argmax(dist.logits, axis=-1), self.units, dtype=dist.logits.dtype)}
 
     def _to_tensor(self, dist):
@@ -889,7 +969,9 @@ class BernoulliHead(_ClassificationHead):
     """Binary labels ``y ~ Bernoulli(sigmoid(logit(x)))``; takes one logit.
 
     Batch shape ``[N]``, event shape ``[1]``; labels 0/1 of shape ``(N,)`` or
-    ``(N, 1)``. :func:`tfp_bnn.predict` reports the two class probabilities
+    ``(N, 1)``. Over logits ``(N, *steps, 1)`` (``L`` labels per example, multi-label,
+    as ``(N, L, 1)``) batch shape ``[N, *steps]`` and labels ``(N, *steps)``.
+    :func:`tfp_bnn.predict` reports the two class probabilities
     ``[1 - p, p]``; as a tensor (``model.predict``, Keras metrics such as
     ``"binary_accuracy"`` or ``AUC``) the head is ``p = P(y = 1)`` of shape
     ``(N, 1)``, as a sigmoid ``Dense(1)`` would give. Float labels, as
@@ -907,6 +989,11 @@ class BernoulliHead(_ClassificationHead):
 
     num_classes = 2
 
+    @property
+    def target_shape(self):
+        """Shape of one example's target: ``(1,)``, a label 0 or 1 (``(N,)`` labels are taken too)."""
+        return (1,)
+
     def __init__(self, **kwargs):
         units = kwargs.pop("units", 1)
         if units != 1:  # it was dropped silently: BernoulliHead(units=3) had one label
@@ -920,6 +1007,7 @@ class BernoulliHead(_ClassificationHead):
         super().__init__(1, **kwargs)
 
     def check_support(self, y):
+        """A ``ValueError`` for labels other than 0 and 1."""
         _check_integers(y, 0, 2, "a Bernoulli head takes labels 0 or 1")
 
     def _make_distribution(self, params):
@@ -932,6 +1020,7 @@ class BernoulliHead(_ClassificationHead):
         return dist.mean()
 
     def draw_statistics(self, dist):
+        """``{"probs"}``: ``[1 - p, p]`` of the draw, ``[N, *steps, 2]``."""
         logits = dist.distribution.logits
         # sigmoid(-z), not 1 - sigmoid(z): that is 0 in float32 for z > 16.6 (P(y = 0) = 6e-8 there).
         return {"probs": tf.concat([tf.sigmoid(-logits), tf.sigmoid(logits)], axis=-1)}
@@ -983,6 +1072,14 @@ class NegativeLogLikelihood(tf_keras.losses.Loss):
             steps = tf.reduce_prod(tf.shape(log_prob)[1:])
             log_prob = log_prob * tf.cast(steps, log_prob.dtype)
         return -log_prob
+
+
+def _elementwise(dist):
+    """``dist`` (a head's output or distribution) without its ``tfd.Independent`` wrappers."""
+    dist = distribution_of(dist)
+    while isinstance(dist, tfd.Independent):
+        dist = dist.distribution
+    return dist
 
 
 def distribution_of(output):

@@ -303,6 +303,8 @@ class _BayesianLayer(RefusesKeras3Inputs, NameScopedBuildFromConfig, tf_keras.la
             self.num_kernel_weights, self.bias_size, self.dtype, kernel_shape=self.kernel_shape
         )
         self.exact_kl = self._has_exact_kl()
+        if self.estimator not in _SINGLE_DRAW:
+            self._check_mean_field_normal()
         variable = tf.Variable(self.kl_weight, trainable=False, dtype=self.dtype, name="kl_weight")
         self.__dict__["_kl_weight_variable"] = variable
         # A bound method, not a lambda over the layer and the variable: copy.deepcopy binds it
@@ -348,6 +350,25 @@ class _BayesianLayer(RefusesKeras3Inputs, NameScopedBuildFromConfig, tf_keras.la
         if name == "kl_weight_variable" and cached_dependencies is None and self.kl_weight_variable is not None:
             return self.kl_weight_variable
         return super()._lookup_dependency(name, cached_dependencies)
+
+    def _check_mean_field_normal(self):
+        """Flipout and local reparameterization train with ``mean + stddev * Normal noise`` per weight.
+
+        For any other posterior (your own factory's: correlated weights, another family) training
+        would optimise the mean-field Normal of the same marginals while the KL and ``tfp_bnn.predict``
+        use the posterior itself, without an error. FullCovarianceNormal is refused in ``__init__``.
+        """
+        q = self.posterior.distribution()
+        inner = q.distribution if isinstance(q, tfd.Independent) else None
+        if isinstance(q, tfd.MultivariateNormalDiag) or isinstance(inner, tfd.Normal):
+            return
+        raise ValueError(
+            f"The {self.estimator!r} estimator of {type(self).__name__} {self.name!r} samples independent Normal "
+            f"weights (mean + stddev * noise), but its posterior is {type(q).__name__}: training would ignore its "
+            "correlations and family. Use estimator='variational' (or 'reparameterization') with this posterior; "
+            "Flipout and local reparameterization need a mean-field Normal one (tfd.MultivariateNormalDiag, or "
+            "tfd.Independent over tfd.Normal)."
+        )
 
     def _has_exact_kl(self):
         try:
@@ -644,6 +665,7 @@ _CONV_ARGS = """Estimators ``"reparameterization"``/``"variational"`` (one kerne
         ``"valid"`` or ``"same"``.
       data_format: ``"channels_last"``; ``None`` (default) takes Keras's
         ``image_data_format()``, which must then be ``"channels_last"``.
+      estimator: ``"flipout"`` (default), ``"reparameterization"`` or ``"variational"``.
       Other arguments as in :class:`BayesianDense`."""
 
 

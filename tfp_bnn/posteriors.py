@@ -185,6 +185,7 @@ class MeanFieldNormal(DistributionFactory):
 
     Example: the posterior of a 3x2 kernel and 2 biases, a distribution over 8 weights.
 
+    >>> from tfp_bnn.posteriors import MeanFieldNormal
     >>> layer = MeanFieldNormal(initial_scale=0.05).make_layer(6, 2, kernel_shape=(3, 2))
     >>> q = layer.distribution()
     >>> q.event_shape, round(float(q.stddev()[0]), 4), len(layer.trainable_weights)  # mu and rho

@@ -66,6 +66,7 @@ class NormalPrior(DistributionFactory):
 
     Example:
 
+    >>> from tfp_bnn.priors import NormalPrior
     >>> prior = NormalPrior(scale=0.5).distribution(6)  # over 6 weights
     >>> prior.event_shape, float(prior.stddev()[0])
     (TensorShape([6]), 0.5)

@@ -289,7 +289,9 @@ def _one_pass_draws(num_draws, seed=None, *, weights=None, record=None):
 
 
 def stack_draws(tensor, num_draws):
-    """``[batch, ...]`` -> ``[num_draws * batch, ...]``, draw-major, as :func:`weight_draws` takes it.
+    """``tensor`` ``[batch, ...]`` -> ``[num_draws * batch, ...]``, draw-major, as :func:`weight_draws` takes it.
+
+    ``num_draws``: ``T``, the number of copies.
 
     Rows ``t * batch .. (t + 1) * batch - 1`` are copy ``t``, which goes through
     draw ``t``; ``None`` (no sample weights, say) stays ``None``.
@@ -327,7 +329,7 @@ def posterior_mean():
 
 
 def stateless_seed(seed):
-    """An integer seed (Python int or int64 tensor) as a stateless seed ``[2]`` int32.
+    """An integer ``seed`` (Python int or int64 tensor) as a stateless seed ``[2]`` int32.
 
     The low 31 bits and the next 31 bits, so every seed in ``[0, 2**62)``
     gives its own pair. It is made of plain TensorFlow ops, so a graph that

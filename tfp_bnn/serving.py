@@ -17,7 +17,9 @@ signature              outputs (``N`` inputs, ``T`` weight draws, all batch-majo
                        ``[N, units]``; classification: ``probabilities``
                        ``[N, K]``, ``predicted_class`` ``[N]`` (int64),
                        ``entropy``, ``expected_entropy``, ``mutual_information``
-                       ``[N]`` (nats)
+                       ``[N]`` (nats); a label per time step or pixel adds
+                       its ``steps`` after ``N`` (in ``samples`` after ``T``:
+                       ``[N, T, *steps]``, ``[N, T, *steps, K]``)
 ``samples``            ``samples``: one draw ``y_t ~ p(y | x, w_t)`` per weight
                        draw, ``[N, T, units]`` (classification: class indices
                        ``[N, T]``), and ``draw_means``, ``draw_variances``

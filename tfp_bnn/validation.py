@@ -44,6 +44,10 @@ def _as_numeric_array(data, name):
 
 
 def _check_finite(array, name):
+    # The min and max are NaN or infinite if any value is: no N x D temporaries of booleans on large data.
+    with np.errstate(invalid="ignore"):
+        if array.size == 0 or (np.isfinite(array.min()) and np.isfinite(array.max())):
+            return
     bad = ~np.isfinite(array)
     if bad.any():
         position = np.argwhere(bad)[0]
