@@ -98,6 +98,26 @@ def test_tfp_layer_arguments_name_the_tfp_bnn_ones(layer, argument, advice):
         layer(**{argument: lambda q, p, _: tfd.kl_divergence(q, p) / 100})
 
 
+@pytest.mark.parametrize("argument, value, advice", [
+    ("kernel_initializer", "ones", r"kernel_posterior=MeanFieldNormal\(loc_initializer=...\)"),
+    ("bias_initializer", "zeros", r"MeanFieldNormal\(loc_initializer=...\) \(the biases' at zero\)"),
+    ("kernel_regularizer", "l2", r"kernel_prior=NormalPrior\(scale\)"),
+    ("kernel_constraint", "non_neg", "constrain the outputs"),
+])
+@pytest.mark.parametrize("layer", [tfp_bnn.BayesianDense, lambda units, **kw: tfp_bnn.BayesianConv2D(units, 3, **kw)],
+                         ids=["dense", "conv"])
+def test_keras_layer_arguments_name_the_tfp_bnn_ones(layer, argument, value, advice):
+    # Were tf_keras's bare "('Keyword argument not understood:', 'kernel_initializer')".
+    with pytest.raises(TypeError, match=f"takes no {argument} .Keras's Dense/Conv arguments.: .*{advice}"):
+        layer(4, **{argument: value})
+
+
+def test_the_initializer_advice_starts_the_posterior_means_where_asked():
+    dense = tfp_bnn.BayesianDense(4, kernel_posterior=tfp_bnn.MeanFieldNormal(loc_initializer="ones"))
+    dense.build((None, 3))
+    np.testing.assert_array_equal(dense.posterior.loc.numpy(), np.r_[np.ones(12), np.zeros(4)])
+
+
 @pytest.mark.parametrize("tfp_head, size, advice", [
     (lambda: tfpl.IndependentNormal(1), 2, r"tfp_bnn.NormalHead\(1\)"),
     (lambda: tfpl.OneHotCategorical(10), 10, r"tfp_bnn.CategoricalHead\(10\) .*y.argmax\(axis=1\)"),

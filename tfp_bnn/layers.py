@@ -179,6 +179,26 @@ _TFP_ARGUMENTS = {
 }
 
 
+_INITIALIZER_ADVICE = (
+    "the weights are a posterior: its means start from kernel_posterior=MeanFieldNormal(loc_initializer=...) "
+    "(the biases' at zero) and its scales from initial_scale"
+)
+_REGULARIZER_ADVICE = (
+    "the prior is the regularizer: kernel_prior=NormalPrior(scale) (its KL, weighted by kl_weight, is the "
+    "penalty); for another penalty use model.add_loss"
+)
+_CONSTRAINT_ADVICE = "a posterior's draws are not constrained: constrain the outputs (activation, or the head)"
+# Keras's Dense/Conv arguments, which tf_keras also refused with its bare "Keyword argument not understood".
+_KERAS_ARGUMENTS = {
+    "kernel_initializer": _INITIALIZER_ADVICE,
+    "bias_initializer": _INITIALIZER_ADVICE,
+    "kernel_regularizer": _REGULARIZER_ADVICE,
+    "bias_regularizer": _REGULARIZER_ADVICE,
+    "kernel_constraint": _CONSTRAINT_ADVICE,
+    "bias_constraint": _CONSTRAINT_ADVICE,
+}
+
+
 def _is_tfp_distribution_fn(value):
     """Whether ``value`` is a ``tfp.layers`` prior/posterior function: ``make_posterior_fn(kernel_size, bias_size,
     dtype)`` (DenseVariational's, as TFP's regression tutorial and keras.io define them) or a
@@ -193,7 +213,7 @@ def _is_tfp_distribution_fn(value):
 
 
 def _refuse_tfp_arguments(layer_class, kwargs):
-    """A ``TypeError`` naming the tfp_bnn argument for a ``tfp.layers`` one (ported code)."""
+    """A ``TypeError`` naming the tfp_bnn argument for a ``tfp.layers`` or Keras one (ported code)."""
     given = [name for name in _TFP_ARGUMENTS if name in kwargs]
     if given:
         advice = "; ".join(dict.fromkeys(_TFP_ARGUMENTS[name] for name in given))
@@ -201,6 +221,10 @@ def _refuse_tfp_arguments(layer_class, kwargs):
             f"{layer_class.__name__} takes no {', '.join(given)} (tfp.layers' argument"
             f"{'s' if len(given) > 1 else ''}): {advice}."
         )
+    given = [name for name in _KERAS_ARGUMENTS if name in kwargs]
+    if given:
+        advice = "; ".join(dict.fromkeys(_KERAS_ARGUMENTS[name] for name in given))
+        raise TypeError(f"{layer_class.__name__} takes no {', '.join(given)} (Keras's Dense/Conv arguments): {advice}.")
 
 
 class _BayesianLayer(RefusesKeras3Inputs, NameScopedBuildFromConfig, tf_keras.layers.Layer):
