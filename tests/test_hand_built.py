@@ -75,6 +75,60 @@ def test_time_distributed_bayesian_dense_predicts_what_the_same_layer_on_sequenc
     assert by_wrapped.epistemic_stddev.min() > 0.05
 
 
+class _BayesianCell(tf_keras.layers.Layer):
+    """h_t = tanh([x_t, h_(t-1)] @ W + b), with a Bayesian [W, b]."""
+
+    def __init__(self, units, **kwargs):
+        super().__init__(**kwargs)
+        self.units, self.state_size = units, units
+        self.dense = tfp_bnn.BayesianDense(
+            units, activation="tanh", kl_weight=0.01, kernel_posterior=tfp_bnn.MeanFieldNormal(0.3))
+
+    def call(self, inputs, states):
+        hidden = self.dense(tf.concat([inputs, states[0]], axis=-1))
+        return hidden, [hidden]
+
+
+def _recurrent_model(unroll):
+    inputs = tf_keras.Input((5, 3))
+    hidden = tf_keras.layers.RNN(_BayesianCell(4), unroll=unroll)(inputs)
+    return tfp_bnn.BayesianModel(inputs, tfp_bnn.PointHead(1)(tf_keras.layers.Dense(1)(hidden)))
+
+
+def test_a_recurrent_cell_keeps_one_weight_draw_for_every_time_step(tmp_path):
+    # Keras runs an RNN in a while loop: the cell's draws are made in the function around it
+    # (they once stayed in the loop's graph, and predict failed with InaccessibleTensorError),
+    # so network t applies one [W, b] at every step, as the unrolled RNN does.
+    looped, unrolled = _recurrent_model(False), _recurrent_model(True)
+    unrolled.set_weights(looped.get_weights())
+    x = np.random.default_rng(0).normal(size=(6, 5, 3)).astype(np.float32)
+    by_loop = tfp_bnn.predict(looped, x, num_samples=20, seed=3)
+    by_unroll = tfp_bnn.predict(unrolled, x, num_samples=20, seed=3)
+    np.testing.assert_allclose(by_loop.draw_means, by_unroll.draw_means, rtol=1e-5, atol=1e-6)
+    assert by_loop.epistemic_stddev.min() > 0.01
+    path = serving.export_for_serving(looped, tmp_path / "m", num_samples=20)
+    served = tf.saved_model.load(str(path)).signatures["seeded"](x=tf.constant(x), seed=tf.constant(3, tf.int64))
+    np.testing.assert_allclose(served["epistemic_stddev"], by_loop.epistemic_stddev, rtol=1e-4, atol=1e-6)
+
+    # Draw t, recorded once, is the network that the recurrence computes with NumPy.
+    @tf.function
+    def three_networks(batch):
+        record = []
+        with tfp_bnn.sampling.weight_draws(3, seed=tf.constant([1, 2]), record=record):
+            return looped(batch, training=False).mean(), record
+
+    stacked, record = three_networks(tfp_bnn.sampling.stack_draws(x, 3))
+    assert [tuple(w.shape) for w in record] == [(3, 7 * 4 + 4)]  # one [T, size] draw for five steps
+    head = looped.layers[-2]
+    for t, params in enumerate(record[0].numpy()):
+        kernel, bias = params[:28].reshape(7, 4), params[28:]
+        h = np.zeros((6, 4), np.float32)
+        for step in range(5):
+            h = np.tanh(np.concatenate([x[:, step], h], axis=1) @ kernel + bias)
+        expected = h @ head.kernel.numpy() + head.bias.numpy()
+        np.testing.assert_allclose(stacked[t * 6 : (t + 1) * 6], expected, rtol=1e-4, atol=1e-5)
+
+
 def _two_input_model():
     a, b = tf_keras.Input((3,), name="a"), tf_keras.Input((2,), name="b")
     hidden = tf_keras.layers.Concatenate()([tfp_bnn.BayesianDense(4, kl_weight=0.01)(a), b])

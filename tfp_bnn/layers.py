@@ -35,7 +35,11 @@ weight samples at once (one ``[T, ...]`` tensor, one batched matmul), which is
 how :func:`tfp_bnn.predict` runs ``T`` networks in one graph (for large batches
 it applies the recorded draws one at a time in a graph loop). There every
 estimator samples whole weights: the estimator only decides how training
-gradients are estimated.
+gradients are estimated. A layer called several times in one forward pass (a
+shared layer, a recurrent cell at every time step) keeps its draw there, so
+draw ``t`` is one network; in training (outside ``weight_draws``) every call
+draws afresh, so a recurrent cell gets new weights (or Flipout noise) at each
+time step.
 
 Example:
 
@@ -428,10 +432,6 @@ class _BayesianLayer(RefusesKeras3Inputs, NameScopedBuildFromConfig, tf_keras.la
     def call(self, inputs):
         mode = sampling.current_mode()
         num_draws = mode.num_draws if mode.kind == "draws" else 1
-        seed = mode.next_seed(self) if mode.kind == "draws" else None
-        # No salt: mode.next_seed already differs per layer, by the order of tracing, so the
-        # draws depend on the seed and the architecture, not on auto-generated layer names.
-        seeds = tfp.random.split_seed(seed, n=3)
         x = tf.cast(inputs, self.compute_dtype)
         x = tf.reshape(x, tf.concat([[num_draws, -1], tf.shape(x)[1:]], axis=0))
 
@@ -443,21 +443,30 @@ class _BayesianLayer(RefusesKeras3Inputs, NameScopedBuildFromConfig, tf_keras.la
             # the predictive distribution is the same, and draw t is then one network for
             # all inputs (coherent sampled curves).
             def sample():
+                # The seed is made with the draws: under weight_draws both are built in the
+                # function being traced, not in a recurrent cell's loop (sampling.Mode.layer_weights).
+                seed = self._seeds(mode)[0]
                 draw = getattr(self.posterior, "sample_weights", None)
                 if draw is not None:
-                    return draw(num_draws, seeds[0])
-                return self.posterior.distribution().sample(num_draws, seed=seeds[0])
+                    return draw(num_draws, seed)
+                return self.posterior.distribution().sample(num_draws, seed=seed)
 
             params = mode.layer_weights(sample, self) if mode.kind == "draws" else sample()
             kernel, bias = self._split(params)
             y = self._add_bias(self._apply_kernel(x, kernel), bias)
         elif self.estimator == "flipout":
-            y = self._forward_flipout(x, seeds)
+            y = self._forward_flipout(x, self._seeds(mode))
         else:
-            y = self._forward_local_reparameterization(x, seeds)
+            y = self._forward_local_reparameterization(x, self._seeds(mode))
 
         y = tf.reshape(y, tf.concat([[-1], tf.shape(y)[2:]], axis=0))
         return self.activation(y) if self.activation is not None else y
+
+    def _seeds(self, mode):
+        """Three seeds for one forward pass: stateless under ``weight_draws(T, seed)``, else None (stateful)."""
+        # No salt: mode.next_seed already differs per layer, by the order of tracing, so the
+        # draws depend on the seed and the architecture, not on auto-generated layer names.
+        return tfp.random.split_seed(mode.next_seed(self) if mode.kind == "draws" else None, n=3)
 
     def _forward_mean(self, x):
         kernel, bias = self._split(self.posterior.distribution().mean()[tf.newaxis])

@@ -43,6 +43,8 @@ import dataclasses
 import threading
 
 import tensorflow as tf
+# The graphs of tf.while_loop/tf.cond bodies (a recurrent layer's loop), pinned with TensorFlow.
+from tensorflow.python.ops import control_flow_v2_func_graphs
 
 from tfp_bnn import validation
 
@@ -119,12 +121,20 @@ class Mode:
         """
         # Only while a graph is built: there a second call is the same forward pass. Eagerly,
         # each call is a new pass (a new step under GradientTape) and must draw afresh.
-        graph = self._pass(tf.compat.v1.get_default_graph() if tf.inside_function() else None)
+        # Draws are made in the function being traced, not in a loop or branch inside it: a
+        # layer in a recurrent cell (tf_keras.layers.RNN's while loop) keeps draw t for every
+        # time step, as with unroll=True, and its draws can be recorded (a tensor of the
+        # loop's body graph cannot be used outside it).
+        home = _function_graph() if self.weights is None else _default_function_graph()
+        graph = self._pass(home)
         key = None if layer is None or graph is None else (id(layer), id(graph))
         if key in self._drawn_by_layer and self._drawn_by_layer[key][0] is graph:
             return self._drawn_by_layer[key][1]
         if self.weights is not None:
             params = self.weights[self._number("weights", layer) - 1]
+        elif home is not _default_function_graph():
+            with home.as_default():
+                params = sample()
         else:
             params = sample()
         if self.record is not None:
@@ -149,12 +159,27 @@ class Mode:
 _EAGER_PASS = object()
 
 
+def _default_function_graph():
+    """The graph being built (a function, or a loop or branch inside one); None eagerly."""
+    return tf.compat.v1.get_default_graph() if tf.inside_function() else None
+
+
+def _function_graph():
+    """The graph of the function being built, outside the loops and branches in it; None eagerly.
+
+    Not beyond it: a ``tf.function`` called inside another is a function of its own,
+    whose tensors the caller cannot use.
+    """
+    graph = _default_function_graph()
+    while isinstance(graph, control_flow_v2_func_graphs.ControlFlowFuncGraph):
+        graph = graph.outer_graph
+    return graph
+
+
 def _outermost_function_graph():
     """The graph of the function being traced (not of a loop or branch inside it); None eagerly."""
-    if not tf.inside_function():
-        return None
-    graph = tf.compat.v1.get_default_graph()
-    while getattr(getattr(graph, "outer_graph", None), "building_function", False):
+    graph = _default_function_graph()
+    while graph is not None and getattr(getattr(graph, "outer_graph", None), "building_function", False):
         graph = graph.outer_graph
     return graph
 
