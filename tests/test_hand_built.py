@@ -112,9 +112,9 @@ def test_a_recurrent_cell_keeps_one_weight_draw_for_every_time_step(tmp_path):
 
     # Draw t, recorded once, is the network that the recurrence computes with NumPy.
     @tf.function
-    def three_networks(batch):
+    def three_networks(batch):  # as tfp_bnn.predict records the draws of a seed
         record = []
-        with tfp_bnn.sampling.weight_draws(3, seed=tf.constant([1, 2]), record=record):
+        with tfp_bnn.sampling._one_pass_draws(3, seed=tf.constant([1, 2]), record=record):
             return looped(batch, training=False).mean(), record
 
     stacked, record = three_networks(tfp_bnn.sampling.stack_draws(x, 3))

@@ -432,6 +432,10 @@ class _BayesianLayer(RefusesKeras3Inputs, NameScopedBuildFromConfig, tf_keras.la
     def call(self, inputs):
         mode = sampling.current_mode()
         num_draws = mode.num_draws if mode.kind == "draws" else 1
+        # Made first, as they always were: under a global seed a stateful random op's seed is
+        # its place in the graph, so moving them would change what a seeded fit draws. Draws
+        # made in the function around a recurrent cell's loop make their seed there.
+        seeds = None if mode.draws_elsewhere() else self._seeds(mode)
         x = tf.cast(inputs, self.compute_dtype)
         x = tf.reshape(x, tf.concat([[num_draws, -1], tf.shape(x)[1:]], axis=0))
 
@@ -443,9 +447,7 @@ class _BayesianLayer(RefusesKeras3Inputs, NameScopedBuildFromConfig, tf_keras.la
             # the predictive distribution is the same, and draw t is then one network for
             # all inputs (coherent sampled curves).
             def sample():
-                # The seed is made with the draws: under weight_draws both are built in the
-                # function being traced, not in a recurrent cell's loop (sampling.Mode.layer_weights).
-                seed = self._seeds(mode)[0]
+                seed = (self._seeds(mode) if seeds is None else seeds)[0]
                 draw = getattr(self.posterior, "sample_weights", None)
                 if draw is not None:
                     return draw(num_draws, seed)
@@ -455,9 +457,9 @@ class _BayesianLayer(RefusesKeras3Inputs, NameScopedBuildFromConfig, tf_keras.la
             kernel, bias = self._split(params)
             y = self._add_bias(self._apply_kernel(x, kernel), bias)
         elif self.estimator == "flipout":
-            y = self._forward_flipout(x, self._seeds(mode))
+            y = self._forward_flipout(x, seeds)
         else:
-            y = self._forward_local_reparameterization(x, self._seeds(mode))
+            y = self._forward_local_reparameterization(x, seeds)
 
         y = tf.reshape(y, tf.concat([[-1], tf.shape(y)[2:]], axis=0))
         return self.activation(y) if self.activation is not None else y

@@ -63,6 +63,8 @@ class Mode:
     # The context holds one forward pass (tfp_bnn's own prediction graphs): eagerly too, as
     # under tf.config.run_functions_eagerly(True), a layer called again is the same pass.
     one_pass: bool = False
+    # One-pass contexts only: the graph the forward pass starts in (None eagerly).
+    pass_graph: object = None
     # Per function being traced (its outermost graph; None eagerly): the number each
     # layer got, in order of first call, for its seed and its entry of ``weights``.
     _numbers: dict = dataclasses.field(default_factory=dict)
@@ -107,6 +109,31 @@ class Mode:
             by_layer[id(layer)] = (layer, count[0])
         return count[0]
 
+    def draws_elsewhere(self):
+        """Whether a layer's draws are made outside the graph being built: in the graph of the forward pass."""
+        return self._home() is not _default_function_graph()
+
+    def _home(self):
+        """The graph in which the next layer's draws are made.
+
+        The graph being built, except for a layer in a loop or branch inside the one
+        forward pass of tfp_bnn's own prediction functions (a recurrent cell, in
+        tf_keras.layers.RNN's while loop): there, in the graph the pass started in, so
+        that draw ``t`` is one network for every time step (as with ``unroll=True``) and
+        the draws can be recorded (a loop's tensors cannot be used outside it). Never
+        out of a loop around the forward pass (Keras's ``steps_per_execution`` loop of
+        training steps, each with its own variables and gradients): only one-pass
+        contexts know where their pass started.
+        """
+        graph = current = _default_function_graph()
+        if self.kind != "draws" or self.weights is not None or self.pass_graph is None:
+            return current
+        while isinstance(graph, control_flow_v2_func_graphs.ControlFlowFuncGraph):
+            graph = graph.outer_graph
+            if graph is self.pass_graph:
+                return graph
+        return current
+
     def layer_weights(self, sample, layer=None):
         """The ``[T, size]`` weight draws of the next Bayesian layer traced.
 
@@ -121,11 +148,7 @@ class Mode:
         """
         # Only while a graph is built: there a second call is the same forward pass. Eagerly,
         # each call is a new pass (a new step under GradientTape) and must draw afresh.
-        # Draws are made in the function being traced, not in a loop or branch inside it: a
-        # layer in a recurrent cell (tf_keras.layers.RNN's while loop) keeps draw t for every
-        # time step, as with unroll=True, and its draws can be recorded (a tensor of the
-        # loop's body graph cannot be used outside it).
-        home = _function_graph() if self.weights is None else _default_function_graph()
+        home = self._home()
         graph = self._pass(home)
         key = None if layer is None or graph is None else (id(layer), id(graph))
         if key in self._drawn_by_layer and self._drawn_by_layer[key][0] is graph:
@@ -133,7 +156,7 @@ class Mode:
         if self.weights is not None:
             params = self.weights[self._number("weights", layer) - 1]
         elif home is not _default_function_graph():
-            with home.as_default():
+            with home.as_default():  # the recurrent cell's loop captures them
                 params = sample()
         else:
             params = sample()
@@ -162,18 +185,6 @@ _EAGER_PASS = object()
 def _default_function_graph():
     """The graph being built (a function, or a loop or branch inside one); None eagerly."""
     return tf.compat.v1.get_default_graph() if tf.inside_function() else None
-
-
-def _function_graph():
-    """The graph of the function being built, outside the loops and branches in it; None eagerly.
-
-    Not beyond it: a ``tf.function`` called inside another is a function of its own,
-    whose tensors the caller cannot use.
-    """
-    graph = _default_function_graph()
-    while isinstance(graph, control_flow_v2_func_graphs.ControlFlowFuncGraph):
-        graph = graph.outer_graph
-    return graph
 
 
 def _outermost_function_graph():
@@ -310,7 +321,9 @@ def weight_draws(num_draws, seed=None, *, weights=None, record=None):
 def _one_pass_draws(num_draws, seed=None, *, weights=None, record=None):
     """:func:`weight_draws` around one forward pass: eagerly too, a layer called again reuses its draws."""
     num_draws = validation.check_positive_int(num_draws, "num_draws")
-    return _entered(Mode("draws", num_draws, seed, weights=weights, record=record, one_pass=True))
+    mode = Mode("draws", num_draws, seed, weights=weights, record=record, one_pass=True,
+                pass_graph=_default_function_graph())
+    return _entered(mode)
 
 
 def stack_draws(tensor, num_draws):
