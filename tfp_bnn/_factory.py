@@ -152,7 +152,11 @@ def _add_weight_of(add_variable_fn):
 
 
 class DistributionFactory:
-    """Base class: the two ``tfp.layers`` protocols and Keras serialization."""
+    """Base class of the priors and posteriors: the two ``tfp.layers`` protocols and Keras serialization.
+
+    Subclass :class:`tfp_bnn.priors.Prior` or :class:`tfp_bnn.posteriors.Posterior`
+    (both derive from this class): they document the protocol.
+    """
 
     def __call__(self, *args, **kwargs):
         if len(args) + len(kwargs) == len(_KERNEL_FN_ARGS) or "add_variable_fn" in kwargs:
@@ -164,19 +168,53 @@ class DistributionFactory:
         return self.make_layer(*args, **kwargs)
 
     def make_layer(self, kernel_size, bias_size=0, dtype=None, kernel_shape=None):
-        raise NotImplementedError
+        """A :class:`DistributionLayer` over the flat ``[kernel.ravel(), bias]`` vector of one Bayesian layer.
+
+        Called once, when the Bayesian layer is built. Its ``distribution()`` has batch
+        shape ``[]``, event shape ``[kernel_size + bias_size]`` and dtype ``dtype``.
+
+        Args:
+          kernel_size: number of kernel weights, ``prod(kernel_shape)``.
+          bias_size: number of biases (``units``/``filters``; 0 without a bias).
+          dtype: the Bayesian layer's dtype (its variables' and the distribution's).
+          kernel_shape: the kernel's shape, ``(input_dim, units)`` for a dense
+            layer, ``(*kernel_size, input_channels, filters)`` for a convolution;
+            ``None`` from ``tfp.layers.DenseVariational``, which passes sizes only.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} must define make_layer(kernel_size, bias_size=0, dtype=None, kernel_shape=None)."
+        )
 
     def kernel_fn(self, dtype, shape, name, trainable, add_variable_fn):
+        """A distribution over a kernel of ``shape``, for TFP's Reparameterization/Flipout layers.
+
+        The ``kernel_prior_fn``/``kernel_posterior_fn`` protocol of
+        ``tfp.layers.DenseReparameterization``, ``DenseFlipout`` and the
+        convolutions: event shape ``shape``, variables made by
+        ``add_variable_fn(name=..., shape=..., initializer=..., dtype=dtype,
+        trainable=trainable)``. tfp_bnn's own layers never call it; the base
+        raises ``NotImplementedError``.
+        """
         raise NotImplementedError(
             f"{type(self).__name__} cannot be used as a kernel prior/posterior of "
             "the tfp.layers Reparameterization/Flipout layers."
         )
 
     def get_config(self):
-        raise NotImplementedError
+        """The arguments of ``__init__`` as a JSON-able dict: ``type(self)(**config)`` is an equal factory.
+
+        With the class registered (``tf_keras.saving.register_keras_serializable``),
+        a Bayesian layer's config stores the factory by it, and ``.keras``/``.h5``
+        files load it back; the variables of the layer it made are the model's weights.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} must define get_config(), the arguments of its __init__ (an empty dict if it "
+            "takes none), so that a model using it can be saved."
+        )
 
     @classmethod
     def from_config(cls, config):
+        """``cls(**config)``, the inverse of :meth:`get_config`."""
         return cls(**config)
 
     def __repr__(self):
@@ -222,7 +260,17 @@ _FIXED_BY_THE_CLASS = ("make_distribution_fn", "convert_to_tensor_fn")
 
 
 class DistributionLayer(CopiesWithOwnWeights, tfp.layers.DistributionLambda):
-    """A layer that owns the variables of a distribution over a flat vector.
+    """A Keras layer that owns the variables of a distribution over a flat weight vector.
+
+    What a prior's or a posterior's ``make_layer`` returns. Subclasses create their
+    variables in ``__init__`` with ``self.add_weight`` and implement
+    :meth:`distribution`: a distribution with batch shape ``[]``, event shape
+    ``[size]`` and dtype ``self.dtype`` (wrap an elementwise distribution such as
+    ``tfd.Laplace(loc)`` in ``tfd.Independent(..., reinterpreted_batch_ndims=1)``).
+    A Bayesian layer checks this when it is built. Its variables are the model's
+    weights: trained by ``fit`` if trainable, saved and loaded with the model. The
+    layer is made again by ``make_layer`` when a saved model is loaded, so it needs
+    no registration of its own.
 
     Its call ignores the inputs (they are only there for the
     ``make_posterior_fn`` protocol) and returns :meth:`distribution` as a
@@ -236,6 +284,26 @@ class DistributionLayer(CopiesWithOwnWeights, tfp.layers.DistributionLambda):
     TFP's bijector cache keeps every graph that sampled so alive for the life
     of the process (each ``tfp_bnn.predict`` function, each serving export), and
     so does a ``tf.custom_gradient`` (TFP's ``Softplus`` bijector) called in a graph.
+
+    Args:
+      size: length of the weight vector, ``kernel_size + bias_size``.
+      **kwargs: ``tf_keras.layers.Layer`` arguments (``dtype``, ``name``, ``trainable``).
+
+    Example: independent Laplace weights around a trainable location.
+
+    >>> import tensorflow as tf, tensorflow_probability as tfp
+    >>> from tfp_bnn.posteriors import DistributionLayer
+    >>> class LaplaceLayer(DistributionLayer):
+    ...     def __init__(self, size, **kwargs):
+    ...         super().__init__(size, **kwargs)
+    ...         self.loc = self.add_weight(name="loc", shape=[self.size], initializer="zeros")
+    ...     def distribution(self):
+    ...         laplace = tfp.distributions.Laplace(self.loc, tf.constant(0.1, self.dtype))
+    ...         return tfp.distributions.Independent(laplace, reinterpreted_batch_ndims=1)
+    >>> layer = LaplaceLayer(8)
+    >>> q = layer.distribution()
+    >>> q.batch_shape, q.event_shape, q.dtype, len(layer.trainable_weights)
+    (TensorShape([]), TensorShape([8]), tf.float32, 1)
     """
 
     def __init__(self, size, **kwargs):
@@ -249,17 +317,20 @@ class DistributionLayer(CopiesWithOwnWeights, tfp.layers.DistributionLambda):
         self.size = int(size)
 
     def distribution(self):
-        raise NotImplementedError
+        """The distribution over the ``size`` weights: batch shape ``[]``, event shape ``[size]``, ``self.dtype``."""
+        raise NotImplementedError(f"{type(self).__name__} must define distribution().")
 
     def _from_inputs(self, inputs):
         return self.distribution()
 
     def get_config(self):
+        """The Keras layer's config and ``size`` (extend it with the arguments of your ``__init__``)."""
         # Skip DistributionLambda/Lambda.get_config: they would pickle the function.
         return {**tf_keras.layers.Layer.get_config(self), "size": self.size}
 
     @classmethod
     def from_config(cls, config):
+        """``cls(**config)``, without the arguments the class fixes."""
         # Fixed by the class; configs of older versions may carry them.
         return cls(**{k: v for k, v in config.items() if k not in _FIXED_BY_THE_CLASS})
 

@@ -73,8 +73,8 @@ from tfp_bnn._factory import (
     register,
     serialize,
 )
-from tfp_bnn.posteriors import FullCovarianceNormal, MeanFieldNormal
-from tfp_bnn.priors import GaussianPrior, NormalPrior, ScaleMixturePrior, TrainableNormalPrior
+from tfp_bnn.posteriors import FullCovarianceNormal, MeanFieldNormal, Posterior
+from tfp_bnn.priors import NormalPrior, Prior
 from tfp_bnn.validation import check_positive_int, is_positive_int
 
 tfd = tfp.distributions
@@ -145,7 +145,8 @@ def _factory(value, default, argument, accepted, other_kind=()):
         # tfp.layers.default_mean_field_normal_fn() failed later as "'function' object has no attribute 'make_layer'".
         raise ValueError(
             f"{argument} must be a tfp_bnn distribution factory ({accepted}), got {value!r}; "
-            "tfp.layers' prior/posterior functions go with tfp.layers' own layers."
+            "tfp.layers' prior/posterior functions go with tfp.layers' own layers, and a prior or posterior of "
+            "your own subclasses tfp_bnn.priors.Prior or tfp_bnn.posteriors.Posterior."
         )
     return factory
 
@@ -277,11 +278,10 @@ class _BayesianLayer(RefusesKeras3Inputs, NameScopedBuildFromConfig, tf_keras.la
         self.use_bias = bool(use_bias)
         self.kernel_prior = _factory(kernel_prior, NormalPrior, "kernel_prior", "NormalPrior, ScaleMixturePrior, "
                                      "TrainableNormalPrior or GaussianPrior from tfp_bnn.priors",
-                                     other_kind=(MeanFieldNormal,))
+                                     other_kind=(Posterior,))
         self.kernel_posterior = _factory(kernel_posterior, MeanFieldNormal, "kernel_posterior",
                                          "MeanFieldNormal or FullCovarianceNormal from tfp_bnn.posteriors",
-                                         other_kind=(NormalPrior, ScaleMixturePrior, TrainableNormalPrior,
-                                                     GaussianPrior))
+                                         other_kind=(Prior,))
         if isinstance(self.kernel_posterior, FullCovarianceNormal) and estimator not in _SINGLE_DRAW:
             raise ValueError(
                 f"The {estimator!r} estimator needs independent weights; use a MeanFieldNormal "
@@ -330,6 +330,7 @@ class _BayesianLayer(RefusesKeras3Inputs, NameScopedBuildFromConfig, tf_keras.la
         self.prior = self.kernel_prior.make_layer(
             self.num_kernel_weights, self.bias_size, self.dtype, kernel_shape=self.kernel_shape
         )
+        self._check_over_flat_weights()
         self.exact_kl = self._has_exact_kl()
         if self.estimator not in _SINGLE_DRAW:
             self._check_mean_field_normal()
@@ -397,6 +398,31 @@ class _BayesianLayer(RefusesKeras3Inputs, NameScopedBuildFromConfig, tf_keras.la
             "Flipout and local reparameterization need a mean-field Normal one (tfd.MultivariateNormalDiag, or "
             "tfd.Independent over tfd.Normal)."
         )
+
+    def _check_over_flat_weights(self):
+        """Both distributions are one event of ``[kernel.ravel(), bias]`` in the layer's dtype (a factory of your own).
+
+        A bare elementwise distribution (``tfd.Laplace(zeros([size]))``: batch ``[size]``,
+        event ``[]``) gave a KL and log-densities per weight instead of one number.
+        """
+        size = self.num_kernel_weights + self.bias_size
+        for argument, factory, made in (("kernel_posterior", self.kernel_posterior, self.posterior),
+                                        ("kernel_prior", self.kernel_prior, self.prior)):
+            dist = made.distribution()
+            shapes_known = dist.batch_shape.is_fully_defined() and dist.event_shape.is_fully_defined()
+            if shapes_known and (dist.batch_shape.rank != 0 or dist.event_shape.as_list() != [size]):
+                raise ValueError(
+                    f"{type(self).__name__} {self.name!r}: its {argument} {factory!r} made a distribution of batch "
+                    f"shape {dist.batch_shape} and event shape {dist.event_shape}; it must be one distribution over "
+                    f"the flat [kernel, bias] vector of {self.num_kernel_weights} + {self.bias_size} weights: batch "
+                    f"shape [], event shape [{size}]. Wrap an elementwise distribution in "
+                    "tfd.Independent(..., reinterpreted_batch_ndims=1)."
+                )
+            if dist.dtype != tf.as_dtype(self.dtype):
+                raise ValueError(
+                    f"{type(self).__name__} {self.name!r}: its {argument} {factory!r} made a {dist.dtype.name} "
+                    f"distribution for a {self.dtype} layer; make it in the dtype make_layer receives."
+                )
 
     def _has_exact_kl(self):
         try:
@@ -524,9 +550,11 @@ class BayesianDense(_BayesianLayer):
         ``"variational"`` or ``"local_reparameterization"`` (module docs).
       use_bias: whether the layer has a (Bayesian) bias.
       kernel_prior: a :mod:`tfp_bnn.priors` factory over ``[W, b]``
-        (default ``NormalPrior(1.0)``).
+        (default ``NormalPrior(1.0)``), or one of your own (a subclass of
+        :class:`tfp_bnn.priors.Prior`).
       kernel_posterior: a :mod:`tfp_bnn.posteriors` factory over ``[W, b]``
-        (default ``MeanFieldNormal(initial_scale=1e-3)``).
+        (default ``MeanFieldNormal(initial_scale=1e-3)``), or one of your own
+        (a subclass of :class:`tfp_bnn.posteriors.Posterior`).
       kl_weight: factor of the KL term, ``1 / N`` for ``N`` training examples;
         a callback may change ``layer.kl_weight`` during ``fit`` (KL warm-up).
 
@@ -538,7 +566,7 @@ class BayesianDense(_BayesianLayer):
     ``(input_dim * units + units,)``, ``W`` row-major ``(input_dim, units)``),
     the weights this layer samples; ``layer.kl_divergence()`` is
     ``KL(q || p)`` unscaled, in nats (the model's loss adds ``kl_weight``
-    times it). The same holds for the convolutions, with the kernel of shape
+    times it), exact if ``layer.exact_kl``, else a one-draw Monte Carlo estimate. The same holds for the convolutions, with the kernel of shape
     ``(*kernel_size, input_channels, filters)``.
 
     Example:

@@ -1,10 +1,14 @@
 """Variational posteriors over the weights of a Bayesian layer.
 
-Each posterior is a serializable factory (see :mod:`tfp_bnn._factory`): pass it
+Each posterior is a serializable factory, a subclass of :class:`Posterior`: pass it
 as ``kernel_posterior`` of :class:`tfp_bnn.layers.BayesianDense`, as
 ``make_posterior_fn`` of ``tfp.layers.DenseVariational`` or (mean-field only)
 as ``kernel_posterior_fn`` of ``tfp.layers.DenseReparameterization``/
 ``DenseFlipout``.
+
+A posterior of your own subclasses :class:`Posterior`, whose ``make_layer``
+returns a :class:`DistributionLayer` holding its variables; :class:`Posterior`
+says what to define.
 
 The initial posterior scale matters: a wide initial posterior injects so much
 noise that the network cannot fit the data and the KL term drives every weight
@@ -37,7 +41,7 @@ from tfp_bnn._factory import (
 tfd = tfp.distributions
 tfb = tfp.bijectors
 
-__all__ = ["MeanFieldNormal", "FullCovarianceNormal"]
+__all__ = ["DistributionLayer", "FullCovarianceNormal", "MeanFieldNormal", "Posterior"]
 
 # Full covariance stores size * (size + 1) / 2 numbers: refuse sizes whose
 # Cholesky factor would not fit comfortably in memory or time.
@@ -171,8 +175,101 @@ class FullCovarianceNormalLayer(_PosteriorLayer):
         return q.scale.matvec(z) + q.loc
 
 
+class Posterior(DistributionFactory):
+    """Base class of the variational posteriors ``q(w)`` of a Bayesian layer; subclass it for your own.
+
+    A posterior is a small factory object, not a Keras layer: one instance may be
+    passed to every layer of a model. Each Bayesian layer calls
+    ``make_layer(kernel_size, bias_size, dtype, kernel_shape=kernel_shape)`` once,
+    when it is built, and keeps the :class:`DistributionLayer` it returns as
+    ``layer.posterior``: its variables are the layer's trainable weights, and
+    ``layer.posterior.distribution()`` is ``q``, which the layer samples (through
+    the layer's ``sample_weights(num_draws, seed)`` if it has one).
+
+    What to define:
+
+    * ``make_layer(kernel_size, bias_size=0, dtype=None, kernel_shape=None)``:
+      a :class:`DistributionLayer` subclass over ``kernel_size + bias_size``
+      weights, made with ``dtype=dtype``, that creates its variables with
+      ``add_weight`` and returns ``q`` from ``distribution()``.
+    * ``get_config()``: the arguments of ``__init__`` (``{}`` if none), and
+      registration with ``tf_keras.saving.register_keras_serializable(package=...)``,
+      so that ``model.save("m.keras")`` stores the posterior and ``load_model``
+      (in a process that has run the registration) makes the layer again and
+      loads its variables. The :class:`DistributionLayer` needs no registration.
+    * optionally ``kernel_fn(dtype, shape, name, trainable, add_variable_fn)``,
+      for TFP's Reparameterization/Flipout layers only.
+
+    Shapes and dtype: ``q`` is over the flat vector ``[kernel.ravel(), bias]``
+    (the kernel row-major in ``kernel_shape``: ``(input_dim, units)`` for a dense
+    layer, ``(*kernel_size, input_channels, filters)`` for a convolution), with
+    batch shape ``[]``, event shape ``[kernel_size + bias_size]`` and dtype
+    ``dtype``; a Bayesian layer refuses another shape or dtype when it is built.
+
+    Estimators: a posterior with correlated weights or another family than the
+    Normal goes with ``estimator="variational"`` (or ``"reparameterization"``),
+    which samples whole weight vectors. Flipout and local reparameterization take
+    only a mean-field Normal ``q`` (``tfd.MultivariateNormalDiag``, or
+    ``tfd.Independent`` over ``tfd.Normal``); the layer refuses others.
+
+    The KL term ``KL(q || p)`` is exact when TFP has ``tfd.kl_divergence`` for the
+    pair of classes (a ``MultivariateNormalDiag`` ``q`` against
+    :class:`~tfp_bnn.priors.NormalPrior`), else an unbiased one-draw Monte Carlo
+    estimate ``log q(w) - log p(w)`` at ``w ~ q`` (``layer.exact_kl`` says which).
+    ``q`` must be reparameterized (``q.reparameterization_type`` is
+    ``tfd.FULLY_REPARAMETERIZED``, as for every Normal) for ``fit`` to train it.
+
+    Example: a low-rank plus diagonal Gaussian, ``Cov = diag(d) + U U^T``, ``U`` of
+    ``rank`` columns.
+
+    >>> import tensorflow as tf, tensorflow_probability as tfp, tf_keras
+    >>> from tfp_bnn.layers import BayesianDense
+    >>> from tfp_bnn.posteriors import DistributionLayer, Posterior
+    >>> class LowRankLayer(DistributionLayer):
+    ...     def __init__(self, size, rank, **kwargs):
+    ...         super().__init__(size, **kwargs)
+    ...         self.rank = rank
+    ...         self.loc = self.add_weight(name="loc", shape=[size], initializer="glorot_uniform")
+    ...         narrow = tf_keras.initializers.Constant(-10.0)  # the variances d start at softplus(-10)
+    ...         self.raw_diag = self.add_weight(name="raw_diag", shape=[size], initializer=narrow)
+    ...         small = tf_keras.initializers.RandomNormal(stddev=1e-3)
+    ...         self.factor = self.add_weight(name="factor", shape=[size, rank], initializer=small)
+    ...     def distribution(self):
+    ...         return tfp.distributions.MultivariateNormalDiagPlusLowRankCovariance(
+    ...             self.loc, tf.nn.softplus(self.raw_diag), self.factor)
+    ...     def get_config(self):
+    ...         return {**super().get_config(), "rank": self.rank}
+    >>> @tf_keras.saving.register_keras_serializable(package="my_posteriors")
+    ... class LowRankNormal(Posterior):
+    ...     def __init__(self, rank=2):
+    ...         self.rank = int(rank)
+    ...     def make_layer(self, kernel_size, bias_size=0, dtype=None, kernel_shape=None):
+    ...         return LowRankLayer(kernel_size + bias_size, self.rank, dtype=dtype)
+    ...     def get_config(self):
+    ...         return {"rank": self.rank}
+    >>> layer = BayesianDense(2, estimator="variational", kernel_posterior=LowRankNormal(rank=2), kl_weight=1 / 100)
+    >>> layer(tf.zeros([4, 3])).shape
+    TensorShape([4, 2])
+    >>> layer.posterior.distribution().event_shape, len(layer.trainable_weights), layer.exact_kl
+    (TensorShape([8]), 3, False)
+    """
+
+    def make_layer(self, kernel_size, bias_size=0, dtype=None, kernel_shape=None):
+        """A :class:`DistributionLayer` holding the variables of ``q`` over ``kernel_size + bias_size`` weights.
+
+        Arguments as in :meth:`DistributionFactory.make_layer`: ``kernel_size``,
+        ``bias_size``, ``dtype`` (make the layer with it) and ``kernel_shape``
+        (the kernel's shape, e.g. for a fan-based initializer of the means;
+        ``None`` from ``tfp.layers.DenseVariational``).
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} must define make_layer(kernel_size, bias_size=0, dtype=None, kernel_shape=None), "
+            "returning a DistributionLayer over kernel_size + bias_size weights."
+        )
+
+
 @register
-class MeanFieldNormal(DistributionFactory):
+class MeanFieldNormal(Posterior):
     """Mean-field Gaussian posterior ``q(w) = prod_j Normal(mu_j, softplus(rho_j))``.
 
     The softplus keeps the scale positive with a gradient that does not vanish
@@ -201,6 +298,7 @@ class MeanFieldNormal(DistributionFactory):
         self.loc_initializer = loc_initializer
 
     def make_layer(self, kernel_size, bias_size=0, dtype=None, kernel_shape=None):
+        """A :class:`MeanFieldNormalLayer`; the kernel means start from ``loc_initializer``."""
         if kernel_shape is None and bias_size and kernel_size % bias_size == 0:
             # tfp.layers.DenseVariational gives sizes only; its kernel is [in, units] with
             # bias_size = units, and the initializer needs those fans, not a flat in * units.
@@ -226,6 +324,7 @@ class MeanFieldNormal(DistributionFactory):
         )
 
     def kernel_fn(self, dtype, shape, name, trainable, add_variable_fn):
+        """``Normal(loc, softplus(rho))`` per weight of a kernel of ``shape`` (TFP's Reparameterization/Flipout)."""
         loc = add_variable_fn(
             name=name + "_loc",
             shape=shape,
@@ -244,6 +343,7 @@ class MeanFieldNormal(DistributionFactory):
         return tfd.Independent(tfd.Normal(loc=loc, scale=scale), reinterpreted_batch_ndims=len(shape))
 
     def get_config(self):
+        """``{"initial_scale": ..., "loc_initializer": ...}`` (the initializer serialized)."""
         loc_initializer = self.loc_initializer
         if not isinstance(loc_initializer, (str, dict)):  # names and configs are serialized already
             # get(): a class (HeNormal, as Dense takes it) becomes an instance to serialize.
@@ -286,6 +386,7 @@ class FullCovarianceNormal(MeanFieldNormal):
         super().__init__(initial_scale, loc_initializer)
 
     def make_layer(self, kernel_size, bias_size=0, dtype=None, kernel_shape=None):
+        """A :class:`FullCovarianceNormalLayer`; refuses more than ``MAX_FULL_COVARIANCE_SIZE`` weights."""
         size = kernel_size + bias_size
         if size > MAX_FULL_COVARIANCE_SIZE:
             raise ValueError(
@@ -296,4 +397,5 @@ class FullCovarianceNormal(MeanFieldNormal):
         return super().make_layer(kernel_size, bias_size, dtype, kernel_shape)
 
     def kernel_fn(self, dtype, shape, name, trainable, add_variable_fn):
+        """Raises ``NotImplementedError``: TFP's Reparameterization/Flipout layers need independent weights."""
         return DistributionFactory.kernel_fn(self, dtype, shape, name, trainable, add_variable_fn)

@@ -1,6 +1,6 @@
 """Priors over the weights of a Bayesian layer.
 
-Each prior is a serializable factory (see :mod:`tfp_bnn._factory`): pass it as
+Each prior is a serializable factory, a subclass of :class:`Prior`: pass it as
 ``kernel_prior`` of :class:`tfp_bnn.layers.BayesianDense`, as ``make_prior_fn``
 of ``tfp.layers.DenseVariational`` or as ``kernel_prior_fn`` of
 ``tfp.layers.DenseReparameterization``/``DenseFlipout``. With those TFP layers
@@ -8,6 +8,10 @@ of ``tfp.layers.DenseVariational`` or as ``kernel_prior_fn`` of
 ``kernel_divergence_fn=lambda q, p, _: q.log_prob(w := q.sample()) - p.log_prob(w)``
 (their default is the analytic KL, which TFP has not for a Normal against a
 mixture); ``BayesianDense`` and ``DenseVariational`` need nothing more.
+
+A prior of your own subclasses :class:`Prior` (a fixed distribution: its
+``distribution(size, dtype)``; with variables: ``make_layer`` returning a
+:class:`DistributionLayer`); :class:`Prior` says what to define.
 
 Gaussian priors are ``MultivariateNormalDiag`` over the flat weight vector so
 that ``tfd.kl_divergence`` is exact against both posteriors of
@@ -38,7 +42,7 @@ from tfp_bnn._factory import (
 
 tfd = tfp.distributions
 
-__all__ = ["GaussianPrior", "NormalPrior", "ScaleMixturePrior", "TrainableNormalPrior"]
+__all__ = ["DistributionLayer", "GaussianPrior", "NormalPrior", "Prior", "ScaleMixturePrior", "TrainableNormalPrior"]
 
 
 @register
@@ -57,8 +61,92 @@ class FixedDistributionLayer(DistributionLayer):
         return {**super().get_config(), "prior": serialize(self.prior)}
 
 
+class Prior(DistributionFactory):
+    """Base class of the priors ``p(w)`` over the weights of a Bayesian layer; subclass it for your own.
+
+    A prior is a small factory object, not a Keras layer: one instance may be
+    passed to every layer of a model. Each Bayesian layer calls
+    ``make_layer(kernel_size, bias_size, dtype, kernel_shape=kernel_shape)`` once,
+    when it is built, and keeps the :class:`DistributionLayer` it returns as
+    ``layer.prior``; ``layer.prior.distribution()`` is then ``p``.
+
+    What to define:
+
+    * a fixed prior (no variables): ``distribution(size, dtype)``, the
+      distribution over a flat vector of ``size`` weights. The default
+      ``make_layer`` calls it with ``size = kernel_size + bias_size`` and the
+      layer's ``dtype``.
+    * a prior with variables (trained, as :class:`TrainableNormalPrior`'s scale,
+      or set, as :class:`GaussianPrior`'s mean): ``make_layer`` returning a
+      :class:`DistributionLayer` subclass that owns them.
+    * ``get_config()``: the arguments of ``__init__`` (``{}`` if none), and
+      registration with ``tf_keras.saving.register_keras_serializable(package=...)``,
+      so that ``model.save("m.keras")`` stores the prior and ``load_model``
+      (in a process that has run the registration) makes it again.
+    * optionally ``kernel_fn(dtype, shape, name, trainable, add_variable_fn)``,
+      for TFP's Reparameterization/Flipout layers only.
+
+    Shapes and dtype: the distribution is over the flat vector
+    ``[kernel.ravel(), bias]`` of ``kernel_size + bias_size`` weights (the kernel
+    row-major in ``kernel_shape``: ``(input_dim, units)`` for a dense layer,
+    ``(*kernel_size, input_channels, filters)`` for a convolution), with batch
+    shape ``[]``, event shape ``[kernel_size + bias_size]`` and the layer's dtype
+    (float32 unless the layer is float64). An elementwise distribution
+    (``tfd.Laplace(zeros([size]), b)``, batch shape ``[size]``) must be wrapped in
+    ``tfd.Independent(..., reinterpreted_batch_ndims=1)``: a Bayesian layer refuses
+    another shape or dtype when it is built.
+
+    The KL term: a Bayesian layer adds ``kl_weight * KL(q || p)`` to the model's
+    losses. It is exact when TFP has ``tfd.kl_divergence`` for the pair of
+    distribution classes (a ``MultivariateNormalDiag`` or ``Independent(Normal)``
+    prior against :class:`~tfp_bnn.posteriors.MeanFieldNormal`), else an unbiased
+    one-draw Monte Carlo estimate ``log q(w) - log p(w)`` at ``w ~ q``, redrawn at
+    every step (a Laplace or Student-t prior). ``layer.exact_kl`` says which; a KL
+    registered with ``tfd.RegisterKL`` makes it exact.
+
+    Example: a fixed Laplace prior ``p(w_j) = Laplace(0, b)``, saved with the model.
+
+    >>> import tensorflow as tf, tensorflow_probability as tfp, tf_keras
+    >>> from tfp_bnn.layers import BayesianDense
+    >>> from tfp_bnn.priors import Prior
+    >>> @tf_keras.saving.register_keras_serializable(package="my_priors")
+    ... class LaplacePrior(Prior):
+    ...     def __init__(self, scale=1.0):
+    ...         self.scale = float(scale)
+    ...     def distribution(self, size, dtype=tf.float32):
+    ...         laplace = tfp.distributions.Laplace(tf.zeros([size], dtype), tf.constant(self.scale, dtype))
+    ...         return tfp.distributions.Independent(laplace, reinterpreted_batch_ndims=1)
+    ...     def get_config(self):
+    ...         return {"scale": self.scale}
+    >>> layer = BayesianDense(2, kernel_prior=LaplacePrior(0.5), kl_weight=1 / 100)
+    >>> layer(tf.zeros([4, 3])).shape
+    TensorShape([4, 2])
+    >>> layer.prior.distribution().event_shape, layer.exact_kl  # the 3 x 2 kernel, 2 biases; Monte Carlo KL
+    (TensorShape([8]), False)
+    """
+
+    def distribution(self, size, dtype=tf.float32):
+        """The prior over a flat vector of ``size`` weights: batch shape ``[]``, event shape ``[size]``, ``dtype``.
+
+        Define it for a fixed prior; a prior with variables defines :meth:`make_layer` instead.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} must define distribution(size, dtype) (a fixed prior) or make_layer(kernel_size, "
+            "bias_size, dtype, kernel_shape) returning a DistributionLayer (a prior with variables)."
+        )
+
+    def make_layer(self, kernel_size, bias_size=0, dtype=None, kernel_shape=None):
+        """A layer without variables whose ``distribution()`` is ``self.distribution(kernel_size + bias_size, dtype)``.
+
+        Arguments as in :meth:`DistributionFactory.make_layer`: ``kernel_size``,
+        ``bias_size``, ``dtype`` and ``kernel_shape`` (unused by a fixed prior).
+        Override it for a prior with variables.
+        """
+        return FixedDistributionLayer(kernel_size + bias_size, self, dtype=dtype)
+
+
 @register
-class NormalPrior(DistributionFactory):
+class NormalPrior(Prior):
     """Fixed isotropic prior ``w ~ Normal(0, scale**2 I)``.
 
     Args:
@@ -83,21 +171,20 @@ class NormalPrior(DistributionFactory):
             loc=tf.zeros([size], dtype), scale_diag=tf.fill([size], tf.constant(self.scale, dtype))
         )
 
-    def make_layer(self, kernel_size, bias_size=0, dtype=None, kernel_shape=None):
-        return FixedDistributionLayer(kernel_size + bias_size, self, dtype=dtype)
-
     def kernel_fn(self, dtype, shape, name, trainable, add_variable_fn):
+        """``Normal(0, scale)`` for every weight of a kernel of ``shape`` (TFP's Reparameterization/Flipout layers)."""
         return tfd.Independent(
             tfd.Normal(loc=tf.zeros(shape, dtype), scale=tf.constant(self.scale, dtype)),
             reinterpreted_batch_ndims=len(shape),
         )
 
     def get_config(self):
+        """``{"scale": ...}``."""
         return {"scale": self.scale}
 
 
 @register
-class ScaleMixturePrior(DistributionFactory):
+class ScaleMixturePrior(Prior):
     """Scale mixture of two zero-mean Normals (Blundell et al. 2015, eq. 7).
 
     .. math:: p(w) = \\prod_j \\pi N(w_j | 0, \\sigma_1^2) + (1 - \\pi) N(w_j | 0, \\sigma_2^2)
@@ -139,15 +226,15 @@ class ScaleMixturePrior(DistributionFactory):
         )
 
     def distribution(self, size, dtype=tf.float32):
+        """The mixture for each of ``size`` weights, as one event of ``size`` (``tfd.Independent``)."""
         return tfd.Independent(self._mixture([size], dtype), reinterpreted_batch_ndims=1)
 
-    def make_layer(self, kernel_size, bias_size=0, dtype=None, kernel_shape=None):
-        return FixedDistributionLayer(kernel_size + bias_size, self, dtype=dtype)
-
     def kernel_fn(self, dtype, shape, name, trainable, add_variable_fn):
+        """The mixture for every weight of a kernel of ``shape`` (TFP's Reparameterization/Flipout layers)."""
         return tfd.Independent(self._mixture(shape, dtype), reinterpreted_batch_ndims=len(shape))
 
     def get_config(self):
+        """``{"mixture_weight": ..., "scale1": ..., "scale2": ...}``."""
         return {"mixture_weight": self.mixture_weight, "scale1": self.scale1, "scale2": self.scale2}
 
 
@@ -175,7 +262,7 @@ class TrainablePriorLayer(DistributionLayer):
 
 
 @register
-class TrainableNormalPrior(DistributionFactory):
+class TrainableNormalPrior(Prior):
     """Empirical-Bayes prior ``Normal(0, s**2 I)`` with one trainable ``s`` per layer.
 
     The scale is learnt with the rest of the ELBO (type-II maximum
@@ -200,9 +287,11 @@ class TrainableNormalPrior(DistributionFactory):
         self.initial_scale = float(initial_scale)
 
     def make_layer(self, kernel_size, bias_size=0, dtype=None, kernel_shape=None):
+        """A layer holding the one trainable scale of the ``kernel_size + bias_size`` weights."""
         return TrainablePriorLayer(kernel_size + bias_size, self.initial_scale, dtype=dtype)
 
     def kernel_fn(self, dtype, shape, name, trainable, add_variable_fn):
+        """A ``Normal(0, s)`` kernel of ``shape`` with ``s`` made by ``add_variable_fn`` (TFP's layers)."""
         untransformed = add_variable_fn(
             name=name + "_untransformed_scale",
             shape=[],
@@ -216,6 +305,7 @@ class TrainableNormalPrior(DistributionFactory):
         )
 
     def get_config(self):
+        """``{"initial_scale": ...}``."""
         return {"initial_scale": self.initial_scale}
 
 
@@ -286,7 +376,7 @@ def _checked_covariance(covariance):
 
 
 @register
-class GaussianPrior(DistributionFactory):
+class GaussianPrior(Prior):
     """Fixed Gaussian prior with its own mean and scale for every weight: an earlier posterior.
 
     .. math:: p(w) = N(w | m, S)
@@ -319,7 +409,9 @@ class GaussianPrior(DistributionFactory):
         self.covariance = _checked_covariance(covariance)
 
     def make_layer(self, kernel_size, bias_size=0, dtype=None, kernel_shape=None):
+        """A :class:`GaussianPriorLayer` over the ``kernel_size + bias_size`` weights (``m = 0``, ``S = I``)."""
         return GaussianPriorLayer(kernel_size + bias_size, self.covariance, dtype=dtype)
 
     def get_config(self):
+        """``{"covariance": ...}``."""
         return {"covariance": self.covariance}
