@@ -586,6 +586,9 @@ class BayesianDense(_BayesianLayer):
         super().__init__(estimator=estimator, activation=activation, **kwargs)
         self.units = check_positive_int(units, "units")
         self.input_spec = tf_keras.layers.InputSpec(min_ndim=2)
+        # As Keras's Dense: applied to each step on its own, so a sequence's padding mask
+        # (Embedding(mask_zero=True), Masking) passes on to a recurrent layer after it.
+        self.supports_masking = True
 
     def _kernel_shape(self, input_shape):
         if input_shape[-1] is None:
