@@ -17,7 +17,7 @@ from scipy import special, stats
 import tensorflow_probability as tfp
 
 import tfp_bnn
-from tfp_bnn import cli, data, heads, sampling
+from tfp_bnn import cli, data, heads, sampling, validation
 
 N = 12
 NUM_FEATURES = 3
@@ -469,6 +469,35 @@ def test_align_target_refuses_incompatible_shapes(head, target_shape, message):
         heads.align_target(np.zeros(target_shape, np.float32), dist)
     with pytest.raises(ValueError, match=message):
         heads.NegativeLogLikelihood()(np.zeros(target_shape, np.float32), dist)
+
+
+def test_one_rule_aligns_targets_of_one_value_for_arrays_and_graph_shapes():
+    # +1: add the trailing axis of 1, -1: drop it, 0: as it is; the same for NumPy and TensorShapes.
+    # Whether the result fits is the caller's check: (N, 2, 1) loses its axis and (N, 2) is refused.
+    cases = {(N,): 1, (N, 1): 0, (N, 1, 1): -1, (N, 2): 0, (N, 2, 1): -1}
+    assert {shape: validation.target_axis_change(shape, (N, 1)) for shape in cases} == cases
+    assert validation.target_axis_change(tf.TensorShape([None]), tf.TensorShape([None, 1])) == 1
+    # An axis of unknown length is not taken for one of size 1.
+    assert validation.target_axis_change(tf.TensorShape([None, None]), (None,)) == 0
+    assert validation.target_axis_change(tf.TensorShape(None), (N, 1)) == 0
+    # Applied alike to arrays (check_targets) and tensors (align_target).
+    assert validation.align_target_axis(np.zeros(N), (N, 1)).shape == (N, 1)
+    assert validation.align_target_axis(tf.zeros([N, 1, 1]), (N, 1)).shape == (N, 1)
+    assert validation.align_target_axis(np.zeros((N, 2)), (N, 1)).shape == (N, 2)  # for the caller to refuse
+
+
+def test_shapes_in_messages_are_spelt_one_way():
+    spelt = {(): "(N,)", (3,): "(N, 3)", (5, 1): "(N, 5, 1)", (None, 3): "(N, None, 3)"}
+    assert {shape: validation.shape_text(shape) for shape in spelt} == spelt
+    assert validation.shape_text(tf.TensorShape([None, 1]), unknown="L") == "(N, L, 1)"
+    # A model of scalar inputs: the message said "inputs of shape (N, )".
+    with pytest.raises(ValueError, match=r"takes inputs of shape \(N,\): an array of shape \(\) per example"):
+        validation.check_inputs(np.zeros((N, 2)), input_shape=())
+
+
+def test_draws_for_members_offers_the_nearest_multiple():
+    assert [validation.draws_for_members(n, 5) for n in (1, 3, 5, 7, 8, 10, 12, 13)] == [5, 5, 5, 5, 10, 10, 10, 15]
+    assert validation.draws_for_members(7, 1) == 7
 
 
 # -- builders -------------------------------------------------------------------------

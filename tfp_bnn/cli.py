@@ -25,7 +25,7 @@ import numpy as np
 import tf_keras
 
 import tfp_bnn
-from tfp_bnn import data, models
+from tfp_bnn import data, models, validation
 
 MODEL_FILE = "model.keras"
 REPORT_FILE = "report.json"
@@ -333,7 +333,7 @@ def _check_inference(args):
         raise UsageError(f"--members goes with --inference ensemble, not {args.inference}.")
     if args.inference == "ensemble":
         args.members = args.members or tfp_bnn.models.DEFAULT_NUM_MEMBERS
-    if args.inference == "ensemble" and args.samples % args.members:
+    if args.inference == "ensemble" and validation.draws_for_members(args.samples, args.members) != args.samples:
         raise UsageError(
             f"--samples {args.samples} is not a multiple of --members {args.members}: every network of the "
             "ensemble must be drawn equally often."
@@ -450,8 +450,10 @@ def _print_metrics(metrics_by_split):
 
 def _predict(args):
     _check_file_output(args.output, "--output", args)
-    if not 0.0 < args.level < 1.0:
-        raise UsageError(f"--level must lie strictly between 0 and 1, got {args.level}.")
+    try:
+        validation.check_level(args.level, name="--level")
+    except ValueError as error:  # a usage error: one line, also under TFP_BNN_DEBUG
+        raise UsageError(error) from None
     report = _read_report(args.model)
     # A labelled file may keep its target column: it is not a feature.
     x = data.load_features(args.data, report["features"], ignore=(report["target"],), delimiter=args.delimiter)
@@ -520,10 +522,11 @@ def _load_model(folder, samples):
         reason = " ".join(str(error).split())[:200]
         raise UsageError(f"{path} cannot be loaded ({reason}); run 'tfp-bnn fit' again into a new --out folder.")
     members = getattr(model, "num_members", 1)
-    if samples % members:
+    fixed = validation.draws_for_members(samples, members)
+    if fixed != samples:  # validation.check_num_samples's rule, in the command line's words
         raise UsageError(
             f"--samples {samples} is not a multiple of the ensemble's {members} members: every network of the "
-            f"ensemble must be drawn equally often; e.g. --samples {members * max(1, round(samples / members))}."
+            f"ensemble must be drawn equally often; e.g. --samples {fixed}."
         )
     return model
 

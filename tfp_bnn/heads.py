@@ -58,7 +58,7 @@ from tfp_bnn._factory import (
     register,
     softplus_inverse,
 )
-from tfp_bnn.validation import check_not_keras3, check_positive_int
+from tfp_bnn.validation import align_target_axis, check_not_keras3, check_positive_int, shape_text
 
 tfd = tfp.distributions
 
@@ -106,10 +106,7 @@ def align_target(y, dist):
     # (N, ?) for a head of (N,): a generator's (N, 1) labels; the run-time check below decides.
     deferred = y.shape.rank == (expected.rank or 0) + 1 and y.shape[-1] is None
     if y.shape.rank is not None and expected.rank is not None and not deferred:
-        if y.shape.rank == expected.rank - 1 and expected[-1] == 1:
-            y = y[..., tf.newaxis]
-        elif y.shape.rank == expected.rank + 1 and y.shape[-1] == 1:
-            y = y[..., 0]
+        y = align_target_axis(y, expected)  # the rule check_targets applies to arrays
         if y.shape.rank != expected.rank or not y.shape[1:].is_compatible_with(expected[1:]):
             raise ValueError(
                 f"Target of shape {_shape_str(y.shape)} does not fit the model's output: the head "
@@ -147,6 +144,10 @@ class _OneValueEvents(tfd.Independent):
     value; the rest is TFP's.
     """
 
+    # Not validation.align_target_axis (align_target's and check_targets' rule): a log_prob also
+    # takes samples, (S, N, 1) a shape that rule would cut to (S, N), and broadcasts what it does not
+    # recognise, so only the one missing axis is added here, nothing dropped or refused, and a rank
+    # known only at run time is decided in the graph.
     def _aligned(self, value):
         rank = value.shape.rank
         batch_rank = self.batch_shape.rank
@@ -179,6 +180,9 @@ class _ClassLabels(tfd.Categorical):
     accuracy 0.70 against 0.97).
     """
 
+    # Not validation.align_target_axis: as in _OneValueEvents, samples ((S, N), or (S, 1) of a
+    # one-example batch) and other shapes are TFP's to broadcast, so only a column of one label per
+    # example loses its axis, nothing is refused, and an unknown last axis is decided in the graph.
     def _aligned(self, value):
         rank, batch_rank = value.shape.rank, self.batch_shape.rank
         if batch_rank is None or batch_rank == 0 or (rank is not None and rank != batch_rank + 1):
@@ -348,9 +352,8 @@ def _own_nodes(model, layer):
 
 
 def _shape_str(shape):
-    return "(" + ", ".join("N" if i == 0 else str(d) for i, d in enumerate(shape.as_list())) + (
-        ",)" if shape.rank == 1 else ")"
-    )
+    """A full shape (N first) as the messages spell it; a scalar's is ``()``."""
+    return "()" if shape.rank == 0 else shape_text(shape[1:])
 
 
 def _per_unit(value, units, name):
@@ -367,7 +370,7 @@ def _per_unit(value, units, name):
         raise ValueError(
             f"{name}{alias.get(name, '')} has shape {array.shape}, but the head has units={units}: pass a "
             f"float or one value per output, shape ({units},), e.g. y.{statistic}(axis=0) of targets of shape "
-            f"(N, {units})."
+            f"{shape_text((units,))}."
         ) from None
     if not np.all(np.isfinite(values)):
         raise ValueError(f"{name} must be finite, got {value!r}.")
@@ -502,13 +505,12 @@ class Head(CopiesWithOwnWeights, NameScopedBuildFromConfig, tfp.layers.Distribut
             # refused its (N, L) targets as not (N, units), and tfp_bnn.predict failed deep in its
             # graph. A classifier over (N, L, K) logits (a label per time step or pixel) trains on
             # generators, predicts (probabilities and entropies per step), exports and loads: kept.
-            shown = "(N, " + ", ".join(str(d) for d in params.shape[1:]) + ")"
             raise ValueError(
                 f"{type(self).__name__} takes one row of {self.params_size} parameters per example, inputs of "
-                f"shape (N, {self.params_size}); got {shown}. A head predicts one target vector per example: "
-                "flatten the other axes first (tf_keras.layers.Flatten()) and end in a layer of units="
-                "head.params_size (for L regression targets per example, a head of units=L); a target per time "
-                "step or pixel (a sequence or image of targets) is not supported."
+                f"shape {shape_text((self.params_size,))}; got {shape_text(params.shape[1:])}. A head predicts one "
+                "target vector per example: flatten the other axes first (tf_keras.layers.Flatten()) and end in a "
+                "layer of units=head.params_size (for L regression targets per example, a head of units=L); a "
+                "target per time step or pixel (a sequence or image of targets) is not supported."
             )
         if params.shape[-1] is not None and params.shape[-1] != self.params_size:
             raise ValueError(

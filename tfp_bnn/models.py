@@ -1001,7 +1001,7 @@ def _check_class_weight(class_weight, head, y):
         # out-of-range gather inside the graph.
         raise ValueError(
             f"class_weight weighs one class per example, but {type(head).__name__} predicts a label per step "
-            f"or pixel (targets of shape (N, {', '.join(str(d) for d in head._step_shape)})): Keras would weigh "
+            f"or pixel (targets of shape {validation.shape_text(head._step_shape)}): Keras would weigh "
             "each example by the argmax over its steps. Weigh the steps yourself: fit a tf.data.Dataset of "
             "(x, y, w) with w = np.asarray([class_weight[k] for k in range(K)])[y.astype(int)], shape of y."
         )

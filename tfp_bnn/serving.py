@@ -356,7 +356,7 @@ def _checked_inputs(x, seed, input_shape, integer=False):
     signature's shape, so a wrong feature count would otherwise surface as a
     matmul error deep inside (or not at all).
     """
-    expected = "(N, " + ", ".join(map(str, input_shape)) + ")"
+    expected = validation.shape_text(input_shape)
     shape = tf.shape(x)
     # Padded with -1 so that a tensor of any rank compares: dims 1..k must be
     # the input shape and dim k + 1 must not exist.

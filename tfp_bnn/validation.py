@@ -88,9 +88,9 @@ def check_inputs(x, input_shape, dtype=None):
         array = array[:, np.newaxis]
     if not tf.TensorShape(array.shape[1:]).is_compatible_with(expected):  # None: any length
         raise ValueError(
-            f"x has shape {array.shape} but the model takes inputs of shape (N, "
-            f"{', '.join(map(str, expected))}): {_describe(expected)} per example. Pass the same "
-            "features, in the same order, that the model was built for."
+            f"x has shape {array.shape} but the model takes inputs of shape {shape_text(expected)}: "
+            f"{_describe(expected)} per example. Pass the same features, in the same order, that the "
+            "model was built for."
         )
     if dtype == tf.string:
         return array
@@ -179,6 +179,43 @@ def _describe(shape):
     return f"{shape[0]} features" if len(shape) == 1 else f"an array of shape {shape}"
 
 
+def shape_text(example_shape, unknown="None"):
+    """A batch of examples of shape ``example_shape`` as the messages spell it, N first.
+
+    ``()`` is ``"(N,)"``, ``(3,)`` ``"(N, 3)"``, ``(5, 1)`` ``"(N, 5, 1)"``; an axis of unknown
+    length (``None``) is shown as ``unknown`` (e.g. ``"L"`` for a label per step).
+    """
+    dims = ["N"] + [unknown if d is None else str(d) for d in tf.TensorShape(example_shape).as_list()]
+    return "(N,)" if len(dims) == 1 else "(" + ", ".join(dims) + ")"
+
+
+def target_axis_change(shape, expected):
+    """How a target of ``shape`` meets a head's ``expected`` target shape (N first): ``+1``, ``-1`` or ``0``.
+
+    The one rule for a head of one value per example (or per step): ``y`` may lack the
+    trailing axis of size 1 (``(N,)`` for ``(N, 1)``: ``+1``, add it) or have one more
+    (``(N, 1)`` for ``(N,)``: ``-1``, drop it); anything else (``0``) must fit as it is.
+    ``shape`` may be a NumPy shape or a ``tf.TensorShape`` (``None`` for unknown lengths);
+    an axis of unknown length is not taken for one of size 1.
+    """
+    shape, expected = tf.TensorShape(shape), tuple(tf.TensorShape(expected).as_list())
+    if shape.rank is None:
+        return 0
+    if shape.rank == len(expected) - 1 and expected[-1:] == (1,):
+        return 1
+    if shape.rank == len(expected) + 1 and shape[-1] == 1:
+        return -1
+    return 0
+
+
+def align_target_axis(y, expected):
+    """``y`` (a NumPy array or a tensor) with the axis of size 1 that :func:`target_axis_change` adds or drops."""
+    change = target_axis_change(y.shape, expected)
+    if change > 0:
+        return y[..., np.newaxis]
+    return y[..., 0] if change < 0 else y
+
+
 def check_targets(y, head, num_examples=None):
     """``y`` as float32, reshaped to the head's ``(N, *target_shape)`` and checked against its support.
 
@@ -212,10 +249,7 @@ def check_targets(y, head, num_examples=None):
         )
     target_shape = _example_target_shape(head)
     expected = (array.shape[0], *target_shape)
-    if array.ndim == len(expected) - 1 and target_shape[-1:] == (1,):
-        array = array[..., np.newaxis]
-    elif array.ndim == len(expected) + 1 and array.shape[-1] == 1:
-        array = array[..., 0]
+    array = align_target_axis(array, expected)
     if not tf.TensorShape(array.shape).is_compatible_with(expected):
         raise ValueError(_target_shape_message(np.shape(y), head))
     # float32 is what the model computes in: a value that overflows it is as bad as inf.
@@ -250,7 +284,7 @@ def _example_target_shape(head):
 
 def _target_shape_message(shape, head):
     target_shape = _example_target_shape(head)
-    shown = "(N" + "".join(f", {'L' if d is None else d}" for d in target_shape) + (",)" if not target_shape else ")")
+    shown = shape_text(target_shape, unknown="L")
     message = f"y has shape {tuple(shape)} but {type(head).__name__} predicts targets of shape {shown}; reshape y to {shown}"
     if head.task == "classification" and not head._step_shape and len(shape) == 2 and shape[-1] not in (1, None):
         if tuple(head.target_shape) == (1,) and shape[-1] != 2:  # a label 0/1 per example (BernoulliHead)
@@ -295,23 +329,25 @@ def check_dataset(dataset, input_shape, head):
     if _single_examples(x_spec.shape, expected):
         raise ValueError(
             f"The dataset yields single examples (x of shape {tuple(x_spec.shape)}); the model takes "
-            f"batches of shape (N, {', '.join(map(str, expected))}). Batch it: dataset.batch(32)."
+            f"batches of shape {shape_text(expected)}. Batch it: dataset.batch(32)."
         )
     if _batch_of_scalars(x_spec.shape, expected):
         pass  # (N,) for one feature, as for arrays: Keras adds the feature axis
     elif x_spec.shape.rank is not None and not x_spec.shape[1:].is_compatible_with(expected):
         raise ValueError(
             f"The dataset's x has shape {tuple(x_spec.shape)} but the model takes inputs of shape "
-            f"(N, {', '.join(map(str, expected))}): {_describe(expected)} per example."
+            f"{shape_text(expected)}: {_describe(expected)} per example."
         )
     if isinstance(y_spec, tf.TensorSpec) and y_spec.shape.rank is not None:
         target_shape = _example_target_shape(head)
         shape = y_spec.shape
+        change = target_axis_change(shape, (None, *target_shape))
+        # (N, ?), a generator's labels for a head of (N,): align_target checks them as they come.
+        unknown_column = shape.rank == len(target_shape) + 2 and shape[-1] is None
         aligned = (
             shape[1:].is_compatible_with(target_shape)
-            or (shape.rank == len(target_shape) and target_shape[-1:] == (1,))
-            or (shape.rank == len(target_shape) + 2 and shape[1:-1].is_compatible_with(target_shape)
-                and shape[-1] in (1, None))
+            or change > 0
+            or ((change < 0 or unknown_column) and shape[1:-1].is_compatible_with(target_shape))
         )
         if not aligned:
             raise ValueError(_target_shape_message(tuple(shape), head))
@@ -483,18 +519,19 @@ def check_no_keras3_weights(model):
             )
 
 
-def check_level(level):
+def check_level(level, name="level"):
     """``level``, the coverage of a central interval, checked to lie strictly between 0 and 1.
 
     A string or ``None`` (``level="0.9"`` read from a config file) was compared with 0.0
     and failed with Python's "'<' not supported between instances of 'float' and 'str'".
+    ``name``: what the error calls it (the command line's ``"--level"``).
     """
     try:
         valid = not isinstance(level, (str, bytes)) and bool(0.0 < level < 1.0)
     except (TypeError, ValueError):  # None, an array of several levels
         valid = False
     if not valid:
-        raise ValueError(f"level must lie strictly between 0 and 1, got {level!r}; pass a number such as 0.95.")
+        raise ValueError(f"{name} must lie strictly between 0 and 1, got {level!r}; pass a number such as 0.95.")
     return level
 
 
@@ -573,9 +610,21 @@ def check_num_samples(num_samples, model=None):
     # tfp_bnn.baselines.EnsembleDense layers (and the BayesianModel of them) have num_members.
     members = {getattr(layer, "num_members", 1) for layer in model._flatten_layers()} if model else set()
     for size in members - {1}:
-        if num_samples % size:
+        fixed = draws_for_members(num_samples, size)
+        if fixed != num_samples:
             raise ValueError(
                 f"An ensemble of {size} members needs num_samples to be a multiple of {size} (draw t is "
-                f"member t mod {size}), got {num_samples}; e.g. num_samples={size * max(1, round(num_samples / size))}."
+                f"member t mod {size}), got {num_samples}; e.g. num_samples={fixed}."
             )
     return int(num_samples)
+
+
+def draws_for_members(num_samples, num_members):
+    """``num_samples`` if it draws an ensemble's ``num_members`` equally often, else the nearest count that does.
+
+    Draw t is member t mod ``num_members``: only a multiple of ``num_members`` weighs every
+    member alike. The count offered instead is the nearest multiple, at least ``num_members``.
+    """
+    if num_samples % num_members == 0:
+        return num_samples
+    return num_members * max(1, round(num_samples / num_members))
