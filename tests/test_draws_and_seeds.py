@@ -312,6 +312,45 @@ def test_a_new_seed_value_in_weight_draws_does_not_retrace_the_steps(inputs):
     assert "weight_draws_seed" not in " ".join(w.name for w in model.weights)  # not model state
 
 
+def test_keras_calls_on_one_model_from_two_threads_run_one_at_a_time_with_their_own_seeds(inputs):
+    """Bug: Keras's calls share the model's seed variable, step functions and steps_per_execution.
+
+    Eight threads calling ``model.predict`` inside ``weight_draws(4, seed)`` with their own
+    seeds got another thread's draws in 34 of 40 calls; under ``posterior_mean`` 2 of 40
+    raised "Empty batch_outputs". A second thread's call now starts when the first has ended.
+    """
+    import threading
+
+    model = _regressor()
+    model.compile(optimizer=tf_keras.optimizers.Adam(1e-3))
+    num_draws = 4
+    x = sampling.stack_draws(inputs, num_draws).numpy()
+
+    def seeded_predict(seed, callbacks=()):
+        with sampling.weight_draws(num_draws, seed=sampling.stateless_seed(seed)):
+            return model.predict(x, batch_size=len(x), verbose=0, callbacks=list(callbacks))
+
+    expected = {seed: seeded_predict(seed) for seed in (1, 2)}
+    assert np.max(np.abs(expected[1] - expected[2])) > 1e-3
+    started, results = threading.Event(), {}
+
+    class Started(tf_keras.callbacks.Callback):
+        def on_predict_begin(self, logs=None):
+            started.set()
+
+    class SecondThreadMeanwhile(tf_keras.callbacks.Callback):
+        def on_predict_begin(self, logs=None):  # the first call has assigned its seed: a second one starts
+            second.start()
+            results["second started meanwhile"] = started.wait(1.0)
+
+    second = threading.Thread(target=lambda: results.setdefault(2, seeded_predict(2, [Started()])))
+    results[1] = seeded_predict(1, [SecondThreadMeanwhile()])
+    second.join()
+    assert results["second started meanwhile"] is False
+    np.testing.assert_array_equal(results[1], expected[1])
+    np.testing.assert_array_equal(results[2], expected[2])
+
+
 def test_other_recorded_weights_retrace_the_steps(inputs):
     """Bug: Mode.key left out ``weights``: ``model.predict`` in ``weight_draws(T, weights=other)``
     reused the step traced with the first weights (captured by its graph): their networks, silently."""

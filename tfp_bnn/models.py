@@ -43,6 +43,7 @@ import contextlib
 import dataclasses
 import inspect
 import math
+import threading
 
 import numpy as np
 import tensorflow as tf
@@ -413,7 +414,7 @@ class BayesianModel(tf_keras.Model):
         _warn_of_unscaled_data(self, args["x"], args["y"])
         args["callbacks"] = _progbar_of_logs(args["callbacks"], args["verbose"])
         one_step = self._one_step_per_execution(self.make_train_function) if unknown else contextlib.nullcontext()
-        with self._seed_read_at_run_time(), one_step:
+        with self._one_keras_call_at_a_time(), self._seed_read_at_run_time(), one_step:
             return super().fit(**_untuned_arrays(self, args))
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
@@ -425,7 +426,7 @@ class BayesianModel(tf_keras.Model):
         unknown = _unknown_length(args["x"], args["y"], args["steps"])
         args["callbacks"] = _progbar_of_logs(args["callbacks"], args["verbose"])
         one_step = self._one_step_per_execution(self.make_test_function) if unknown else contextlib.nullcontext()
-        with self._seed_read_at_run_time(), one_step:
+        with self._one_keras_call_at_a_time(), self._seed_read_at_run_time(), one_step:
             return super().evaluate(**args, **extra)
 
     def predict(self, x, *args, **kwargs):
@@ -439,7 +440,7 @@ class BayesianModel(tf_keras.Model):
         validation.check_not_keras3(args["callbacks"], "predict")
         unknown = _unknown_length(args["x"], None, args["steps"])
         one_step = self._one_step_per_execution(self.make_predict_function) if unknown else contextlib.nullcontext()
-        with self._seed_read_at_run_time(), one_step:
+        with self._one_keras_call_at_a_time(), self._seed_read_at_run_time(), one_step:
             return super().predict(**args)
 
     def predict_step(self, data):
@@ -475,15 +476,18 @@ class BayesianModel(tf_keras.Model):
     # time, so one step runs if it holds 1 for the call; building the function
     # first keeps it the multi-step one that fit needs afterwards.
     def train_on_batch(self, *args, **kwargs):
-        with self._seed_read_at_run_time(), self._one_step_per_execution(self.make_train_function):
+        with self._one_keras_call_at_a_time(), self._seed_read_at_run_time(), \
+                self._one_step_per_execution(self.make_train_function):
             return super().train_on_batch(*args, **kwargs)
 
     def test_on_batch(self, *args, **kwargs):
-        with self._seed_read_at_run_time(), self._one_step_per_execution(self.make_test_function):
+        with self._one_keras_call_at_a_time(), self._seed_read_at_run_time(), \
+                self._one_step_per_execution(self.make_test_function):
             return super().test_on_batch(*args, **kwargs)
 
     def predict_on_batch(self, *args, **kwargs):
-        with self._seed_read_at_run_time(), self._one_step_per_execution(self.make_predict_function):
+        with self._one_keras_call_at_a_time(), self._seed_read_at_run_time(), \
+                self._one_step_per_execution(self.make_predict_function):
             return super().predict_on_batch(*args, **kwargs)
 
     @contextlib.contextmanager
@@ -500,6 +504,24 @@ class BayesianModel(tf_keras.Model):
             yield
         finally:
             steps.assign(previous)
+
+    # -- Keras's fit/evaluate/predict on one model from several threads -----------
+    @contextlib.contextmanager
+    def _one_keras_call_at_a_time(self):
+        """Keras's ``fit``/``evaluate``/``predict`` (and ``*_on_batch``) on this model run one at a time.
+
+        They share the model's state: its step functions (rebuilt when the sampling mode
+        changes), the seed variable of :meth:`_seed_read_at_run_time` and Keras's
+        ``steps_per_execution`` variable, which Keras sets for a last partial execution
+        (32 batches per execution here by default). Eight threads calling
+        ``model.predict`` inside ``weight_draws(4, seed)`` with their own seeds got
+        another thread's draws in 34 of 40 calls, and ``predict`` under
+        ``posterior_mean`` raised "Empty batch_outputs". Re-entrant: a callback's own
+        ``predict`` inside ``fit`` runs in the same thread. :func:`tfp_bnn.predict`
+        does not wait for it: its graphs share no such state.
+        """
+        with vars(self).setdefault("_tfp_bnn_keras_calls", threading.RLock()):  # out of Keras's tracking
+            yield
 
     # -- a weight_draws seed read when the step runs ---------------------------
     @contextlib.contextmanager
