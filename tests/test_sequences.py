@@ -84,3 +84,34 @@ def test_a_bidirectional_bayesian_cell_with_a_label_per_step_predicts_serves_and
     loaded = tf_keras.models.load_model(tmp_path / "m.keras")
     np.testing.assert_array_equal(tfp_bnn.predict(loaded, ids, num_samples=20, seed=3).probabilities,
                                   result.probabilities)
+
+
+def test_padding_mask_leaves_padded_steps_out_of_loss_and_score():
+    # Embedding(mask_zero=True) before a per-step head: changing only the padded labels changes
+    # nothing, and the loss is fit's with sample_weight=mask (was: padded steps counted).
+    import numpy as np
+    import tf_keras
+    import tfp_bnn
+
+    rng = np.random.default_rng(0)
+    n, steps, vocab = 32, 6, 10
+    ids = rng.integers(1, vocab, size=(n, steps))
+    for row, length in enumerate(rng.integers(2, steps + 1, size=n)):
+        ids[row, length:] = 0
+    y = (ids % 2 == 1).astype(np.float32)
+    flipped = y.copy()
+    flipped[ids == 0] = 1 - flipped[ids == 0]
+    tf_keras.utils.set_random_seed(1)
+    inputs = tf_keras.Input((steps,), dtype="int32")
+    h = tf_keras.layers.LSTM(5, return_sequences=True)(tf_keras.layers.Embedding(vocab, 4, mask_zero=True)(inputs))
+    model = tfp_bnn.BayesianModel(inputs, tfp_bnn.BernoulliHead()(tf_keras.layers.Dense(1)(h)))
+    model.compile()
+    losses = [model.evaluate(ids, t, verbose=0)[0] for t in (y, flipped)]
+    weighted = model.evaluate(ids, y, sample_weight=(ids != 0).astype(np.float32), verbose=0)[0]
+    assert abs(losses[0] - losses[1]) < 1e-6 and abs(losses[0] - weighted) < 1e-6
+    scores = [tfp_bnn.score(model, ids, t, num_samples=5, seed=0) for t in (y, flipped)]
+    assert scores[0] == scores[1]
+    ll = tfp_bnn.log_likelihoods(model, ids, y, num_samples=5, seed=0)
+    p = tfp_bnn.predict(model, ids, num_samples=5, seed=0).draw_probabilities[..., 1]
+    manual = (np.log(np.where(y[None] == 1, p, 1 - p)) * (ids != 0)[None]).sum(-1)
+    np.testing.assert_allclose(ll, manual, atol=1e-4)

@@ -442,6 +442,10 @@ class Head(CopiesWithOwnWeights, NameScopedBuildFromConfig, tfp.layers.Distribut
         refuse_mixed_policy(self)
         self.units = check_positive_int(units, "units")  # 2.7 was 2 classes
         self._step_shape = ()  # the axes between batch and parameters, set when the head is built
+        # A padding mask (Embedding(mask_zero=True), Masking) on a per-step head's input is passed
+        # on to its output, as Keras's Dense does: Lambda's compute_mask dropped it, and padded
+        # steps counted in fit, evaluate and score. BayesianModel turns it into sample weights.
+        self.supports_masking = True
 
     def build(self, input_shape):
         self._set_step_shape(input_shape)  # a subclassed model's head: its first call
@@ -457,6 +461,17 @@ class Head(CopiesWithOwnWeights, NameScopedBuildFromConfig, tfp.layers.Distribut
             self._step_shape = tuple(shape[1:-1])
         elif shape.rank is not None:
             self._step_shape = ()
+
+    def compute_mask(self, inputs, mask=None):
+        """The padding mask of the head's input, ``(N, *steps)``: one flag per label, passed on to the output.
+
+        ``BayesianModel`` weights each step's log-likelihood by it in ``fit``/``evaluate`` (as a
+        per-step sample weight), and :func:`tfp_bnn.score`/:func:`tfp_bnn.log_likelihoods` leave the
+        masked steps out; Keras's compiled ``metrics`` still count them. (A head with one target per
+        example meets no mask in the usual models: pooling, or a recurrent layer without
+        ``return_sequences``, consumes it.)
+        """
+        return mask
 
     @property
     def params_size(self):

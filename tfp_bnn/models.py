@@ -307,6 +307,10 @@ class BayesianModel(tf_keras.Model):
                 y_pred = self(x, training=training)
         else:
             y_pred = self(x, training=training)
+        # A padding mask on the output (Embedding(mask_zero=True) before a per-step head): its steps'
+        # weights are 0, in the loss and the metrics (Keras's compiled loss would take it from y_pred
+        # itself, but averaged over the unmasked steps, not summed per example as the NLL's ELBO wants).
+        weights = _masked_sample_weight(y_pred, sample_weight)
         kl = self.kl_divergence()
         if self.num_members > 1:
             # The loss is the mean of the members' losses, and a member's own penalty
@@ -315,7 +319,7 @@ class BayesianModel(tf_keras.Model):
         # An ensemble's losses see its members (weight_draws): a loss that normalises over the
         # batch (BetaNegativeLogLikelihood) does so per member, as in a network of its own.
         with sampling.weight_draws(self.num_members) if self.num_members > 1 else contextlib.nullcontext():
-            loss = self.compiled_loss(y, y_pred, sample_weight, regularization_losses=[kl])
+            loss = self.compiled_loss(y, y_pred, weights, regularization_losses=[kl])
         # compiled_loss sums in the widest dtype of the NLL and the KL (a float64 head, or
         # float64 layers, against the float32 zero of a model without KL terms).
         return x, y, sample_weight, y_pred, tf.cast(kl, loss.dtype), loss
@@ -593,6 +597,51 @@ class BayesianModel(tf_keras.Model):
     def make_predict_function(self, force=False):
         changed = self._mode_changed("predict")
         return _per_model_step(super().make_predict_function(force=force or changed), rebuilt=changed)
+
+
+def _masked_sample_weight(y_pred, sample_weight):
+    """``sample_weight`` times the padding masks of the outputs ``y_pred``, which are taken off them.
+
+    A mask ``(N, *steps)`` (``_keras_mask``, set by Keras on a head's output when a masking layer
+    feeds a per-step head) becomes per-step weights: with a mask only, the loss is the same as
+    ``fit``'s with ``sample_weight=mask`` (each example's NLL summed over its unmasked steps).
+    Per-example weights ``(N,)`` are spread over the steps. The mask is removed from ``y_pred``:
+    Keras's compiled loss and metrics would apply it a second time (and failed on a
+    distribution's ``(N, steps, 1)`` shape).
+    """
+    outputs = tf.nest.flatten(y_pred)
+    masks = [getattr(output, "_keras_mask", None) for output in outputs]
+    if all(mask is None for mask in masks):
+        return sample_weight
+    for output, mask in zip(outputs, masks):
+        if mask is not None:
+            try:
+                output._keras_mask = None
+            except AttributeError:
+                pass
+    if len(outputs) == 1:
+        return _times_mask(sample_weight, masks[0])
+    if sample_weight is None or tf.is_tensor(sample_weight) or isinstance(sample_weight, np.ndarray):
+        weights = [sample_weight] * len(outputs)  # one weight for all outputs, as Keras takes it
+    else:
+        weights = tf.nest.flatten(sample_weight)
+        if len(weights) != len(outputs):  # a dict of some outputs: Keras's own matching, masks left out
+            return sample_weight
+    return tf.nest.pack_sequence_as(y_pred, [_times_mask(w, m) for w, m in zip(weights, masks)])
+
+
+def _times_mask(sample_weight, mask):
+    """Per-step weights: ``mask`` ``(N, *steps)`` times ``sample_weight`` (``(N,)`` or ``(N, *steps)``)."""
+    if mask is None:
+        return sample_weight
+    mask = tf.cast(mask, tf.float32)
+    if sample_weight is None:
+        return mask
+    sample_weight = tf.cast(sample_weight, mask.dtype)
+    # (N,) to (N, 1, ...) for a mask (N, *steps); ranks may be known only at run time.
+    extra = tf.maximum(tf.rank(mask) - tf.rank(sample_weight), 0)
+    sample_weight = tf.reshape(sample_weight, tf.concat([tf.shape(sample_weight), tf.ones([extra], tf.int32)], 0))
+    return mask * sample_weight
 
 
 def _aligned_target(y_true, y_pred):

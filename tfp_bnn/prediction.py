@@ -326,6 +326,9 @@ def score(model, x, y, *, num_samples=100, seed=None, level=0.95, batch_size=Non
     if head.task == "classification":
         probabilities = kept["probabilities"].reshape(-1, kept["probabilities"].shape[-1])
         labels = np.reshape(y, -1)
+        mask = _padding_mask_array(model, x)
+        if mask is not None:  # padded steps are no labels: accuracy, Brier and ECE over the others
+            probabilities, labels = probabilities[mask.reshape(-1)], labels[mask.reshape(-1)]
         if pointwise:
             nll = metrics.categorical_nll(labels, probabilities)  # vote shares: a share of 0 is real
         return {
@@ -626,6 +629,34 @@ def _numbers_per_row(shape):
     return int(np.prod([d or 1 for d in shape.as_list()[1:]]))
 
 
+def _has_padding_mask(model):
+    """Whether ``model``'s head has a label per step and a padding mask reaches it (``Embedding(mask_zero=True)``)."""
+    try:
+        output = _the_output(model.outputs)
+    except AttributeError:
+        return False
+    steps = getattr(getattr(model, "head", None), "_step_shape", ())
+    return bool(steps) and getattr(output, "_keras_mask", None) is not None
+
+
+def _padding_mask(model, x):
+    """The padding mask of ``model``'s output for inputs ``x``, ``(B, *steps)`` bool, or ``None``.
+
+    Keras computes it by running the network (``Functional.compute_mask``); it depends on the
+    inputs only, not on the weight draw.
+    """
+    if not _has_padding_mask(model):
+        return None
+    return _the_output(model.compute_mask(x, None))
+
+
+def _padding_mask_array(model, x):
+    """:func:`_padding_mask` of NumPy inputs, as a NumPy bool array (``None`` without a mask)."""
+    if not _has_padding_mask(model):
+        return None
+    return np.asarray(_padding_mask(model, tf.convert_to_tensor(x)), dtype=bool)
+
+
 def _the_output(outputs):
     """The head's distribution out of a one-output model's structure (``{key: dist}`` for dict outputs)."""
     if isinstance(outputs, dict) and len(outputs) == 1:
@@ -863,6 +894,9 @@ def _log_likelihood_fn(model, num_samples, jit_compile):
         # draw, so the predictive mixture is over whole sequences (as for a head of several units).
         steps = len(_head(model, "log_likelihoods")._step_shape)
         if steps:
+            mask = _padding_mask(model, x)
+            if mask is not None:  # padded steps (Embedding(mask_zero=True)) are no labels: left out
+                log_prob = log_prob * tf.cast(sampling.stack_draws(mask, num_samples), log_prob.dtype)
             log_prob = tf.reduce_sum(log_prob, axis=list(range(1, 1 + steps)))
         return {"log_likelihoods": _by_draw(log_prob, num_samples)}
 
