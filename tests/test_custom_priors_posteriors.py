@@ -175,3 +175,23 @@ def test_low_rank_posterior_trains_predicts_epistemic_spread_and_round_trips_thr
     again = tfp_bnn.predict(loaded, x_test, num_samples=50, seed=3)
     for field in ("mean", "aleatoric_stddev", "epistemic_stddev"):
         np.testing.assert_array_equal(getattr(again, field), getattr(before, field), err_msg=field)
+
+
+class _IndependentNormalPrior(Prior):
+    def distribution(self, size, dtype=tf.float32):
+        return tfd.Independent(tfd.Normal(tf.zeros([size], dtype), tf.constant(1.0, dtype)), reinterpreted_batch_ndims=1)
+
+    def get_config(self):
+        return {}
+
+
+def test_which_normal_priors_have_an_exact_kl_against_mean_field_normal():
+    # Prior's docstring: MultivariateNormalDiag (NormalPrior) is exact against MeanFieldNormal's
+    # MultivariateNormalDiag q; TFP has no KL(MultivariateNormalDiag || Independent(Normal)), so
+    # the same prior written as Independent(Normal) gets the Monte Carlo estimate.
+    exact = {}
+    for prior in (tfp_bnn.NormalPrior(1.0), _IndependentNormalPrior()):
+        layer = tfp_bnn.BayesianDense(2, kernel_prior=prior, kl_weight=0.1)
+        layer(tf.zeros([1, 3]))
+        exact[type(prior).__name__] = layer.exact_kl
+    assert exact == {"NormalPrior": True, "_IndependentNormalPrior": False}

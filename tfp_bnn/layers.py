@@ -35,11 +35,14 @@ weight samples at once (one ``[T, ...]`` tensor, one batched matmul), which is
 how :func:`tfp_bnn.predict` runs ``T`` networks in one graph (for large batches
 it applies the recorded draws one at a time in a graph loop). There every
 estimator samples whole weights: the estimator only decides how training
-gradients are estimated. A layer called several times in one forward pass (a
-shared layer, a recurrent cell at every time step) keeps its draw there, so
-draw ``t`` is one network; in training (outside ``weight_draws``) every call
-draws afresh, so a recurrent cell gets new weights (or Flipout noise) at each
-time step.
+gradients are estimated. In :func:`tfp_bnn.predict`, :func:`tfp_bnn.score`
+and the served model, a layer called several times in one forward pass (a
+shared layer, a recurrent cell at every time step) keeps its draw, so draw
+``t`` is one network. Under ``weight_draws`` itself that holds only in a
+traced graph and, for a recurrent cell in ``tf_keras.layers.RNN``'s while
+loop, only with a ``seed`` (eagerly every call draws afresh). In training
+(outside ``weight_draws``) every call draws afresh, so a recurrent cell gets
+new weights (or Flipout noise) at each time step.
 
 Example:
 

@@ -98,8 +98,10 @@ class Prior(DistributionFactory):
 
     The KL term: a Bayesian layer adds ``kl_weight * KL(q || p)`` to the model's
     losses. It is exact when TFP has ``tfd.kl_divergence`` for the pair of
-    distribution classes (a ``MultivariateNormalDiag`` or ``Independent(Normal)``
-    prior against :class:`~tfp_bnn.posteriors.MeanFieldNormal`), else an unbiased
+    distribution classes (a ``MultivariateNormalDiag`` prior against
+    :class:`~tfp_bnn.posteriors.MeanFieldNormal`, whose ``q`` is a
+    ``MultivariateNormalDiag``; TFP has no KL between a ``MultivariateNormalDiag``
+    and an ``Independent(Normal)``, so that prior's KL is Monte Carlo), else an unbiased
     one-draw Monte Carlo estimate ``log q(w) - log p(w)`` at ``w ~ q``, redrawn at
     every step (a Laplace or Student-t prior). ``layer.exact_kl`` says which; a KL
     registered with ``tfd.RegisterKL`` makes it exact.
