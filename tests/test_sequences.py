@@ -86,25 +86,32 @@ def test_a_bidirectional_bayesian_cell_with_a_label_per_step_predicts_serves_and
                                   result.probabilities)
 
 
-def test_padding_mask_leaves_padded_steps_out_of_loss_and_score():
-    # Embedding(mask_zero=True) before a per-step head: changing only the padded labels changes
-    # nothing, and the loss is fit's with sample_weight=mask (was: padded steps counted).
-    import numpy as np
-    import tf_keras
-    import tfp_bnn
-
-    rng = np.random.default_rng(0)
-    n, steps, vocab = 32, 6, 10
+def _padded_ids(rng, n, steps, vocab):
+    """Token ids ``(n, steps)`` of sequences of 2 to ``steps`` tokens, padded with 0."""
     ids = rng.integers(1, vocab, size=(n, steps))
     for row, length in enumerate(rng.integers(2, steps + 1, size=n)):
         ids[row, length:] = 0
+    return ids
+
+
+def _masked_tagger(steps, vocab):
+    """Embedding(mask_zero=True) -> LSTM -> a binary label per step."""
+    inputs = tf_keras.Input((steps,), dtype="int32")
+    hidden = tf_keras.layers.LSTM(5, return_sequences=True)(tf_keras.layers.Embedding(vocab, 4, mask_zero=True)(inputs))
+    return tfp_bnn.BayesianModel(inputs, tfp_bnn.BernoulliHead()(tf_keras.layers.Dense(1)(hidden)))
+
+
+def test_padding_mask_leaves_padded_steps_out_of_loss_and_score():
+    # Embedding(mask_zero=True) before a per-step head: changing only the padded labels changes
+    # nothing, and the loss is fit's with sample_weight=mask (was: padded steps counted).
+    rng = np.random.default_rng(0)
+    n, steps, vocab = 32, 6, 10
+    ids = _padded_ids(rng, n, steps, vocab)
     y = (ids % 2 == 1).astype(np.float32)
     flipped = y.copy()
     flipped[ids == 0] = 1 - flipped[ids == 0]
     tf_keras.utils.set_random_seed(1)
-    inputs = tf_keras.Input((steps,), dtype="int32")
-    h = tf_keras.layers.LSTM(5, return_sequences=True)(tf_keras.layers.Embedding(vocab, 4, mask_zero=True)(inputs))
-    model = tfp_bnn.BayesianModel(inputs, tfp_bnn.BernoulliHead()(tf_keras.layers.Dense(1)(h)))
+    model = _masked_tagger(steps, vocab)
     model.compile()
     losses = [model.evaluate(ids, t, verbose=0)[0] for t in (y, flipped)]
     weighted = model.evaluate(ids, y, sample_weight=(ids != 0).astype(np.float32), verbose=0)[0]
@@ -115,3 +122,24 @@ def test_padding_mask_leaves_padded_steps_out_of_loss_and_score():
     p = tfp_bnn.predict(model, ids, num_samples=5, seed=0).draw_probabilities[..., 1]
     manual = (np.log(np.where(y[None] == 1, p, 1 - p)) * (ids != 0)[None]).sum(-1)
     np.testing.assert_allclose(ll, manual, atol=1e-4)
+
+
+def test_per_step_metrics_count_each_step_with_its_weight_and_leave_padding_out():
+    # Keras's metrics on a per-step head: per-step sample weights failed ("Can not squeeze
+    # dim[1]") and a padding mask did not reach them. Accuracy is now per step: the weighted
+    # mean of the steps' hits, padded steps out.
+    rng = np.random.default_rng(0)
+    n, steps, vocab = 40, 6, 10
+    ids = _padded_ids(rng, n, steps, vocab)
+    y = rng.integers(0, 2, size=(n, steps)).astype(np.float32)
+    tf_keras.utils.set_random_seed(2)
+    model = _masked_tagger(steps, vocab)
+    model.compile(metrics=["accuracy"], weighted_metrics=["accuracy"])
+    hits = ((model(ids).mean().numpy()[..., 0] > 0.5) == y).astype(np.float64)
+    mask = ids != 0
+    weights = rng.uniform(0.5, 2.0, size=(n, steps))
+    logs = model.evaluate(ids, y, sample_weight=weights, verbose=0, return_dict=True)
+    np.testing.assert_allclose(logs["accuracy"], hits[mask].mean(), atol=1e-6)
+    np.testing.assert_allclose(logs["weighted_accuracy"], (hits * weights)[mask].sum() / weights[mask].sum(), atol=1e-6)
+    flipped = np.where(mask, y, 1 - y)
+    assert model.evaluate(ids, flipped, verbose=0, return_dict=True)["accuracy"] == logs["accuracy"]

@@ -467,7 +467,7 @@ class Head(CopiesWithOwnWeights, NameScopedBuildFromConfig, tfp.layers.Distribut
 
         ``BayesianModel`` weights each step's log-likelihood by it in ``fit``/``evaluate`` (as a
         per-step sample weight), and :func:`tfp_bnn.score`/:func:`tfp_bnn.log_likelihoods` leave the
-        masked steps out; Keras's compiled ``metrics`` still count them. (A head with one target per
+        masked steps out, as do Keras's compiled metrics. (A head with one target per
         example meets no mask in the usual models: pooling, or a recurrent layer without
         ``return_sequences``, consumes it.)
         """

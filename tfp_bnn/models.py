@@ -308,8 +308,9 @@ class BayesianModel(tf_keras.Model):
         else:
             y_pred = self(x, training=training)
         # A padding mask on the output (Embedding(mask_zero=True) before a per-step head): its steps'
-        # weights are 0, in the loss and the metrics (Keras's compiled loss would take it from y_pred
-        # itself, but averaged over the unmasked steps, not summed per example as the NLL's ELBO wants).
+        # weights are 0 in the loss (Keras's compiled loss would take it from y_pred itself, but
+        # averaged over the unmasked steps, not summed per example as the NLL's ELBO wants).
+        masks = [getattr(output, "_keras_mask", None) for output in tf.nest.flatten(y_pred)]
         weights = _masked_sample_weight(y_pred, sample_weight)
         kl = self.kl_divergence()
         if self.num_members > 1:
@@ -320,9 +321,11 @@ class BayesianModel(tf_keras.Model):
         # batch (BetaNegativeLogLikelihood) does so per member, as in a network of its own.
         with sampling.weight_draws(self.num_members) if self.num_members > 1 else contextlib.nullcontext():
             loss = self.compiled_loss(y, y_pred, weights, regularization_losses=[kl])
+        if any(mask is not None for mask in masks):  # back for Keras's metrics, which leave padded steps out by it
+            _set_masks(tf.nest.flatten(y_pred), masks)
         # compiled_loss sums in the widest dtype of the NLL and the KL (a float64 head, or
         # float64 layers, against the float32 zero of a model without KL terms).
-        return x, y, sample_weight, y_pred, tf.cast(kl, loss.dtype), loss
+        return x, y, weights, y_pred, tf.cast(kl, loss.dtype), loss
 
     def _log(self, x, y, sample_weight, y_pred, kl, loss):
         # Weighted by the batch size, as Keras weights `loss`: with a partial last batch
@@ -333,7 +336,7 @@ class BayesianModel(tf_keras.Model):
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         self.nll_tracker.update_state(loss * replicas - kl, sample_weight=batch_size)
         self.kl_tracker.update_state(kl, sample_weight=batch_size)
-        logs = self.compute_metrics(x, y, y_pred, sample_weight)
+        logs = self.compute_metrics(x, _targets_for_metrics(y, y_pred), y_pred, sample_weight)
         return {**logs, "nll": self.nll_tracker.result(), "kl": self.kl_tracker.result()}
 
     def train_step(self, data):
@@ -605,20 +608,15 @@ def _masked_sample_weight(y_pred, sample_weight):
     A mask ``(N, *steps)`` (``_keras_mask``, set by Keras on a head's output when a masking layer
     feeds a per-step head) becomes per-step weights: with a mask only, the loss is the same as
     ``fit``'s with ``sample_weight=mask`` (each example's NLL summed over its unmasked steps).
-    Per-example weights ``(N,)`` are spread over the steps. The mask is removed from ``y_pred``:
-    Keras's compiled loss and metrics would apply it a second time (and failed on a
-    distribution's ``(N, steps, 1)`` shape).
+    Per-example weights ``(N,)`` are spread over the steps. The mask is taken off ``y_pred`` for
+    the compiled loss, which would apply it a second time, as a mean over the unmasked steps
+    (``BayesianModel._step`` puts it back for the metrics).
     """
     outputs = tf.nest.flatten(y_pred)
     masks = [getattr(output, "_keras_mask", None) for output in outputs]
     if all(mask is None for mask in masks):
         return sample_weight
-    for output, mask in zip(outputs, masks):
-        if mask is not None:
-            try:
-                output._keras_mask = None
-            except AttributeError:
-                pass
+    _set_masks(outputs, [None] * len(outputs))
     if len(outputs) == 1:
         return _times_mask(sample_weight, masks[0])
     if sample_weight is None or tf.is_tensor(sample_weight) or isinstance(sample_weight, np.ndarray):
@@ -628,6 +626,14 @@ def _masked_sample_weight(y_pred, sample_weight):
         if len(weights) != len(outputs):  # a dict of some outputs: Keras's own matching, masks left out
             return sample_weight
     return tf.nest.pack_sequence_as(y_pred, [_times_mask(w, m) for w, m in zip(weights, masks)])
+
+
+def _set_masks(outputs, masks):
+    for output, mask in zip(outputs, masks):
+        try:
+            output._keras_mask = mask
+        except AttributeError:
+            pass
 
 
 def _times_mask(sample_weight, mask):
@@ -642,6 +648,22 @@ def _times_mask(sample_weight, mask):
     extra = tf.maximum(tf.rank(mask) - tf.rank(sample_weight), 0)
     sample_weight = tf.reshape(sample_weight, tf.concat([tf.shape(sample_weight), tf.ones([extra], tf.int32)], 0))
     return mask * sample_weight
+
+
+def _targets_for_metrics(y, y_pred):
+    """Per-step targets ``(N, *steps)`` with the trailing axis of the head's ``(N, *steps, 1)`` output.
+
+    Keras adds it only to targets of rank 1. Without it a metric squeezed the predictions to
+    ``(N, *steps)`` and averaged each example's steps first (``binary_accuracy`` is a mean over
+    the last axis): per-step sample weights (a padding mask) then failed with "Can not
+    squeeze dim[1]". One output only; several are left to Keras.
+    """
+    if tf.nest.is_nested(y) or tf.nest.is_nested(y_pred) or not tf.is_tensor(y):
+        return y
+    predicted = getattr(y_pred, "shape", tf.TensorShape(None))
+    if predicted.rank is not None and predicted.rank >= 3 and y.shape.rank == predicted.rank - 1 and predicted[-1] == 1:
+        return y[..., tf.newaxis]
+    return y
 
 
 def _aligned_target(y_true, y_pred):
