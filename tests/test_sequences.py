@@ -86,7 +86,7 @@ def test_a_bidirectional_bayesian_cell_with_a_label_per_step_predicts_serves_and
                                   result.probabilities)
 
 
-def _padded_ids(rng, n, steps, vocab):
+def _random_padded_ids(rng, n, steps, vocab):
     """Token ids ``(n, steps)`` of sequences of 2 to ``steps`` tokens, padded with 0."""
     ids = rng.integers(1, vocab, size=(n, steps))
     for row, length in enumerate(rng.integers(2, steps + 1, size=n)):
@@ -106,7 +106,7 @@ def test_padding_mask_leaves_padded_steps_out_of_loss_and_score():
     # nothing, and the loss is fit's with sample_weight=mask (was: padded steps counted).
     rng = np.random.default_rng(0)
     n, steps, vocab = 32, 6, 10
-    ids = _padded_ids(rng, n, steps, vocab)
+    ids = _random_padded_ids(rng, n, steps, vocab)
     y = (ids % 2 == 1).astype(np.float32)
     flipped = y.copy()
     flipped[ids == 0] = 1 - flipped[ids == 0]
@@ -130,7 +130,7 @@ def test_per_step_metrics_count_each_step_with_its_weight_and_leave_padding_out(
     # mean of the steps' hits, padded steps out.
     rng = np.random.default_rng(0)
     n, steps, vocab = 40, 6, 10
-    ids = _padded_ids(rng, n, steps, vocab)
+    ids = _random_padded_ids(rng, n, steps, vocab)
     y = rng.integers(0, 2, size=(n, steps)).astype(np.float32)
     tf_keras.utils.set_random_seed(2)
     model = _masked_tagger(steps, vocab)
@@ -143,3 +143,21 @@ def test_per_step_metrics_count_each_step_with_its_weight_and_leave_padding_out(
     np.testing.assert_allclose(logs["weighted_accuracy"], (hits * weights)[mask].sum() / weights[mask].sum(), atol=1e-6)
     flipped = np.where(mask, y, 1 - y)
     assert model.evaluate(ids, flipped, verbose=0, return_dict=True)["accuracy"] == logs["accuracy"]
+
+
+def test_multi_label_auc_in_fit_and_evaluate_matches_keras_on_the_squeezed_labels():
+    # (N, L) labels of a BernoulliHead over (N, L, 1): the metrics' targets stay (N, L) without per-step
+    # weights, so AUC(multi_label=True, num_labels=L) (rank 2 only) works as before; expanding them
+    # to (N, L, 1) failed with "must have rank 2".
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(40, 4)).astype(np.float32)
+    y = (rng.uniform(size=(40, 3)) < 0.4).astype(np.float32)
+    inputs = tf_keras.Input((4,))
+    dense = tf_keras.layers.Dense(3)
+    model = tfp_bnn.BayesianModel(inputs, tfp_bnn.BernoulliHead()(tf_keras.layers.Reshape((3, 1))(dense(inputs))))
+    model.compile(tf_keras.optimizers.SGD(0.0), metrics=[tf_keras.metrics.AUC(multi_label=True, num_labels=3)])
+    logs = model.evaluate(x, y, batch_size=40, verbose=0, return_dict=True)
+    expected = tf_keras.metrics.AUC(multi_label=True, num_labels=3)
+    expected.update_state(y, tf.sigmoid(dense(x)))
+    np.testing.assert_allclose(logs["auc"], expected.result().numpy(), rtol=1e-6)
+    assert np.isfinite(model.fit(x, y, epochs=1, verbose=0).history["auc"]).all()

@@ -336,7 +336,7 @@ class BayesianModel(tf_keras.Model):
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         self.nll_tracker.update_state(loss * replicas - kl, sample_weight=batch_size)
         self.kl_tracker.update_state(kl, sample_weight=batch_size)
-        logs = self.compute_metrics(x, _targets_for_metrics(y, y_pred), y_pred, sample_weight)
+        logs = self.compute_metrics(x, _targets_for_metrics(y, y_pred, sample_weight), y_pred, sample_weight)
         return {**logs, "nll": self.nll_tracker.result(), "kl": self.kl_tracker.result()}
 
     def train_step(self, data):
@@ -526,9 +526,23 @@ class BayesianModel(tf_keras.Model):
         ``posterior_mean`` raised "Empty batch_outputs". Re-entrant: a callback's own
         ``predict`` inside ``fit`` runs in the same thread. :func:`tfp_bnn.predict`
         does not wait for it: its graphs share no such state.
+
+        A thread that waits says so first: one started by a callback of ``fit`` (or a
+        ``Sequence``'s workers) and awaited there would wait for good.
         """
-        with vars(self).setdefault("_tfp_bnn_keras_calls", threading.RLock()):  # out of Keras's tracking
+        lock = vars(self).setdefault("_tfp_bnn_keras_calls", threading.RLock())  # out of Keras's tracking
+        if not lock.acquire(blocking=False):
+            _warnings.warn(
+                f"Keras's fit/evaluate/predict of model {self.name!r} is running in another thread: this call "
+                "waits for it (they share the model's step functions and seed). If that thread waits for this "
+                "one (a callback of fit that starts a thread and joins it), both wait for good: call "
+                "tfp_bnn.predict there instead, which does not wait."
+            )
+            lock.acquire()
+        try:
             yield
+        finally:
+            lock.release()
 
     # -- a weight_draws seed read when the step runs ---------------------------
     @contextlib.contextmanager
@@ -666,15 +680,22 @@ def _times_mask(sample_weight, mask):
     return mask * sample_weight
 
 
-def _targets_for_metrics(y, y_pred):
+def _targets_for_metrics(y, y_pred, sample_weight=None):
     """Per-step targets ``(N, *steps)`` with the trailing axis of the head's ``(N, *steps, 1)`` output.
 
     Keras adds it only to targets of rank 1. Without it a metric squeezed the predictions to
     ``(N, *steps)`` and averaged each example's steps first (``binary_accuracy`` is a mean over
     the last axis): per-step sample weights (a padding mask) then failed with "Can not
-    squeeze dim[1]". One output only; several are left to Keras.
+    squeeze dim[1]". Only with per-step weights: without them the per-example means weigh
+    every step alike (the same numbers), and a multi-label model's ``(N, L)`` targets stay
+    ``(N, L)`` for ``AUC(multi_label=True, num_labels=L)``, which takes rank 2 only.
+    One output only; several are left to Keras.
     """
     if tf.nest.is_nested(y) or tf.nest.is_nested(y_pred) or not tf.is_tensor(y):
+        return y
+    if sample_weight is None or tf.nest.is_nested(sample_weight):
+        return y
+    if tf.convert_to_tensor(sample_weight).shape.rank in (None, 0, 1):  # per example: no per-step weights
         return y
     predicted = getattr(y_pred, "shape", tf.TensorShape(None))
     if predicted.rank is not None and predicted.rank >= 3 and y.shape.rank == predicted.rank - 1 and predicted[-1] == 1:
