@@ -16,11 +16,13 @@ $(INSTALLED): setup.cfg pyproject.toml
 demo: $(INSTALLED)  ## train a Bayesian regressor on the built-in data, print the uncertainty table
 	$(PY) -m tfp_bnn.demo
 
-# Two workers, one per core of the CI machine: 8.5 minutes instead of 15. A test file
-# stays on one worker (--dist loadfile), so a module's fixtures are built once and its
-# tests run in their order.
+# Two workers, one per core of the CI machine. A test file stays on one worker (--dist
+# loadfile), so a module's fixtures are built once and its tests run in their order. The
+# slowest 25 tests are listed at the end: CI's budget is 25 minutes with the install, and
+# most of a test's time is TensorFlow tracing its functions (a fit, a predict, an export
+# each), then ~10 s per subprocess to import TensorFlow.
 test: $(INSTALLED)  ## the test suite (what CI runs)
-	$(PY) -m pytest -q -m "not slow" -n 2 --dist loadfile
+	$(PY) -m pytest -q -m "not slow" -n 2 --dist loadfile --durations=25
 
 tutorials: $(INSTALLED)  ## re-execute every tutorial chapter in full, saving the notebooks with their outputs
 	$(PY) tutorials/notebooks.py

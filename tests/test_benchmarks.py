@@ -25,7 +25,28 @@ def _load(name):
 
 @pytest.fixture(scope="module")
 def uci():
-    return _load("uci")
+    module = _load("uci")
+    # Every split in this process, not in a new one (~10 s of importing TensorFlow each): the new
+    # processes themselves are tested by test_uci_splits_side_by_side_give_the_results_of_one_at_a_time.
+    module.run_split_in_new_process = _in_this_process(module)
+    return module
+
+
+_SPLITS = {}  # run_split's JSON answer by its arguments: tests that read the same split share one run
+
+
+def _in_this_process(uci):
+    """``run_split_in_new_process`` in this process: the same answer (run_split sets its own seeds), as JSON."""
+    new_process = uci.run_split_in_new_process
+
+    def run(*args):
+        key = json.dumps([str(arg) for arg in args])
+        if key not in _SPLITS:
+            _SPLITS[key] = json.dumps(uci.run_split(*args))
+        return tuple(json.loads(_SPLITS[key]))
+
+    run.new_process = new_process
+    return run
 
 
 def _uci_folder(root, name="tiny", rows=80, num_test=16, splits=2, seed=0):
@@ -47,6 +68,41 @@ def _uci_folder(root, name="tiny", rows=80, num_test=16, splits=2, seed=0):
     return folder
 
 
+@pytest.fixture(scope="module")
+def uci_data(tmp_path_factory):
+    """Two folders of data sets: 80 rows (3 splits) for the quick runs, 300 rows for the search's curves."""
+    root = tmp_path_factory.mktemp("uci_data")
+    _uci_folder(root / "small", splits=3)
+    _uci_folder(root / "small", name="two", seed=2)
+    _uci_folder(root / "large", rows=300, num_test=60)
+    return root
+
+
+_RUNS = {}
+
+
+def _documented_run(uci, uci_data, tmp_path_factory, method, folds):
+    """One ``uci.py`` run of split 0 of "tiny" (JSON, markdown, report), shared by the tests that read it.
+
+    The 5-fold runs and bnn's holdout run use the 300 rows, whose curves the search tests
+    read (bnn: up to 64 epochs, cross-validated: up to 16); the other holdout runs the 80 rows.
+    """
+    if (method, folds) not in _RUNS:
+        out = tmp_path_factory.mktemp(f"uci_{method}_{folds}")
+        large = folds != 1 or method == "bnn"
+        epochs = ("64" if folds == 1 else "16") if large else "2"
+        status = uci.main([
+            "--data-dir", str(uci_data / ("large" if large else "small")), "--datasets", "tiny", "--splits", "1",
+            "--method", method, "--max-epochs", epochs, "--samples", "100",
+            "--json", str(out / "uci.json"), "--markdown", str(out / "uci.md"),
+            *([] if folds == uci.FOLDS else ["--cross-validation-rows", "0"]),
+        ])
+        _RUNS[method, folds] = status, out / "uci.json", out / "uci.md"
+    status, out_json, out_md = _RUNS[method, folds]
+    assert status == 0
+    return out_json, out_md, json.loads(out_json.read_text())
+
+
 UCI_KEYS = {
     "rmse_mean", "rmse_se", "test_ll_mean", "test_ll_se", "rmse", "test_ll", "seconds",
     "seconds_per_split", "hyperparameters", "selection", "num_splits",
@@ -59,16 +115,9 @@ UCI_KEYS = {
     ("bnn", 1), ("mc_dropout", 1), ("ensemble", 1), ("ensemble", 5),
     pytest.param("bnn", 5, marks=pytest.mark.slow), pytest.param("mc_dropout", 5, marks=pytest.mark.slow),
 ])
-def test_uci_benchmark_writes_the_documented_json_and_table(uci, method, folds, tmp_path):
-    _uci_folder(tmp_path / "data")
-    out_json, out_md = tmp_path / "uci.json", tmp_path / "uci.md"
-    status = uci.main([
-        "--data-dir", str(tmp_path / "data"), "--datasets", "tiny", "--splits", "1", "--method", method,
-        "--max-epochs", "2", "--samples", "100", "--json", str(out_json), "--markdown", str(out_md),
-        *([] if folds == uci.FOLDS else ["--cross-validation-rows", "0"]),
-    ])
-    assert status == 0
-    report = json.loads(out_json.read_text())
+def test_uci_benchmark_writes_the_documented_json_and_table(uci, uci_data, tmp_path_factory, method, folds,
+                                                           tmp_path):
+    out_json, out_md, report = _documented_run(uci, uci_data, tmp_path_factory, method, folds)
     assert report["method"] == method
     result = report["datasets"]["tiny"]
     assert UCI_KEYS <= set(result)
@@ -101,21 +150,20 @@ def test_uci_benchmark_writes_the_documented_json_and_table(uci, method, folds, 
     assert (tmp_path / "again.md").read_text() == out_md.read_text()
 
 
-def test_uci_benchmark_scores_in_original_units(uci, tmp_path):
+def test_uci_benchmark_scores_in_original_units(uci, uci_data, tmp_path_factory):
     """Targets around 100 with noise std 1: a standardised-unit RMSE would be far below 1."""
-    folder = _uci_folder(tmp_path / "data", rows=300, num_test=60)
-    result, selection = uci.run_split("bnn", folder, 0, 16, 100, epochs_cap=60, seed=0, cross_validation_rows=0)
-    assert 1 <= selection["params"]["epochs"] <= 60
-    assert 0.5 < result["rmse"] < 4.0, result
-    assert -4.0 < result["test_ll"] < -1.0, result  # N(0, 1) noise alone: -1.42
+    _, _, report = _documented_run(uci, uci_data, tmp_path_factory, "bnn", 1)  # 240 training rows, up to 64 epochs
+    result = report["datasets"]["tiny"]
+    assert 1 <= result["selection"][0]["params"]["epochs"] <= 64
+    assert 0.5 < result["rmse"][0] < 4.0, result["rmse"]
+    assert -4.0 < result["test_ll"][0] < -1.0, result["test_ll"]  # N(0, 1) noise alone: -1.42
 
 
-def test_uci_search_stops_after_patience_checkpoints_without_improvement(uci, tmp_path):
+def test_uci_search_stops_after_patience_checkpoints_without_improvement(uci, uci_data, tmp_path_factory):
     """Each search run's curve ends at its best point or PATIENCE checkpoints after it."""
-    folder = _uci_folder(tmp_path / "data", rows=300, num_test=60)
-    x, y, _, _ = uci.data.load_uci(folder, 0)
-    selection = uci.select("bnn", x, y, 8, 100, epochs_cap=64, seed=0, cross_validation_rows=0)
-    assert selection["validation_folds"] == 1
+    _, _, report = _documented_run(uci, uci_data, tmp_path_factory, "bnn", 1)  # 240 training rows, up to 64 epochs
+    (selection,) = report["datasets"]["tiny"]["selection"]
+    assert selection["validation_folds"] == 1 and selection["max_epochs"] == 64
     for trial in selection["trials"]:
         scores = [point["test_ll"] for point in trial["curve"]]
         best = int(np.argmax(scores))
@@ -158,10 +206,9 @@ def test_uci_search_goes_below_the_first_checkpoint_when_the_choice_is_there(uci
     assert len(calls) == (2 if scored_below else 1)
 
 
-def test_uci_search_records_what_the_choice_used(uci, tmp_path):
-    folder = _uci_folder(tmp_path / "data", rows=300, num_test=60)
-    x, y, _, _ = uci.data.load_uci(folder, 0)
-    selection = uci.select("bnn", x, y, 8, 100, epochs_cap=8, seed=0, cross_validation_rows=0)
+def test_uci_search_records_what_the_choice_used(uci, uci_data, tmp_path_factory):
+    _, _, report = _documented_run(uci, uci_data, tmp_path_factory, "bnn", 1)  # 60 validation rows of 240
+    (selection,) = report["datasets"]["tiny"]["selection"]
     for trial in selection["trials"]:
         point = next(p for p in trial["curve"] if p["epochs"] == trial["epochs"])
         assert (trial["validation_ll"], trial["validation_rmse"], trial["validation_ll_se"]) == (
@@ -170,30 +217,31 @@ def test_uci_search_records_what_the_choice_used(uci, tmp_path):
     assert selection["params"] == {**uci.choose(selection["trials"])["params"], "epochs": uci.choose(selection["trials"])["epochs"]}
 
 
-def test_uci_tables_merge_runs_of_different_data_sets(uci, tmp_path, capsys):
+def test_uci_tables_merge_runs_of_different_data_sets(uci, uci_data, tmp_path_factory, tmp_path, capsys):
     """Long runs split over processes (--datasets a / --datasets b) merge into one report."""
-    _uci_folder(tmp_path / "data", name="one", seed=1)
-    _uci_folder(tmp_path / "data", name="two", seed=2)
-    common = ["--data-dir", str(tmp_path / "data"), "--method", "ensemble", "--splits", "1", "--max-epochs", "2",
-              "--samples", "100", "--cross-validation-rows", "0"]
-    for name in ("one", "two"):
-        assert uci.main([*common, "--datasets", name, "--json", str(tmp_path / f"{name}.json")]) == 0
+    # Data set "tiny" is the documented ensemble run's (--datasets tiny); "two" is run here.
+    one_json, _, _ = _documented_run(uci, uci_data, tmp_path_factory, "ensemble", 1)
+    (tmp_path / "tiny.json").write_text(one_json.read_text())
+    assert uci.main(["--data-dir", str(uci_data / "small"), "--method", "ensemble", "--splits", "1", "--max-epochs",
+                     "2", "--samples", "100", "--cross-validation-rows", "0", "--datasets", "two",
+                     "--json", str(tmp_path / "two.json")]) == 0
     merged, table = tmp_path / "merged.json", tmp_path / "merged.md"
-    assert uci.main(["--table-from", str(tmp_path / "one.json"), str(tmp_path / "two.json"),
+    assert uci.main(["--table-from", str(tmp_path / "tiny.json"), str(tmp_path / "two.json"),
                      "--json", str(merged), "--markdown", str(table)]) == 0
     report = json.loads(merged.read_text())
-    assert list(report["datasets"]) == ["one", "two"]
-    for name in ("one", "two"):
+    assert list(report["datasets"]) == ["tiny", "two"]
+    for name in ("tiny", "two"):
         alone = json.loads((tmp_path / f"{name}.json").read_text())["datasets"][name]
         assert report["datasets"][name] == alone
         assert f"| {name} | 1 |" in table.read_text()
-    assert not list(tmp_path.glob("*.partial"))  # each run's progress file became its --json
+    for folder in (tmp_path, one_json.parent):  # each run's progress file became its --json
+        assert not list(folder.glob("*.partial"))
 
     # Files of another method, or the same data set twice, are refused, not mislabelled or dropped.
     other = json.loads((tmp_path / "two.json").read_text())
     (tmp_path / "other_method.json").write_text(json.dumps({**other, "method": "mc_dropout"}))
-    for files, message in [(["one.json", "other_method.json"], "results of different methods (ensemble, mc_dropout)"),
-                           (["one.json", "two.json", "one.json"], "one is in more than one --table-from file")]:
+    for files, message in [(["tiny.json", "other_method.json"], "results of different methods (ensemble, mc_dropout)"),
+                           (["tiny.json", "two.json", "tiny.json"], "tiny is in more than one --table-from file")]:
         before = merged.read_text()
         assert uci.main(["--table-from", *(str(tmp_path / f) for f in files), "--json", str(merged)]) == 2
         assert message in capsys.readouterr().err and merged.read_text() == before
@@ -263,11 +311,12 @@ def test_uci_training_resumed_at_a_checkpoint_ends_where_one_fit_ends(uci, tmp_p
 
 
 @pytest.mark.parametrize("method", ["ensemble", pytest.param("bnn", marks=pytest.mark.slow)])
-def test_uci_cross_validated_search_stops_on_the_pooled_curve(uci, method, tmp_path):
-    folder = _uci_folder(tmp_path / "data", rows=300, num_test=60)
-    x, y, _, _ = uci.data.load_uci(folder, 0)
-    selection = uci.select(method, x, y, 8, 100, epochs_cap=16, seed=0)
+def test_uci_cross_validated_search_stops_on_the_pooled_curve(uci, uci_data, tmp_path_factory, method):
+    _, _, report = _documented_run(uci, uci_data, tmp_path_factory, method, uci.FOLDS)  # up to 16 epochs
+    (selection,) = report["datasets"]["tiny"]["selection"]
+    x, _, _, _ = uci.data.load_uci(uci_data / "large" / "tiny", 0)
     assert selection["validation_folds"] == uci.FOLDS  # 240 training rows: below CROSS_VALIDATION_ROWS
+    assert selection["max_epochs"] == 16
     holdout_se = []
     for trial in selection["trials"]:
         scores = [point["test_ll"] for point in trial["curve"]]
@@ -283,13 +332,14 @@ def test_uci_cross_validated_search_stops_on_the_pooled_curve(uci, method, tmp_p
     assert selection["params"]["epochs"] == uci.choose(selection["trials"])["epochs"]
 
 
-def test_uci_splits_side_by_side_give_the_results_of_one_at_a_time(uci, tmp_path):
+def test_uci_splits_side_by_side_give_the_results_of_one_at_a_time(uci, uci_data, tmp_path, monkeypatch):
     """--jobs runs every split in a process of its own; the results, in split order, do not change."""
-    _uci_folder(tmp_path / "data", splits=3)
-    common = ["--data-dir", str(tmp_path / "data"), "--method", "ensemble", "--max-epochs", "2", "--samples", "100",
-              "--cross-validation-rows", "0"]  # the cheapest method: what is tested is the order of the splits
+    common = ["--data-dir", str(uci_data / "small"), "--datasets", "tiny", "--method", "ensemble", "--max-epochs",
+              "2", "--samples", "100", "--cross-validation-rows", "0"]  # the cheapest method: what is tested is the order of the splits
     results = []
-    for jobs in ("1", "2"):
+    for jobs in ("1", "2"):  # one at a time in this process, then two at a time, each in a new process
+        if jobs == "2":
+            monkeypatch.setattr(uci, "run_split_in_new_process", uci.run_split_in_new_process.new_process)
         out = tmp_path / f"jobs{jobs}.json"
         assert uci.main([*common, "--jobs", jobs, "--json", str(out)]) == 0
         results.append(json.loads(out.read_text())["datasets"]["tiny"])
@@ -395,9 +445,11 @@ def test_uci_learning_rate_decays_to_zero_over_the_epoch_budget_by_epoch(uci, tm
     budget = 10
     for rows in (len(x), int(0.8 * len(x))):
         steps_per_epoch = math.ceil(rows / params["batch_size"])
-        for epochs in (budget // 2, budget):
-            model = uci.build("bnn", params, x[:rows], y[:rows], 8, budget)
-            model.fit(x[:rows], y[:rows], batch_size=params["batch_size"], epochs=epochs, verbose=0)
+        model, done = uci.build("bnn", params, x[:rows], y[:rows], 8, budget), 0
+        for epochs in (budget // 2, budget):  # the rate after `epochs` epochs: one model, fit on to each
+            model.fit(x[:rows], y[:rows], batch_size=params["batch_size"], initial_epoch=done, epochs=epochs,
+                      verbose=0)
+            done = epochs
             last_step = epochs * steps_per_epoch - 1  # the rate of the last update
             expected = 0.5 * params["learning_rate"] * (1 + math.cos(math.pi * last_step / (budget * steps_per_epoch)))
             assert float(model.optimizer.learning_rate) == pytest.approx(expected, rel=1e-4), (rows, epochs)

@@ -1,13 +1,16 @@
 """The ``tfp-bnn`` command line: fit -> predict -> evaluate end to end, and every kind of bad input.
 
-The end-to-end runs and a few bad inputs go through a real subprocess
-(``python -m tfp_bnn``), so exit status, standard error and files are what a
-user sees. The remaining bad inputs call :func:`tfp_bnn.cli.main` in this
-process: the same code path (``python -m tfp_bnn`` exits with what ``main``
-returns) without a TensorFlow start-up per case.
+Each command (fit, predict, evaluate) of the end-to-end runs, and a few bad
+inputs, go through a real subprocess (``python -m tfp_bnn``) at least once, so
+exit status, standard error and files are what a user sees. The other calls,
+and the remaining bad inputs, call :func:`tfp_bnn.cli.main` in this process:
+the same code path (``python -m tfp_bnn`` exits with what ``main`` returns)
+without a TensorFlow start-up (~10 s) per call.
 """
 
+import contextlib
 import csv
+import io
 import json
 import os
 import shutil
@@ -76,24 +79,36 @@ def files(tmp_path_factory):
 # -- end to end, in a subprocess ----------------------------------------------------------------
 
 
+def _main_quietly(*args):
+    """``cli.main`` in this process, outside a test (module fixtures): (exit status, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = cli.main([str(a) for a in args])
+    return status, out.getvalue(), err.getvalue()
+
+
 @pytest.fixture(scope="module")
 def regression_run(files):
+    # fit and one predict in a real process, as a user runs them; the second predict (the same seed
+    # must give the same file, in another process) and evaluate in this one: the same ``cli.main``
+    # without a TensorFlow start-up each (evaluate runs in a real process in the classification test).
     folder = files["folder"]
     out = folder / "reg_model"
     fit = _run("fit", "--data", files["regression"], "--target", "y", "--out", out, "--seed", "1", *FIT_FAST,
                cwd=folder)
     assert fit.returncode == 0, fit.stderr
     grid = _write_csv(folder / "grid.csv", ["x2", "x1"], [[0.0, v] for v in (-0.9, 0.0, 0.9, 3.0, 6.0)])
-    predictions = []
-    for name in ("pred_a.csv", "pred_b.csv"):
-        run = _run("predict", "--model", out, "--data", grid, "--output", folder / name, "--samples", "400",
-                   "--seed", "3", cwd=folder)
-        assert run.returncode == 0, run.stderr
-        predictions.append(folder / name)
-    evaluate = _run("evaluate", "--model", out, "--data", files["regression"], "--target", "y", "--json",
-                    folder / "reg_metrics.json", "--samples", "50", cwd=folder)
-    assert evaluate.returncode == 0, evaluate.stderr
-    return {"out": out, "fit": fit, "predictions": predictions, "evaluate": evaluate,
+    predictions = [folder / "pred_a.csv", folder / "pred_b.csv"]
+    run = _run("predict", "--model", out, "--data", grid, "--output", predictions[0], "--samples", "400",
+               "--seed", "3", cwd=folder)
+    assert run.returncode == 0, run.stderr
+    status, _, err = _main_quietly("predict", "--model", out, "--data", grid, "--output", predictions[1],
+                                   "--samples", "400", "--seed", "3")
+    assert status == 0, err
+    status, stdout, err = _main_quietly("evaluate", "--model", out, "--data", files["regression"], "--target", "y",
+                                        "--json", folder / "reg_metrics.json", "--samples", "50")
+    assert status == 0, err
+    return {"out": out, "fit": fit, "predictions": predictions, "evaluate_stdout": stdout,
             "metrics": folder / "reg_metrics.json"}
 
 
@@ -147,7 +162,7 @@ def test_evaluate_prints_and_writes_the_metrics(files, regression_run):
     metrics = json.loads(regression_run["metrics"].read_text())
     assert set(metrics) == {"rmse", "nll", "coverage_95", "width_95", "n"} and metrics["n"] == 160
     for name in ("rmse", "nll", "coverage_95", "width_95"):
-        assert name in regression_run["evaluate"].stdout
+        assert name in regression_run["evaluate_stdout"]
     # The same numbers as the report's train/validation metrics, weighted by their sizes (same seed, T).
     report = json.loads((regression_run["out"] / "report.json").read_text())["metrics"]
     pooled_mse = (report["train"]["rmse"] ** 2 * 128 + report["validation"]["rmse"] ** 2 * 32) / 160
@@ -156,23 +171,24 @@ def test_evaluate_prints_and_writes_the_metrics(files, regression_run):
 
 @pytest.fixture(scope="module")
 def classification_model(files):
+    # In this process: the regression fit above runs in a real one.
     out = files["folder"] / "class_model"
-    fit = _run("fit", "--data", files["classification"], "--target", "label", "--out", out, *FIT_FAST,
-               cwd=files["folder"])
-    assert fit.returncode == 0, fit.stderr
+    status, _, err = _main_quietly("fit", "--data", files["classification"], "--target", "label", "--out", out,
+                                   *FIT_FAST)
+    assert status == 0, err
     return out
 
 
-def test_classification_end_to_end(files, classification_model):
+def test_classification_end_to_end(capsys, files, classification_model):
     folder, out = files["folder"], classification_model
     report = json.loads((out / "report.json").read_text())
     assert report["task"] == "classification" and report["class_names"] == list(CLASSES)
     assert set(report["metrics"]["validation"]) == {"accuracy", "nll", "brier", "ece", "n"}
 
     unlabelled = _write_csv(folder / "new.csv", ["f1", "f2"], files["x"][:20].round(5))
-    predict = _run("predict", "--model", out, "--data", unlabelled, "--output", folder / "classes_pred.csv",
-                   "--seed", "0", cwd=folder)
-    assert predict.returncode == 0, predict.stderr
+    status, err = _main(capsys, "predict", "--model", out, "--data", unlabelled, "--output",
+                        folder / "classes_pred.csv", "--seed", "0")
+    assert status == 0, err
     rows = _read_csv(folder / "classes_pred.csv")
     assert list(rows[0]) == [f"prob_{c}" for c in CLASSES] + [
         "predicted_class", "entropy", "expected_entropy", "mutual_information"]
@@ -507,16 +523,17 @@ def test_validating_less_often_leaves_training_unchanged(capsys, tmp_path, files
     # are one weight draw each, from a generator each validation advances: not comparable draw by draw.)
     def fit(out):
         status, err = _main(capsys, "fit", "--data", files["regression"], "--target", "y", "--out", out,
-                            "--epochs", "250", "--hidden", "8", "--samples", "20", "--seed", "3")
+                            "--epochs", "101", "--hidden", "8", "--samples", "20", "--seed", "3")
         assert status == 0, err
         return json.loads((out / "report.json").read_text())
 
     sparse = fit(tmp_path / "sparse")
     monkeypatch.setattr(cli, "MAX_VALIDATIONS", 10**6)
     every = fit(tmp_path / "every")
-    assert every["validation_epochs"] == list(range(1, 251))
-    assert sparse["validation_epochs"][-1] == 250 and len(sparse["validation_epochs"]) == 84
-    assert len(sparse["history"]["val_loss"]) == 84 and len(sparse["history"]["loss"]) == 250
+    assert every["validation_epochs"] == list(range(1, 102))
+    # 101 epochs: every 2nd, and the last (an odd one) too
+    assert sparse["validation_epochs"][-2:] == [100, 101] and len(sparse["validation_epochs"]) == 51
+    assert len(sparse["history"]["val_loss"]) == 51 and len(sparse["history"]["loss"]) == 101
     np.testing.assert_array_equal(sparse["history"]["loss"], every["history"]["loss"])
     assert sparse["metrics"] == every["metrics"]
 

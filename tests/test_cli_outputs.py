@@ -199,8 +199,7 @@ def test_a_folder_as_file_output_is_refused_the_same_way_with_or_without_force(c
         assert status == 2 and "results is a folder; give a file name." in err, err
 
 
-def test_export_into_a_writable_model_folder_of_a_read_only_base(tmp_path, monkeypatch, capsys):
-    assert cli.main(["fit", "--out", str(tmp_path / "run"), "--epochs", "1", "--hidden", "4", "--samples", "2"]) == 0
+def test_export_into_a_writable_model_folder_of_a_read_only_base(trained, tmp_path, monkeypatch, capsys):
     base = tmp_path / "models"
     (base / "gap").mkdir(parents=True)  # the server's folder: BASE read-only, BASE/NAME the user's
     real = tempfile.TemporaryDirectory
@@ -211,7 +210,7 @@ def test_export_into_a_writable_model_folder_of_a_read_only_base(tmp_path, monke
         return real(*args, dir=dir, **kwargs)
 
     monkeypatch.setattr(cli.tempfile, "TemporaryDirectory", read_only_base)
-    status = cli.main(["export", "--model", str(tmp_path / "run"), "--out", str(base / "gap"), "--samples", "2"])
+    status = cli.main(["export", "--model", str(trained / "model"), "--out", str(base / "gap"), "--samples", "2"])
     assert status == 0, capsys.readouterr().err
     assert (base / "gap" / "1" / "saved_model.pb").is_file()
 

@@ -1,5 +1,6 @@
 """Process-global state: tf.config switches a notebook or a search loop leaves on."""
 
+import json
 import os
 import subprocess
 import sys
@@ -68,74 +69,84 @@ def test_tf1_graph_mode_is_refused_with_a_clear_message():
     assert out.stdout.strip().splitlines()[-1:] == ["3 True"], out.stdout + out.stderr[-2000:]
 
 
-def _retracing_warnings(body):
-    """TensorFlow's retracing warnings while ``body`` runs, in a fresh process: TF warns at most
-    5 times per function per process, so earlier tests could have used them up."""
-    script = textwrap.dedent("""
-        import logging
-        import numpy as np, tensorflow as tf, tf_keras
-        import tfp_bnn
-        from tfp_bnn import sampling
-        messages = []
-        handler = type("Collect", (logging.Handler,), {"emit": lambda self, r: messages.append(r.getMessage())})()
-        tf.get_logger().addHandler(handler)
-        x = np.random.default_rng(0).normal(size=(64, 1)).astype(np.float32)
-    """) + textwrap.dedent(body) + "\nprint(sum('retracing' in m for m in messages))\n"
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-2000:]
-    return int(out.stdout.strip().splitlines()[-1])
-
-
-def test_a_search_loop_over_models_does_not_warn_of_retracing():
-    """Each model's steps are traced afresh (twice at the first fit); TensorFlow counted them as
-    retraces of one function and warned from the fourth model on."""
-    assert _retracing_warnings("""
-        for inference in ("variational", "variational", "mc_dropout", "ensemble", "variational", "mc_dropout"):
-            tf_keras.backend.clear_session()
-            model = tfp_bnn.make_regressor((1,), hidden_units=(4,), train_size=64, inference=inference)
-            model.compile(optimizer=tf_keras.optimizers.Adam(1e-2))
-            model.fit(x, x, epochs=2, batch_size=32, verbose=0)
-            model.evaluate(x, x, verbose=0)
-            model.predict(x, verbose=0)
-    """) == 0
-
-
-def test_a_search_loop_over_models_leaves_no_training_graph_behind():
-    """Keras sums gradients over replicas with a tf.custom_gradient, which registers a gradient
-    function per trace in TensorFlow's process-wide registry, holding the traced step's graph
-    for good (~34 MB per model here). Over one replica tfp_bnn's step does not sum them."""
+_SEARCH_LOOP_CHILD = textwrap.dedent("""
+    import json, logging
+    import numpy as np, tensorflow as tf, tf_keras
     from tensorflow.python.framework import ops  # the registry itself: what held the graphs
+    import tfp_bnn
+    from tfp_bnn import sampling
+    messages = []
+    handler = type("Collect", (logging.Handler,), {"emit": lambda self, r: messages.append(r.getMessage())})()
+    tf.get_logger().addHandler(handler)
+    x = np.random.default_rng(0).normal(size=(64, 1)).astype(np.float32)
+
+    def retracing_warnings():
+        return sum("retracing" in m for m in messages)
 
     def custom_gradients():
         return sum(key.startswith("CustomGradient") for key in ops._gradient_registry.list())
 
-    x = np.linspace(-1, 1, 64, dtype=np.float32)[:, None]
+    report = {}
+    # 1. A search loop: MC dropout and ensembles train through the same step as variational models.
+    gradients_before = custom_gradients()
+    for inference in ("variational", "variational", "mc_dropout", "ensemble", "variational", "mc_dropout"):
+        tf_keras.backend.clear_session()
+        model = tfp_bnn.make_regressor((1,), hidden_units=(4,), train_size=64, inference=inference)
+        model.compile(optimizer=tf_keras.optimizers.Adam(1e-2))
+        model.fit(x, x, epochs=2, batch_size=32, verbose=0)
+        model.evaluate(x, x, verbose=0)
+        model.predict(x, verbose=0)
+    report["search_loop_retracing_warnings"] = retracing_warnings()
+    report["search_loop_new_custom_gradients"] = custom_gradients() - gradients_before
 
-    def fit_one(optimizer):  # MC dropout and ensembles train through the same step
-        model = tfp_bnn.make_regressor((1,), hidden_units=(4,), train_size=64)
-        model.compile(optimizer=optimizer)
-        model.fit(x, x, epochs=1, batch_size=32, verbose=0)
+    # 2. Alternating sampling modes on one model: counted on their own.
+    warnings_before = retracing_warnings()
+    model = tfp_bnn.make_regressor((1,), hidden_units=(4,), train_size=64)
+    model.compile(optimizer="adam")
+    for i in range(12):
+        draws = 3 + i % 2
+        with sampling.weight_draws(draws, seed=(0, i)):
+            model.predict(sampling.stack_draws(x[:8], draws), batch_size=8 * draws, verbose=0)
+    report["alternating_retracing_warnings"] = retracing_warnings() - warnings_before
 
-    before = custom_gradients()
-    fit_one(tf_keras.optimizers.legacy.Adam(1e-2))  # a legacy optimizer keeps Keras's own step
-    assert custom_gradients() > before  # so the count does see a training step's registration
-    before = custom_gradients()
-    for _ in range(3):
-        fit_one(tf_keras.optimizers.Adam(1e-2))
-    assert custom_gradients() == before
+    # 3. Last (its Keras step may warn or retrace): a legacy optimizer keeps Keras's own step,
+    # so the count does see a training step's registration.
+    gradients_before = custom_gradients()
+    model = tfp_bnn.make_regressor((1,), hidden_units=(4,), train_size=64)
+    model.compile(optimizer=tf_keras.optimizers.legacy.Adam(1e-2))
+    model.fit(x, x, epochs=1, batch_size=32, verbose=0)
+    report["legacy_optimizer_new_custom_gradients"] = custom_gradients() - gradients_before
+    print(json.dumps(report))
+""")
 
 
-def test_alternating_sampling_modes_still_warn_of_retracing():
+@pytest.fixture(scope="module")
+def search_loop_child():
+    """One fresh process for the checks below: TF warns of retracing at most 5 times per function
+    per process, so earlier tests could have used them up; and the gradient registry is process-wide."""
+    out = subprocess.run([sys.executable, "-c", _SEARCH_LOOP_CHILD], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_a_search_loop_over_models_does_not_warn_of_retracing(search_loop_child):
+    """Each model's steps are traced afresh (twice at the first fit); TensorFlow counted them as
+    retraces of one function and warned from the fourth model on."""
+    assert search_loop_child["search_loop_retracing_warnings"] == 0
+
+
+def test_a_search_loop_over_models_leaves_no_training_graph_behind(search_loop_child):
+    """Keras sums gradients over replicas with a tf.custom_gradient, which registers a gradient
+    function per trace in TensorFlow's process-wide registry, holding the traced step's graph
+    for good (~34 MB per model here). Over one replica tfp_bnn's step does not sum them."""
+    assert search_loop_child["legacy_optimizer_new_custom_gradients"] > 0  # the count sees a step's registration
+    assert search_loop_child["search_loop_new_custom_gradients"] == 0
+
+
+def test_alternating_sampling_modes_still_warn_of_retracing(search_loop_child):
     """Each predict under another weight_draws(num_draws) rebuilds and retraces Keras's step:
     TensorFlow's frequent-retracing warning must still say so (only per-model first traces are quiet)."""
-    assert _retracing_warnings("""
-        model = tfp_bnn.make_regressor((1,), hidden_units=(4,), train_size=64)
-        model.compile(optimizer="adam")
-        for i in range(12):
-            draws = 3 + i % 2
-            with sampling.weight_draws(draws, seed=(0, i)):
-                model.predict(sampling.stack_draws(x[:8], draws), batch_size=8 * draws, verbose=0)
-    """) > 0
+    assert search_loop_child["alternating_retracing_warnings"] > 0
 
 
 def test_a_seeded_request_is_answered_by_a_process_that_requires_determinism(tmp_path):

@@ -182,7 +182,7 @@ def test_under_mixed_precision_bayesian_layers_and_heads_compute_in_float32():
         dtypes = {name: [layer.compute_dtype for layer in model.layers[1:]] for name, model in models.items()}
         for model in models.values():
             model.compile(optimizer=tf_keras.optimizers.Adam(0.01))
-        histories = {name: model.fit(x, y, epochs=40, batch_size=16, verbose=0) for name, model in models.items()}
+        histories = {name: model.fit(x, y, epochs=25, batch_size=16, verbose=0) for name, model in models.items()}
     finally:
         tf_keras.mixed_precision.set_global_policy(policy)
     # The policy is in force for the plain layers; tfp_bnn's own layers and heads stay float32.

@@ -23,6 +23,13 @@ def _model(**kwargs):
     return model
 
 
+@pytest.fixture(scope="module")
+def untrained():
+    """One ``_model(train_size=96)`` for the tests that only predict with it (or are refused before
+    anything runs): predict leaves the weights alone, and its graphs are traced once for them all."""
+    return _model(train_size=96)
+
+
 @pytest.mark.parametrize("kwargs", [{"train_size": 96}, {"inference": "ensemble", "num_members": 2}])
 def test_a_batched_dataset_of_one_feature_scalars_trains_as_its_n_by_1_twin(kwargs):
     # The check took the batch (None,) for a single example of shape (1,): "Batch it".
@@ -48,8 +55,8 @@ def test_a_batched_dataset_of_one_feature_scalars_trains_as_its_n_by_1_twin(kwar
     lambda: tf.data.Dataset.from_tensor_slices(X1),                    # single scalars
     lambda: tf.data.Dataset.from_tensor_slices((X1, Y)).batch(16),     # (x, y) batches
 ])
-def test_predict_reads_datasets_of_one_feature_scalars_as_the_array(dataset):
-    model = _model(train_size=96)
+def test_predict_reads_datasets_of_one_feature_scalars_as_the_array(dataset, untrained):
+    model = untrained
     expected = tfp_bnn.predict(model, X1, num_samples=4, seed=0)
     result = tfp_bnn.predict(model, dataset(), num_samples=4, seed=0)
     np.testing.assert_array_equal(result.mean, expected.mean)
@@ -62,9 +69,9 @@ def test_single_scalar_examples_are_told_to_be_batched():
         model.fit(tf.data.Dataset.from_tensor_slices((X1, Y)), verbose=0)
 
 
-def test_predict_refuses_a_dataset_that_repeats_forever():
+def test_predict_refuses_a_dataset_that_repeats_forever(untrained):
     # It read the dataset into memory until the machine ran out of it (Keras's predict refuses it).
-    model = _model(train_size=96)
+    model = untrained
     endless = tf.data.Dataset.from_tensor_slices(X1[:, None]).batch(16).repeat()
     with pytest.raises(ValueError, match=r"repeats forever.*take\(num_batches\)"):
         tfp_bnn.predict(model, endless, num_samples=4, seed=0)
@@ -87,8 +94,8 @@ def test_predict_takes_the_spellings_of_one_input_that_fit_takes():
         tfp_bnn.predict(model, {"other": x}, num_samples=4)
 
 
-def test_predict_names_generators_and_sequences_as_what_it_does_not_take():
-    model = _model(train_size=96)
+def test_predict_names_generators_and_sequences_as_what_it_does_not_take(untrained):
+    model = untrained
 
     class Batches(tf_keras.utils.Sequence):
         def __len__(self):
@@ -102,8 +109,8 @@ def test_predict_names_generators_and_sequences_as_what_it_does_not_take():
             tfp_bnn.predict(model, data, num_samples=4)
 
 
-def test_predict_reads_a_dataset_of_unknown_element_shape_by_its_elements():
-    model = _model(train_size=96)
+def test_predict_reads_a_dataset_of_unknown_element_shape_by_its_elements(untrained):
+    model = untrained
     expected = tfp_bnn.predict(model, X1, num_samples=4, seed=0).mean
     for rows in (lambda: (X1[i:i + 16, None] for i in range(0, 96, 16)), lambda: (X1[i:i + 1] for i in range(96))):
         data = tf.data.Dataset.from_generator(rows, output_signature=tf.TensorSpec(None, tf.float32))
@@ -141,13 +148,19 @@ def test_a_sequential_built_on_its_first_batch_predicts_as_one_built_with_input(
         tfp_bnn.log_likelihoods(reference, X2[:5], Y2[:5], num_samples=8, seed=3), rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("as_list", [lambda ex: [ex], lambda ex: (ex,), lambda ex: [ex.tolist()]])
-def test_a_list_holding_one_example_is_a_batch_of_one_not_a_wrapped_input(as_list):
-    # [image] is one example, as np.asarray reads it; only [batch] is Keras's spelling of one input.
+@pytest.fixture(scope="module")
+def image_model():
+    """A model of (4, 3) inputs, untrained: one for the three spellings below (predict only)."""
     tf_keras.utils.set_random_seed(0)
     inputs = tf_keras.Input((4, 3))
     params = tfp_bnn.BayesianDense(2, kl_weight=0.01)(tf_keras.layers.Flatten()(inputs))
-    model = tfp_bnn.BayesianModel(inputs, tfp_bnn.NormalHead(1)(params))
+    return tfp_bnn.BayesianModel(inputs, tfp_bnn.NormalHead(1)(params))
+
+
+@pytest.mark.parametrize("as_list", [lambda ex: [ex], lambda ex: (ex,), lambda ex: [ex.tolist()]])
+def test_a_list_holding_one_example_is_a_batch_of_one_not_a_wrapped_input(as_list, image_model):
+    # [image] is one example, as np.asarray reads it; only [batch] is Keras's spelling of one input.
+    model = image_model
     example = RNG.normal(size=(4, 3)).astype(np.float32)
     expected = tfp_bnn.predict(model, example[None], num_samples=4, seed=0).mean
     np.testing.assert_array_equal(tfp_bnn.predict(model, as_list(example), num_samples=4, seed=0).mean, expected)

@@ -8,20 +8,25 @@ import tf_keras
 import tfp_bnn
 
 
-def _fitted():
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    """A fitted regressor and the TF SavedModel folder it was saved to, shared by the module: the tests
+    below only read both (each loads its own copy of the folder)."""
+    tf_keras.utils.set_random_seed(1234)
     x = np.random.default_rng(0).normal(size=(64, 3)).astype("float32")
     y = x[:, 0]
     model = tfp_bnn.make_regressor((3,), hidden_units=(8,), train_size=64)
     model.compile(optimizer=tf_keras.optimizers.Adam(0.01))
     model.fit(x, y, epochs=1, verbose=0)
-    return model, x, y
+    path = tmp_path_factory.mktemp("savedmodel") / "model"
+    model.save(str(path))  # a folder: tf_keras's TF SavedModel format
+    return model, x, y, path
 
 
-def test_a_savedmodel_folder_loads_predicts_and_trains(tmp_path):
+def test_a_savedmodel_folder_loads_predicts_and_trains(saved):
     # load_model failed: 'Unable to restore custom object of class "_LogMean"'.
-    model, x, y = _fitted()
-    model.save(str(tmp_path / "model"))  # a folder: tf_keras's TF SavedModel format
-    loaded = tf_keras.models.load_model(str(tmp_path / "model"))
+    model, x, y, path = saved
+    loaded = tf_keras.models.load_model(str(path))
     assert type(loaded) is tfp_bnn.BayesianModel
     np.testing.assert_array_equal(
         tfp_bnn.predict(loaded, x[:4], num_samples=10, seed=0).mean,
@@ -30,11 +35,10 @@ def test_a_savedmodel_folder_loads_predicts_and_trains(tmp_path):
     assert set(loaded.fit(x, y, epochs=1, verbose=0).history) == {"loss", "nll", "kl"}
 
 
-def test_a_loaded_savedmodel_has_the_weights_of_the_original(tmp_path):
+def test_a_loaded_savedmodel_has_the_weights_of_the_original(saved):
     # The kl_weight variable came back as a weight of each Bayesian layer: 6 arrays against 4.
-    model, x, _ = _fitted()
-    model.save(str(tmp_path / "model"))
-    loaded = tf_keras.models.load_model(str(tmp_path / "model"))
+    model, _, _, path = saved
+    loaded = tf_keras.models.load_model(str(path))
     assert [w.name for w in loaded.weights] == [w.name for w in model.weights]
     loaded.set_weights(model.get_weights())
     layer = loaded.layers[1]
@@ -107,13 +111,12 @@ def test_a_recompiled_model_reports_no_nll_and_kl_of_the_fit_before():
         {name: values[-1] for name, values in history.items()}, rel=1e-6)
 
 
-def test_load_weights_of_a_savedmodel_folder_leaves_kl_weight_as_configured(tmp_path):
+def test_load_weights_of_a_savedmodel_folder_leaves_kl_weight_as_configured(saved):
     # A weight checkpoint never sets kl_weight (1 / N is configuration): load_weights of the folder's
     # variables had put the saved 1/64 into the variable the loss reads, while layer.kl_weight said 1/1000.
-    model, _, _ = _fitted()
-    model.save(str(tmp_path / "model"))
+    model, _, _, path = saved
     other = tfp_bnn.make_regressor((3,), hidden_units=(8,), train_size=1000)
-    other.load_weights(str(tmp_path / "model" / "variables" / "variables"))
+    other.load_weights(str(path / "variables" / "variables"))
     for original, layer in zip(model.get_weights(), other.get_weights()):
         np.testing.assert_array_equal(original, layer)
     bayesian = [layer for layer in other.layers if isinstance(layer, tfp_bnn.BayesianDense)]

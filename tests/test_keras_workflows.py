@@ -39,7 +39,7 @@ def test_bernoulli_head_works_with_keras_binary_metrics():
     model = tfp_bnn.BayesianModel(
         inputs, tfp_bnn.BernoulliHead()(tfp_bnn.BayesianDense(1, kl_weight=1 / len(X))(inputs)))
     model.compile(tf_keras.optimizers.Adam(0.05), metrics=["binary_accuracy", tf_keras.metrics.AUC(name="auc")])
-    model.fit(X, labels, epochs=30, batch_size=32, verbose=0)
+    model.fit(X, labels, epochs=10, batch_size=32, verbose=0)
     with sampling.posterior_mean():
         logs = model.evaluate(X, labels, verbose=0, return_dict=True)
         p = model.predict(X, verbose=0)
@@ -200,7 +200,7 @@ def test_outputs_beside_a_head_and_per_output_sample_weights_train_as_in_keras()
     model.compile(tf_keras.optimizers.Adam(0.03), loss={"auxiliary": "mse", "head": tfp_bnn.NegativeLogLikelihood()})
     ones = np.ones(len(X))
     logs = model.fit(X, {"auxiliary": Y + 5.0, "head": Y}, sample_weight={"auxiliary": ones, "head": ones},
-                     epochs=100, batch_size=32, verbose=0).history
+                     epochs=40, batch_size=32, verbose=0).history
     assert np.isfinite(logs["loss"]).all()
     with sampling.posterior_mean():
         auxiliary_mean = model.predict(X, verbose=0)[0].mean()
@@ -268,20 +268,32 @@ def test_the_progress_bar_shows_the_logged_nll_and_kl(capsys, callbacks):
         assert _shown_in_progbar(shown, name) == pytest.approx(logs[name], abs=1e-4), (name, shown[-300:])
 
 
-def _fitted_regressor(inference, epochs):
-    model = tfp_bnn.make_regressor(
-        (2,), hidden_units=(8,), train_size=len(X), inference=inference,
-        **({"num_members": 2} if inference == "ensemble" else {}),
-    )
-    model.compile(optimizer=tf_keras.optimizers.Adam(1e-2))
-    model.fit(X, Y, epochs=epochs, verbose=0)
-    return model
+@pytest.fixture(scope="module")
+def fitted_regressor():
+    """A regressor fitted for one epoch, one per inference for the module: the tests below wrap it and
+    compare the wrapper with the model itself at the same weights, so they can share one fit."""
+    fitted = {}
+
+    def get(inference):
+        if inference not in fitted:
+            tf_keras.utils.set_random_seed(0)
+            model = tfp_bnn.make_regressor(
+                (2,), hidden_units=(8,), train_size=len(X), inference=inference,
+                **({"num_members": 2} if inference == "ensemble" else {}),
+            )
+            model.compile(optimizer=tf_keras.optimizers.Adam(1e-2))
+            model.fit(X, Y, epochs=1, verbose=0)
+            fitted[inference] = model
+        return fitted[inference]
+
+    return get
 
 
 @pytest.mark.parametrize("inference", ["variational", "mc_dropout", "ensemble"])
-def test_a_fitted_model_wrapped_in_an_end_to_end_model_predicts_and_exports_as_itself(tmp_path, inference):
+def test_a_fitted_model_wrapped_in_an_end_to_end_model_predicts_and_exports_as_itself(
+        tmp_path, inference, fitted_regressor):
     # Keras's end-to-end model: preprocessing layers, then the fitted model as a layer.
-    model = _fitted_regressor(inference, epochs=2)
+    model = fitted_regressor(inference)
     raw = tf_keras.Input((2,))
     end_to_end = tf_keras.Model(raw, model(tf_keras.layers.Rescaling(1.0)(raw)))
     wrapped = tf_keras.Sequential([tf_keras.Input((2,)), model])
@@ -348,10 +360,10 @@ def test_a_cached_predict_does_not_walk_every_sublayer_again(monkeypatch):
 
 
 @pytest.mark.parametrize("inference", ["variational", "ensemble"])
-def test_a_bayesian_model_around_a_fitted_model_predicts_exports_and_fits_as_it(tmp_path, inference):
+def test_a_bayesian_model_around_a_fitted_model_predicts_exports_and_fits_as_it(tmp_path, inference, fitted_regressor):
     # Keras's end-to-end model as a BayesianModel: was "A BayesianModel must end in a tfp_bnn head
     # (tfp_bnn.heads), got BayesianModel" at construction, while tf_keras.Model(raw, ...) worked.
-    model = _fitted_regressor(inference, epochs=1)
+    model = fitted_regressor(inference)
     raw = tf_keras.Input((2,))
     end_to_end = tfp_bnn.BayesianModel(raw, model(tf_keras.layers.Rescaling(1.0)(raw)))
     assert end_to_end.head is model.head and end_to_end.num_members == model.num_members

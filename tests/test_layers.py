@@ -507,7 +507,11 @@ def test_conv2d_flipout_gives_an_example_one_kernel_in_training():
     layer = tfp_bnn.BayesianConv2D(2, 3, use_bias=False, kernel_posterior=tfp_bnn.MeanFieldNormal(0.3))
     images = np.ones((200, 5, 5, 2), np.float32)  # 3 x 3 output pixels per filter
     layer(images)
-    calls = [layer(images).numpy().astype(np.float64) for _ in range(400)]  # training path, fresh dW each
+    # The training path as fit runs it, in a graph: each execution draws a fresh dW (stateful
+    # seeds), and 400 executions of one traced call cost what a few eager calls did.
+    call = tf.function(lambda: layer(images))
+    calls = [call().numpy().astype(np.float64) for _ in range(400)]  # training path, fresh dW each
+    assert not np.allclose(calls[0], calls[1])  # the graph draws afresh at each execution
 
     for outputs in calls:
         np.testing.assert_allclose(outputs, np.broadcast_to(outputs[:, :1, :1], outputs.shape), atol=1e-5)

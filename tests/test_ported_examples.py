@@ -145,7 +145,7 @@ def test_a_custom_training_loop_with_the_series_loss_fits_as_fit_does():
     tf_keras.utils.set_random_seed(0)
     model = tfp_bnn.make_regressor((1,), hidden_units=(16,), train_size=128)
     optimizer = tf_keras.optimizers.Adam(1e-2)
-    for _ in range(60):
+    for _ in range(30):
         for start in range(0, 128, 32):
             with tf.GradientTape() as tape:
                 dist = model(x[start:start + 32], training=True)

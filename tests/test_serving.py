@@ -851,16 +851,17 @@ def test_serving_benchmark_refuses_an_unknown_estimator_before_measuring(monkeyp
     assert measured == []  # nothing measured before the refusal
 
 
-def test_an_empty_request_is_refused_by_name_for_dense_and_conv_models(tmp_path):
+def test_an_empty_request_is_refused_by_name_for_dense_and_conv_models(tmp_path, served):
     """As tfp_bnn.predict refuses x without rows; a convolution's draws (tf.map_fn over
     Conv2D) otherwise failed with "PartialTensorShape: Incompatible shapes during merge"."""
     inputs = tf_keras.Input((6, 6, 1))
     hidden = tf_keras.layers.Flatten()(tfp_bnn.BayesianConv2D(2, 3, kl_weight=0.1)(inputs))
     head = tfp_bnn.CategoricalHead(3)
     conv = tfp_bnn.BayesianModel(inputs, head(tfp_bnn.BayesianDense(head.params_size, kl_weight=0.1)(hidden)))
-    dense = tfp_bnn.make_regressor((2,), hidden_units=(4,), train_size=10)
-    for name, model in (("conv", conv), ("dense", dense)):
-        loaded = tf.saved_model.load(str(serving.export_for_serving(model, tmp_path / name, num_samples=3)))
+    conv_export = serving.export_for_serving(conv, tmp_path / "conv", num_samples=3)
+    dense, _ = served["cases"]["regression"]  # a dense regressor (make_regressor), exported by the fixture
+    for model, path in ((conv, conv_export), (dense, served["exports"]["regression"])):
+        loaded = tf.saved_model.load(str(path))
         empty = tf.zeros((0, *model.input_shape[1:]))
         with pytest.raises(tf.errors.InvalidArgumentError, match="input x has no examples"):
             loaded.signatures["seeded"](x=empty, seed=tf.constant(0, tf.int64))
@@ -884,11 +885,11 @@ def test_an_mc_dropout_answer_is_predict_of_the_whole_request_as_the_readme_says
     assert "batch_size=len(x))`" in readme.replace("\n", " ")
 
 
-def test_a_scalar_x_fed_by_the_server_fails_with_the_named_shape_error(tmp_path):
+def test_a_scalar_x_fed_by_the_server_fails_with_the_named_shape_error(served):
     """TF Serving feeds x unchecked: REST's {"inputs": 0.5} is a scalar. The empty-request
     check must not slice its shape first ("slice index 0 of dimension 0 out of bounds")."""
-    model = tfp_bnn.make_regressor((2,), hidden_units=(4,), train_size=10)
-    path = serving.export_for_serving(model, tmp_path / "scalar", num_samples=3)
+    path = served["exports"]["regression"]  # make_regressor((2,), ...): x of shape (N, 2)
+    assert served["cases"]["regression"][0].input_shape == (None, 2)
     with tf.Graph().as_default() as graph, tf.compat.v1.Session(graph=graph) as session:
         meta_graph = tf.compat.v1.saved_model.loader.load(session, ["serve"], str(path))
         for name in ("serving_default", "seeded"):

@@ -23,8 +23,10 @@ def gap_model():
         (1,), hidden_units=(50, 50), train_size=NUM_TRAIN,
         input_mean=x.mean(axis=0), input_std=x.std(axis=0), target_mean=y.mean(), target_std=y.std(),
     )
-    model.compile(optimizer=tf_keras.optimizers.Adam(3e-3))
-    history = model.fit(x, y, epochs=500, batch_size=100, verbose=0)
+    # Adam(1e-2) for 300 epochs: the numbers below hold with wider margins than Adam(3e-3) had
+    # after 500 (coverage 0.958 vs 0.962 in [0.93, 0.97]), in 60 % of the steps.
+    model.compile(optimizer=tf_keras.optimizers.Adam(1e-2))
+    history = model.fit(x, y, epochs=300, batch_size=100, verbose=0)
     return model, history
 
 
