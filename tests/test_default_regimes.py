@@ -1,35 +1,16 @@
 """fit warns when the default model meets inputs or targets far from unit scale (it fits them badly, silently)."""
-import warnings
 
 import numpy as np
 import pytest
 import tf_keras
 
 import tfp_bnn
-
-
-class _TrainingBegins(Exception):
-    pass
-
-
-class _StopAtTrainBegin(tf_keras.callbacks.Callback):
-    """Ends fit after its checks and Keras's set-up, before the first step is traced."""
-
-    def on_train_begin(self, logs=None):
-        assert int(self.model.optimizer.iterations) == 0 and self.model.train_function is not None
-        raise _TrainingBegins
+from stop_before_training import warnings_before_training
 
 
 def _messages(model, x, y):
-    """fit's "is not standardized" warnings. They are given before Keras trains (tfp_bnn.models.BayesianModel.fit),
-    so fit is stopped as training begins: every check of fit runs, the tracing of a train step (~6 s a model)
-    does not."""
-    model.compile(optimizer="adam")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        with pytest.raises(_TrainingBegins):
-            model.fit(x, y, epochs=1, verbose=0, callbacks=[_StopAtTrainBegin()])
-    return [str(w.message) for w in caught if "is not standardized" in str(w.message)]
+    """fit's "is not standardized" warnings (given before Keras trains, so no train step is traced)."""
+    return [message for message in warnings_before_training(model, x, y) if "is not standardized" in message]
 
 
 def _data(x_scale=1.0, x_offset=0.0, y_scale=1.0, y_offset=0.0):

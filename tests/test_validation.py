@@ -6,8 +6,6 @@ unchanged, the optimizer took no step and Keras never built a train/test
 function.
 """
 
-import warnings
-
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -17,6 +15,7 @@ from scipy import special, stats
 import tensorflow_probability as tfp
 
 import tfp_bnn
+from stop_before_training import warnings_before_training
 from tfp_bnn import cli, data, heads, sampling, validation
 
 N = 12
@@ -814,30 +813,9 @@ def test_make_regressor_keeps_the_normalization_axis_of_1d_inputs():
 # -- train_size against the rows fit trains on ----------------------------------------
 
 
-class _TrainingBegins(Exception):
-    pass
-
-
-class _StopAtTrainBegin(tf_keras.callbacks.Callback):
-    """Ends fit after its checks and Keras's set-up, before the first step is traced."""
-
-    def on_train_begin(self, logs=None):
-        assert int(self.model.optimizer.iterations) == 0 and self.model.train_function is not None
-        raise _TrainingBegins
-
-
 def _kl_weight_warnings(model, x, y=None, **kwargs):
-    """The messages of fit's train_size warning (other warnings, such as Keras's, ignored).
-
-    The warning is given before Keras trains (tfp_bnn.models.BayesianModel.fit), so fit is stopped as
-    training begins: every check of fit runs, the tracing of a train step (~6 s a model) does not.
-    """
-    model.compile(optimizer="adam")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        with pytest.raises(_TrainingBegins):
-            model.fit(x, y, epochs=1, verbose=0, callbacks=[_StopAtTrainBegin()], **kwargs)
-    return [str(w.message) for w in caught if str(w.message).startswith("kl_weight")]
+    """The messages of fit's train_size warning (others, such as Keras's, ignored); no train step is traced."""
+    return [message for message in warnings_before_training(model, x, y, **kwargs) if message.startswith("kl_weight")]
 
 
 def _rows(n):
